@@ -19,10 +19,10 @@
 namespace spindle {
 
 struct ConfigLoadOptions {
-  std::string path;          // explicit file (--config); empty: SP_CONFIG, then /etc
-  std::string section;       // section to apply; empty: the host name
-  bool missing_ok = false;   // tolerate absent default files
-  bool use_env = true;       // apply the environment overrides
+  std::string path;         // explicit file (--config); empty: SP_CONFIG, then /etc
+  std::string section;      // section to apply; empty: the host name
+  bool missing_ok = false;  // tolerate absent default files
+  bool use_env = true;      // apply the environment overrides
 };
 
 class Config {

@@ -10,6 +10,8 @@ uint32_t Crc32cExtend(uint32_t crc, const void* data, size_t len) {
                       ~crc);
 }
 
-uint32_t Crc32c(const void* data, size_t len) { return Crc32cExtend(0, data, len); }
+uint32_t Crc32c(const void* data, size_t len) {
+  return Crc32cExtend(0, data, len);
+}
 
 }  // namespace spindle

@@ -21,11 +21,11 @@ class StrongId {
   Rep v_{};
 };
 
-using DiskId = StrongId<struct DiskIdTag, uint32_t>;        // 0..4095
-using ServerId = StrongId<struct ServerIdTag, uint32_t>;    // 1..32767
-using ClientId = StrongId<struct ClientIdTag, uint32_t>;    // 1..4095
-using NodeId = StrongId<struct NodeIdTag, uint32_t>;        // 0..63
-using LayerId = StrongId<struct LayerIdTag, uint64_t>;      // mgmt-assigned, never reused
+using DiskId = StrongId<struct DiskIdTag, uint32_t>;      // 0..4095
+using ServerId = StrongId<struct ServerIdTag, uint32_t>;  // 1..32767
+using ClientId = StrongId<struct ClientIdTag, uint32_t>;  // 1..4095
+using NodeId = StrongId<struct NodeIdTag, uint32_t>;      // 0..63
+using LayerId = StrongId<struct LayerIdTag, uint64_t>;    // mgmt-assigned, never reused
 using ObjectIndex = StrongId<struct ObjectIndexTag, uint32_t>;
 using Generation = StrongId<struct GenerationTag, int64_t>;
 

@@ -57,7 +57,7 @@ Status Error(Code code, fmt::format_string<Args...> f, Args&&... args) {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(T value) : v_(std::move(value)) {}        // NOLINT: implicit by design
   Result(Status status) : v_(std::move(status)) {  // NOLINT
     assert(!std::get<Status>(v_).ok());
   }
@@ -82,9 +82,9 @@ class [[nodiscard]] Result {
 }  // namespace spindle
 
 // Propagates a non-OK Status from an expression returning Status.
-#define SP_RETURN_IF_ERROR(expr)            \
-  do {                                      \
-    ::spindle::Status sp_status_ = (expr);  \
+#define SP_RETURN_IF_ERROR(expr)             \
+  do {                                       \
+    ::spindle::Status sp_status_ = (expr);   \
     if (!sp_status_.ok()) return sp_status_; \
   } while (0)
 

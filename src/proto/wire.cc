@@ -1,0 +1,332 @@
+#include "proto/wire.h"
+
+#include <bit>
+#include <cstring>
+
+#include "common/assert.h"
+#include "common/crc32c.h"
+
+namespace spindle::proto {
+
+static_assert(std::endian::native == std::endian::little, "wire codec assumes little-endian");
+
+namespace {
+
+// Appends fixed-width little-endian integers.
+class Writer {
+ public:
+  explicit Writer(std::vector<uint8_t>& out) : out_(out) { out_.clear(); }
+  template <typename T>
+  void Put(T v) {
+    size_t at = out_.size();
+    out_.resize(at + sizeof(T));
+    std::memcpy(out_.data() + at, &v, sizeof(T));
+  }
+  void PutBytes(const void* p, size_t n) {
+    size_t at = out_.size();
+    out_.resize(at + n);
+    if (n != 0) std::memcpy(out_.data() + at, p, n);
+  }
+
+ private:
+  std::vector<uint8_t>& out_;
+};
+
+// Reads fixed-width integers; every read is bounds-checked, failures stick.
+class Reader {
+ public:
+  explicit Reader(std::span<const uint8_t> in) : in_(in) {}
+  template <typename T>
+  T Get() {
+    T v{};
+    if (!Need(sizeof(T))) return v;
+    std::memcpy(&v, in_.data() + pos_, sizeof(T));
+    pos_ += sizeof(T);
+    return v;
+  }
+  std::span<const uint8_t> Bytes(size_t n) {
+    if (!Need(n)) return {};
+    auto s = in_.subspan(pos_, n);
+    pos_ += n;
+    return s;
+  }
+  std::span<const uint32_t> Words(size_t n) {
+    if (n > kMaxChunks || !Need(n * 4)) {
+      ok_ = false;
+      return {};
+    }
+    const uint8_t* p = in_.data() + pos_;
+    if (reinterpret_cast<uintptr_t>(p) % alignof(uint32_t) != 0) {
+      ok_ = false;  // payload buffers are malloc-aligned and fields are laid out aligned
+      return {};
+    }
+    pos_ += n * 4;
+    return {reinterpret_cast<const uint32_t*>(p), n};
+  }
+  bool ok() const { return ok_; }
+  bool done() const { return ok_ && pos_ == in_.size(); }
+
+ private:
+  bool Need(size_t n) {
+    if (!ok_ || in_.size() - pos_ < n) ok_ = false;
+    return ok_;
+  }
+  std::span<const uint8_t> in_;
+  size_t pos_ = 0;
+  bool ok_ = true;
+};
+
+Status Malformed(const char* what) {
+  return Error(Code::kInvalidArgument, "malformed {} payload", what);
+}
+
+// Offset/length rules shared by READ and WRITE.
+Status CheckRange(uint32_t offset, uint32_t length) {
+  if (length == 0 || length > kMaxIoBytes || offset % kSectorSize != 0 ||
+      length % kSectorSize != 0 || uint64_t{offset} + length > kObjectSize) {
+    return Error(Code::kInvalidArgument, "bad I/O range offset={} length={}", offset, length);
+  }
+  return Status::Ok();
+}
+
+bool KnownType(uint16_t type) {
+  uint16_t t = type & ~kResponseBit;
+  return t >= static_cast<uint16_t>(MsgType::kHello) &&
+         t <= static_cast<uint16_t>(MsgType::kObjectInfo);
+}
+
+}  // namespace
+
+void EncodeHeader(const FrameHeader& h, uint8_t* out) {
+  std::vector<uint8_t> buf;
+  Writer w(buf);
+  w.Put<uint32_t>(kWireMagic);
+  w.Put<uint16_t>(kWireVersion);
+  w.Put<uint16_t>(h.type);
+  w.Put<uint64_t>(h.request_id);
+  w.Put<uint32_t>(h.payload_len);
+  w.Put<int32_t>(h.status);
+  w.Put<uint32_t>(0);  // reserved
+  w.Put<uint32_t>(Crc32c(buf.data(), buf.size()));
+  std::memcpy(out, buf.data(), kHeaderSize);
+}
+
+Result<FrameHeader> DecodeHeader(const uint8_t* in) {
+  Reader r({in, kHeaderSize});
+  uint32_t magic = r.Get<uint32_t>();
+  uint16_t version = r.Get<uint16_t>();
+  FrameHeader h;
+  h.type = r.Get<uint16_t>();
+  h.request_id = r.Get<uint64_t>();
+  h.payload_len = r.Get<uint32_t>();
+  h.status = r.Get<int32_t>();
+  uint32_t reserved = r.Get<uint32_t>();
+  uint32_t crc = r.Get<uint32_t>();
+  if (magic != kWireMagic) return Error(Code::kInvalidArgument, "bad frame magic {:#x}", magic);
+  if (version != kWireVersion) {
+    return Error(Code::kInvalidArgument, "unsupported wire version {}", version);
+  }
+  if (crc != Crc32c(in, kHeaderSize - 4)) {
+    return Error(Code::kCorruption, "frame header checksum mismatch");
+  }
+  if (!KnownType(h.type) || reserved != 0) {
+    return Error(Code::kInvalidArgument, "unknown frame type {}", h.type);
+  }
+  if (h.payload_len > kMaxPayloadBytes) {
+    return Error(Code::kInvalidArgument, "frame payload {} over limit", h.payload_len);
+  }
+  return h;
+}
+
+void EncodePayload(const WriteRequest& m, std::vector<uint8_t>& out) {
+  SP_ASSERT(m.crcs.size() == ChunkCount(static_cast<uint32_t>(m.data.size())));
+  Writer w(out);
+  w.Put<uint32_t>(m.disk.value());
+  w.Put<uint32_t>(m.object.value());
+  w.Put<uint64_t>(m.layer.value());
+  w.Put<uint64_t>(m.version);
+  w.Put<uint32_t>(m.offset);
+  w.Put<uint32_t>(static_cast<uint32_t>(m.data.size()));
+  w.Put<uint32_t>(m.flags);
+  w.Put<uint32_t>(0);
+  w.PutBytes(m.crcs.data(), m.crcs.size() * 4);
+  w.PutBytes(m.data.data(), m.data.size());
+}
+
+Result<WriteRequest> DecodeWriteRequest(std::span<const uint8_t> payload) {
+  Reader r(payload);
+  WriteRequest m;
+  m.disk = DiskId(r.Get<uint32_t>());
+  m.object = ObjectIndex(r.Get<uint32_t>());
+  m.layer = LayerId(r.Get<uint64_t>());
+  m.version = r.Get<uint64_t>();
+  m.offset = r.Get<uint32_t>();
+  uint32_t length = r.Get<uint32_t>();
+  m.flags = r.Get<uint32_t>();
+  r.Get<uint32_t>();
+  if (!r.ok()) return Malformed("write");
+  SP_RETURN_IF_ERROR(CheckRange(m.offset, length));
+  m.crcs = r.Words(ChunkCount(length));
+  m.data = r.Bytes(length);
+  if (!r.done()) return Malformed("write");
+  if (m.version == 0) return Error(Code::kInvalidArgument, "write version must be >= 1");
+  return m;
+}
+
+void EncodePayload(const WriteResponse& m, std::vector<uint8_t>& out) {
+  Writer w(out);
+  w.Put<uint64_t>(m.version);
+}
+
+Result<WriteResponse> DecodeWriteResponse(std::span<const uint8_t> payload) {
+  Reader r(payload);
+  WriteResponse m;
+  m.version = r.Get<uint64_t>();
+  if (!r.done()) return Malformed("write response");
+  return m;
+}
+
+void EncodePayload(const ReadRequest& m, std::vector<uint8_t>& out) {
+  Writer w(out);
+  w.Put<uint32_t>(m.disk.value());
+  w.Put<uint32_t>(m.object.value());
+  w.Put<uint32_t>(m.offset);
+  w.Put<uint32_t>(m.length);
+  w.Put<uint32_t>(static_cast<uint32_t>(m.chain.size()));
+  w.Put<uint32_t>(0);
+  for (LayerId l : m.chain) w.Put<uint64_t>(l.value());
+}
+
+Result<ReadRequest> DecodeReadRequest(std::span<const uint8_t> payload) {
+  Reader r(payload);
+  ReadRequest m;
+  m.disk = DiskId(r.Get<uint32_t>());
+  m.object = ObjectIndex(r.Get<uint32_t>());
+  m.offset = r.Get<uint32_t>();
+  m.length = r.Get<uint32_t>();
+  uint32_t n = r.Get<uint32_t>();
+  r.Get<uint32_t>();
+  if (!r.ok()) return Malformed("read");
+  SP_RETURN_IF_ERROR(CheckRange(m.offset, m.length));
+  if (n == 0 || n > kMaxChainLength) {
+    return Error(Code::kInvalidArgument, "read chain length {} out of range", n);
+  }
+  m.chain.reserve(n);
+  for (uint32_t i = 0; i < n; ++i) m.chain.emplace_back(r.Get<uint64_t>());
+  if (!r.done()) return Malformed("read");
+  return m;
+}
+
+void EncodePayload(const ReadResponse& m, std::vector<uint8_t>& out) {
+  Writer w(out);
+  w.Put<uint64_t>(m.version);
+  w.Put<uint32_t>(static_cast<uint32_t>(m.data.size()));
+  w.Put<uint32_t>(0);
+  w.PutBytes(m.crcs.data(), m.crcs.size() * 4);
+  w.PutBytes(m.data.data(), m.data.size());
+}
+
+Result<ReadResponse> DecodeReadResponse(std::span<const uint8_t> payload) {
+  Reader r(payload);
+  ReadResponse m;
+  m.version = r.Get<uint64_t>();
+  uint32_t length = r.Get<uint32_t>();
+  r.Get<uint32_t>();
+  if (!r.ok() || length > kMaxIoBytes) return Malformed("read response");
+  m.crcs = r.Words(ChunkCount(length));
+  m.data = r.Bytes(length);
+  if (!r.done()) return Malformed("read response");
+  return m;
+}
+
+void EncodePayload(const ObjectInfoRequest& m, std::vector<uint8_t>& out) {
+  Writer w(out);
+  w.Put<uint32_t>(m.disk.value());
+  w.Put<uint32_t>(m.object.value());
+  w.Put<uint64_t>(m.layer.value());
+}
+
+Result<ObjectInfoRequest> DecodeObjectInfoRequest(std::span<const uint8_t> payload) {
+  Reader r(payload);
+  ObjectInfoRequest m;
+  m.disk = DiskId(r.Get<uint32_t>());
+  m.object = ObjectIndex(r.Get<uint32_t>());
+  m.layer = LayerId(r.Get<uint64_t>());
+  if (!r.done()) return Malformed("object info");
+  return m;
+}
+
+void EncodePayload(const ObjectInfoResponse& m, std::vector<uint8_t>& out) {
+  Writer w(out);
+  w.Put<uint64_t>(m.version);
+  w.Put<uint32_t>(m.state);
+  w.Put<uint32_t>(m.blocks_present);
+}
+
+Result<ObjectInfoResponse> DecodeObjectInfoResponse(std::span<const uint8_t> payload) {
+  Reader r(payload);
+  ObjectInfoResponse m;
+  m.version = r.Get<uint64_t>();
+  m.state = r.Get<uint32_t>();
+  m.blocks_present = r.Get<uint32_t>();
+  if (!r.done()) return Malformed("object info response");
+  return m;
+}
+
+void EncodePayload(const HelloRequest& m, std::vector<uint8_t>& out) {
+  Writer w(out);
+  w.Put<uint32_t>(static_cast<uint32_t>(m.kind));
+  w.Put<uint32_t>(m.peer_id);
+}
+
+Result<HelloRequest> DecodeHelloRequest(std::span<const uint8_t> payload) {
+  Reader r(payload);
+  HelloRequest m;
+  uint32_t kind = r.Get<uint32_t>();
+  m.peer_id = r.Get<uint32_t>();
+  if (!r.done() || kind < 1 || kind > 3) return Malformed("hello");
+  m.kind = static_cast<PeerKind>(kind);
+  return m;
+}
+
+void EncodePayload(const HelloResponse& m, std::vector<uint8_t>& out) {
+  Writer w(out);
+  w.Put<uint32_t>(m.server.value());
+  w.Put<uint32_t>(static_cast<uint32_t>(m.disks.size()));
+  for (DiskId d : m.disks) w.Put<uint32_t>(d.value());
+}
+
+Result<HelloResponse> DecodeHelloResponse(std::span<const uint8_t> payload) {
+  Reader r(payload);
+  HelloResponse m;
+  m.server = ServerId(r.Get<uint32_t>());
+  uint32_t n = r.Get<uint32_t>();
+  if (!r.ok() || n > kMaxDisksPerServer) return Malformed("hello response");
+  for (uint32_t i = 0; i < n; ++i) m.disks.emplace_back(r.Get<uint32_t>());
+  if (!r.done()) return Malformed("hello response");
+  return m;
+}
+
+void ComputeChunkCrcs(std::span<const uint8_t> data, std::vector<uint32_t>& out) {
+  out.resize(ChunkCount(static_cast<uint32_t>(data.size())));
+  for (size_t i = 0; i < out.size(); ++i) {
+    size_t off = i * kBlockSize;
+    out[i] = Crc32c(data.data() + off, std::min<size_t>(kBlockSize, data.size() - off));
+  }
+}
+
+Status VerifyChunkCrcs(std::span<const uint8_t> data, std::span<const uint32_t> crcs) {
+  if (crcs.size() != ChunkCount(static_cast<uint32_t>(data.size()))) {
+    return Error(Code::kInvalidArgument, "checksum count does not match data length");
+  }
+  for (size_t i = 0; i < crcs.size(); ++i) {
+    size_t off = i * kBlockSize;
+    uint32_t c = Crc32c(data.data() + off, std::min<size_t>(kBlockSize, data.size() - off));
+    if (c != crcs[i]) {
+      return Error(Code::kCorruption, "checksum mismatch in chunk {} (at byte {})", i, off);
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace spindle::proto

@@ -1,0 +1,139 @@
+// Data wire protocol v1 between spindle-block (and tools) and spindle-server. Layout and rules
+// are described in docs/formats/wire.md; this file is the only place that encodes them.
+//
+// A frame is a 32-byte header followed by payload_len bytes. Many requests may be in flight on
+// one connection; responses carry the request's id and may come back in any order. A response
+// with status != 0 carries a UTF-8 error message as its payload. All integers little-endian.
+//
+// Decoders validate every length against the limits below and against the actual buffer; a
+// decoder never reads past what it is given. Decoded spans point into the caller's buffer.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/ids.h"
+#include "common/status.h"
+#include "common/units.h"
+
+namespace spindle::proto {
+
+inline constexpr uint32_t kWireMagic = 0x444e5053;  // bytes "SPND"
+inline constexpr uint16_t kWireVersion = 1;
+inline constexpr size_t kHeaderSize = 32;
+inline constexpr uint32_t kMaxIoBytes = static_cast<uint32_t>(kObjectSize);
+inline constexpr uint32_t kMaxChunks = kMaxIoBytes / kBlockSize;  // crcs per I/O
+inline constexpr uint32_t kMaxChainLength = 64;
+inline constexpr uint32_t kMaxErrorBytes = 4096;
+inline constexpr uint32_t kMaxDisksPerServer = 256;
+// The largest payload of any message: a full-object write with its checksums.
+inline constexpr uint32_t kMaxPayloadBytes = kMaxIoBytes + 4 * kMaxChunks + 64;
+
+enum class MsgType : uint16_t {
+  kHello = 1,
+  kWrite = 2,
+  kRead = 3,
+  kObjectInfo = 4,
+};
+inline constexpr uint16_t kResponseBit = 0x8000;
+
+struct FrameHeader {
+  uint16_t type = 0;  // MsgType, | kResponseBit on responses
+  uint64_t request_id = 0;
+  uint32_t payload_len = 0;
+  int32_t status = 0;  // spindle::Code on responses; 0 on requests
+};
+
+void EncodeHeader(const FrameHeader& h, uint8_t* out /* kHeaderSize bytes */);
+// Checks magic, version, header checksum, known type, payload_len <= kMaxPayloadBytes.
+Result<FrameHeader> DecodeHeader(const uint8_t* in /* kHeaderSize bytes */);
+
+// WRITE: apply data at [offset, offset+length) of one object of one layer, as version
+// `version`. crcs[i] = Crc32c of the i-th 4 KiB chunk of data (the last may be shorter).
+// offset and length are multiples of 512, length > 0, offset + length <= kObjectSize.
+inline constexpr uint32_t kWriteFlagFua = 1;
+struct WriteRequest {
+  DiskId disk;
+  LayerId layer;
+  ObjectIndex object;
+  uint64_t version = 0;
+  uint32_t offset = 0;
+  uint32_t flags = 0;
+  std::span<const uint32_t> crcs;  // decoded: points into the payload (aligned by layout)
+  std::span<const uint8_t> data;
+};
+struct WriteResponse {
+  uint64_t version = 0;  // the object's applied version after this write
+};
+
+// READ: [offset, offset+length) of one object through a chain of layers (top first): each
+// 4 KiB block comes from the first layer that has it, zeros where none has. The server checks
+// its stored checksums and answers kCorruption on a mismatch.
+struct ReadRequest {
+  DiskId disk;
+  ObjectIndex object;
+  uint32_t offset = 0;
+  uint32_t length = 0;
+  std::vector<LayerId> chain;  // 1..kMaxChainLength layers, top first
+};
+struct ReadResponse {
+  uint64_t version = 0;            // version of the object in the top layer (0: never written)
+  std::span<const uint32_t> crcs;  // per 4 KiB chunk of data, as in WriteRequest
+  std::span<const uint8_t> data;
+};
+
+// OBJECT_INFO: version and state of one object of one layer on one disk.
+struct ObjectInfoRequest {
+  DiskId disk;
+  LayerId layer;
+  ObjectIndex object;
+};
+struct ObjectInfoResponse {
+  uint64_t version = 0;  // 0: the object does not exist on this disk
+  uint32_t state = 0;    // StorPool ObjectState (1 = OBJECT_OK)
+  uint32_t blocks_present = 0;
+};
+
+// HELLO: first message on a connection; names the peer, learns the server's disks.
+enum class PeerKind : uint32_t { kClient = 1, kServer = 2, kTool = 3 };
+struct HelloRequest {
+  PeerKind kind = PeerKind::kClient;
+  uint32_t peer_id = 0;
+};
+struct HelloResponse {
+  ServerId server;
+  std::vector<DiskId> disks;
+};
+
+// Encoders append the payload to `out` (cleared first). Decoders validate and return views.
+void EncodePayload(const WriteRequest& m, std::vector<uint8_t>& out);
+void EncodePayload(const WriteResponse& m, std::vector<uint8_t>& out);
+void EncodePayload(const ReadRequest& m, std::vector<uint8_t>& out);
+void EncodePayload(const ReadResponse& m, std::vector<uint8_t>& out);
+void EncodePayload(const ObjectInfoRequest& m, std::vector<uint8_t>& out);
+void EncodePayload(const ObjectInfoResponse& m, std::vector<uint8_t>& out);
+void EncodePayload(const HelloRequest& m, std::vector<uint8_t>& out);
+void EncodePayload(const HelloResponse& m, std::vector<uint8_t>& out);
+
+Result<WriteRequest> DecodeWriteRequest(std::span<const uint8_t> payload);
+Result<WriteResponse> DecodeWriteResponse(std::span<const uint8_t> payload);
+Result<ReadRequest> DecodeReadRequest(std::span<const uint8_t> payload);
+Result<ReadResponse> DecodeReadResponse(std::span<const uint8_t> payload);
+Result<ObjectInfoRequest> DecodeObjectInfoRequest(std::span<const uint8_t> payload);
+Result<ObjectInfoResponse> DecodeObjectInfoResponse(std::span<const uint8_t> payload);
+Result<HelloRequest> DecodeHelloRequest(std::span<const uint8_t> payload);
+Result<HelloResponse> DecodeHelloResponse(std::span<const uint8_t> payload);
+
+// Number of 4 KiB chunks (checksums) covering `length` bytes.
+inline uint32_t ChunkCount(uint32_t length) {
+  return static_cast<uint32_t>((length + kBlockSize - 1) / kBlockSize);
+}
+// Computes the per-chunk crcs of `data` into `out` (resized).
+void ComputeChunkCrcs(std::span<const uint8_t> data, std::vector<uint32_t>& out);
+// Checks data against crcs; kCorruption naming the first bad chunk otherwise.
+Status VerifyChunkCrcs(std::span<const uint8_t> data, std::span<const uint32_t> crcs);
+
+}  // namespace spindle::proto
