@@ -1,0 +1,537 @@
+#include "cli/command.h"
+
+#include <charconv>
+#include <regex>
+#include <set>
+
+#include "cli/size.h"
+
+namespace spindle::cli {
+namespace {
+
+using nlohmann::json;
+
+constexpr const char* kPrefix = "/ctrl/1.0/";
+// Most words one command line may have; the grammar never needs more.
+constexpr size_t kMaxWords = 256;
+constexpr size_t kMaxNameChars = 198;  // VolumeName: limit 199 means at most 198 chars
+
+// Reads keyword/value pairs left to right.
+class Words {
+ public:
+  Words(const std::vector<std::string>& w, size_t pos) : w_(w), pos_(pos) {}
+  bool done() const { return pos_ >= w_.size(); }
+  const std::string& peek() const { return w_[pos_]; }
+  std::string next() { return w_[pos_++]; }
+  Result<std::string> Value(const std::string& keyword) {
+    if (done()) return Error(Code::kInvalidArgument, "'{}' needs a value", keyword);
+    return next();
+  }
+
+ private:
+  const std::vector<std::string>& w_;
+  size_t pos_;
+};
+
+Status Bad(const std::string& what) {
+  return Status(Code::kInvalidArgument, what);
+}
+
+Request Get(const std::string& call) {
+  return Request{"GET", kPrefix + call, nullptr};
+}
+Request Post(const std::string& call, json body) {
+  return Request{"POST", kPrefix + call, std::move(body)};
+}
+Command Show(const std::string& call, View view) {
+  return Command{Get(call), view};
+}
+Command Change(const std::string& call, json body) {
+  return Command{Post(call, std::move(body)), View::kOk};
+}
+
+bool Matches(const std::string& s, const char* pattern) {
+  return std::regex_match(s, std::regex(pattern));
+}
+
+Status CheckVolumeName(const std::string& n) {
+  bool ok = Matches(n, R"(#?[A-Za-z0-9_\-.:]+|~[a-z0-9]+\.[a-z0-9]+\.[a-z0-9]+)");
+  if (!ok || n.size() > kMaxNameChars || n == "list" || n == "status") {
+    return Bad("invalid volume name '" + n + "'");
+  }
+  return Status::Ok();
+}
+
+Status CheckPlainName(const std::string& n, const char* what, size_t max_chars) {
+  if (!Matches(n, R"([A-Za-z0-9_\-]+)") || n.size() > max_chars || n == "list") {
+    return Bad(std::string("invalid ") + what + " name '" + n + "'");
+  }
+  return Status::Ok();
+}
+
+Result<int64_t> ParseInt(const std::string& s, int64_t lo, int64_t hi, const char* what) {
+  int64_t v = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || p != s.data() + s.size() || v < lo || v > hi) {
+    return Error(Code::kInvalidArgument, "invalid {} '{}' (expected {}..{})", what, s, lo, hi);
+  }
+  return v;
+}
+
+Result<int64_t> ParseDiskId(const std::string& s) {
+  return ParseInt(s, 0, 4095, "disk id");
+}
+Result<int64_t> ParseClientId(const std::string& s) {
+  return ParseInt(s, 1, 4095, "client id");
+}
+
+// VolumeSize: a whole number of sectors.
+Result<uint64_t> ParseVolumeSize(const std::string& s, bool allow_relative, bool* relative) {
+  SP_ASSIGN_OR_RETURN(SizeArg size, ParseSize(s));
+  if (size.relative && !allow_relative) return Bad("size '" + s + "' cannot be relative");
+  if (size.bytes == 0 || size.bytes % 512 != 0) {
+    return Bad("size '" + s + "' must be a positive multiple of 512 bytes");
+  }
+  if (relative != nullptr) *relative = size.relative;
+  return size.bytes;
+}
+
+// IOPS / bandwidth limits: a number, or "-"/"unlimited" for no limit. Bandwidth takes a size
+// suffix and is then expressed in MiB/s ("0.12M" is not representable and is rejected).
+Result<json> ParseLimit(const std::string& keyword, const std::string& s) {
+  if (s == "-" || s == "unlimited") return json("-");
+  if (keyword == "bw" && !s.empty() && !std::isdigit(static_cast<unsigned char>(s.back()))) {
+    SP_ASSIGN_OR_RETURN(SizeArg size, ParseSize(s));
+    if (size.relative || size.bytes % (1024 * 1024) != 0) {
+      return Bad("bandwidth '" + s + "' must be a whole number of MiB/s");
+    }
+    return json(size.bytes / (1024 * 1024));
+  }
+  SP_ASSIGN_OR_RETURN(int64_t v, ParseInt(s, 0, INT64_MAX, keyword.c_str()));
+  return json(v);
+}
+
+// The keywords shared by volume create/update and templates (VolumePolicyDesc). Returns
+// false when `keyword` is not one of them.
+Result<bool> PolicyKeyword(const std::string& keyword, Words& w, json& body) {
+  if (keyword == "placeAll" || keyword == "placeTail" || keyword == "placeHead") {
+    SP_ASSIGN_OR_RETURN(std::string pg, w.Value(keyword));
+    SP_RETURN_IF_ERROR(CheckPlainName(pg, "placement group", 126));
+    body[keyword] = pg;
+  } else if (keyword == "replication") {
+    SP_ASSIGN_OR_RETURN(std::string v, w.Value(keyword));
+    SP_ASSIGN_OR_RETURN(int64_t n, ParseInt(v, 1, 3, "replication"));
+    body["replication"] = n;
+  } else if (keyword == "iops" || keyword == "bw") {
+    SP_ASSIGN_OR_RETURN(std::string v, w.Value(keyword));
+    SP_ASSIGN_OR_RETURN(body[keyword], ParseLimit(keyword, v));
+  } else if (keyword == "reuseServer") {
+    body["reuseServer"] = true;
+  } else if (keyword == "tag") {
+    SP_ASSIGN_OR_RETURN(std::string kv, w.Value(keyword));
+    auto eq = kv.find('=');
+    std::string k = kv.substr(0, eq), v = eq == std::string::npos ? "" : kv.substr(eq + 1);
+    if (!Matches(k, R"([A-Za-z0-9_\-.:]+)") || !Matches(v, R"([A-Za-z0-9_\-.:]*)")) {
+      return Bad("invalid tag '" + kv + "' (expected name=value)");
+    }
+    body["tags"][k] = v;
+  } else {
+    return false;
+  }
+  return true;
+}
+
+Status Confirm(Words& w, const std::string& name, const char* what) {
+  SP_ASSIGN_OR_RETURN(std::string again, w.Value("delete"));
+  if (again != name) {
+    return Bad(std::string(what) + " name '" + again + "' does not match '" + name +
+               "': repeat the name to confirm delete");
+  }
+  if (!w.done()) return Bad("unexpected '" + w.peek() + "' after delete");
+  return Status::Ok();
+}
+
+Status ExpectEnd(Words& w) {
+  if (!w.done()) return Bad("unexpected '" + w.peek() + "'");
+  return Status::Ok();
+}
+
+}  // namespace
+
+bool ListHasName(const json& list, const std::string& name) {
+  if (list.is_object()) return list.contains(name);
+  if (!list.is_array()) return false;
+  for (const auto& item : list) {
+    if (item.is_object() && item.value("name", json()) == name) return true;
+  }
+  return false;
+}
+
+bool IsMultiClusterCall(const std::string& path) {
+  static const std::set<std::string> kCalls = {"VolumesList",
+                                               "VolumesGetStatus",
+                                               "VolumesGetStatusQuick",
+                                               "VolumesSpace",
+                                               "Volume",
+                                               "VolumeDescribe",
+                                               "VolumeGetInfo",
+                                               "VolumeCreate",
+                                               "VolumeUpdate",
+                                               "VolumeFreeze",
+                                               "VolumeDelete",
+                                               "VolumeBackup",
+                                               "VolumesGroupBackup",
+                                               "VolumeAcquire",
+                                               "VolumeRevert",
+                                               "SnapshotsList",
+                                               "SnapshotsSpace",
+                                               "Snapshot",
+                                               "SnapshotDescribe",
+                                               "SnapshotGetInfo",
+                                               "VolumeSnapshot",
+                                               "SnapshotDelete",
+                                               "VolumesGroupSnapshot",
+                                               "AttachmentsList",
+                                               "VolumesReassign",
+                                               "VolumesReassignWait"};
+  std::string prefix = kPrefix;
+  if (path.rfind(prefix, 0) != 0) return false;
+  std::string call = path.substr(prefix.size());
+  call = call.substr(0, call.find('/'));
+  return kCalls.count(call) > 0;
+}
+
+std::string WithMultiCluster(const std::string& path) {
+  if (!IsMultiClusterCall(path)) return path;
+  return std::string(kPrefix) + "MultiCluster/" + path.substr(std::string(kPrefix).size());
+}
+
+// ---- per-object grammars -------------------------------------------------------------------
+
+namespace {
+
+Result<Command> ParseService(Words& w) {
+  if (!w.done() && w.next() == "list" && w.done()) return Show("ServicesList", View::kServices);
+  return Bad("usage: service list");
+}
+
+Result<Command> ParseServer(Words& w) {
+  if (w.done()) return Bad("usage: server list | server <id> disk list");
+  std::string first = w.next();
+  if (first == "list") {
+    SP_RETURN_IF_ERROR(ExpectEnd(w));
+    return Show("ServersList", View::kServers);
+  }
+  SP_ASSIGN_OR_RETURN(int64_t id, ParseInt(first, 1, 32767, "server id"));
+  if (!w.done() && w.next() == "disk" && !w.done() && w.next() == "list" && w.done()) {
+    return Show("ServerDisksList/" + std::to_string(id), View::kDisks);
+  }
+  return Bad("usage: server <id> disk list");
+}
+
+Result<Command> ParseClient(Words& w) {
+  if (!w.done() && w.next() == "status" && w.done()) {
+    return Show("ClientsConfigDump", View::kClientStatus);
+  }
+  return Bad("usage: client status");
+}
+
+Result<Command> ParseDisk(Words& w) {
+  if (w.done()) return Bad("usage: disk list | disk <id> describe|forget|eject");
+  std::string first = w.next();
+  if (first == "list") {
+    SP_RETURN_IF_ERROR(ExpectEnd(w));
+    return Show("DisksList", View::kDisks);
+  }
+  SP_ASSIGN_OR_RETURN(int64_t id, ParseDiskId(first));
+  std::string sid = std::to_string(id);
+  if (w.done()) return Bad("disk " + sid + ": expected describe, forget or eject");
+  std::string verb = w.next();
+  SP_RETURN_IF_ERROR(ExpectEnd(w));
+  if (verb == "describe" || verb == "list") return Show("DiskDescribe/" + sid, View::kDescribe);
+  if (verb == "forget") return Change("DiskForget/" + sid, nullptr);
+  if (verb == "eject") return Change("DiskEject/" + sid, nullptr);
+  return Bad("disk " + sid + ": unknown '" + verb + "'");
+}
+
+Result<Command> ParsePlacementGroup(Words& w) {
+  if (w.done()) return Bad("usage: placementGroup list | placementGroup <pg> ...");
+  std::string pg = w.next();
+  if (pg == "list") {
+    SP_RETURN_IF_ERROR(ExpectEnd(w));
+    return Show("PlacementGroupsList", View::kPgList);
+  }
+  SP_RETURN_IF_ERROR(CheckPlainName(pg, "placement group", 126));
+  if (w.done()) return Bad("placementGroup " + pg + ": expected list, addDisk, rmDisk, ...");
+  if (w.peek() == "list" || w.peek() == "describe") {
+    w.next();
+    SP_RETURN_IF_ERROR(ExpectEnd(w));
+    return Show("PlacementGroupDescribe/" + pg, View::kPgDisks);
+  }
+  if (w.peek() == "delete") {
+    w.next();
+    SP_RETURN_IF_ERROR(Confirm(w, pg, "placement group"));
+    return Change("PlacementGroupDelete/" + pg, nullptr);
+  }
+  json body = {{"addDisks", json::array()}, {"rmDisks", json::array()}};
+  while (!w.done()) {
+    std::string k = w.next();
+    SP_ASSIGN_OR_RETURN(std::string v, w.Value(k));
+    if (k == "addDisk" || k == "rmDisk") {
+      SP_ASSIGN_OR_RETURN(int64_t id, ParseDiskId(v));
+      body[k == "addDisk" ? "addDisks" : "rmDisks"].push_back(id);
+    } else if (k == "rename") {
+      SP_RETURN_IF_ERROR(CheckPlainName(v, "placement group", 126));
+      body["rename"] = v;
+    } else {
+      return Bad("placementGroup " + pg + ": unknown keyword '" + k + "'");
+    }
+  }
+  return Change("PlacementGroupUpdate/" + pg, std::move(body));
+}
+
+Result<Command> ParseTemplate(Words& w) {
+  if (w.done()) return Bad("usage: template list | template <name> ...");
+  std::string t = w.next();
+  if (t == "list") {
+    SP_RETURN_IF_ERROR(ExpectEnd(w));
+    return Show("VolumeTemplatesList", View::kTemplates);
+  }
+  SP_RETURN_IF_ERROR(CheckPlainName(t, "template", kMaxNameChars));
+  if (w.done()) return Bad("template " + t + ": expected parameters, describe or delete");
+  if (w.peek() == "describe" || w.peek() == "list") {
+    w.next();
+    SP_RETURN_IF_ERROR(ExpectEnd(w));
+    return Show("VolumeTemplateDescribe/" + t, View::kDescribe);
+  }
+  if (w.peek() == "delete") {
+    w.next();
+    SP_RETURN_IF_ERROR(Confirm(w, t, "template"));
+    return Change("VolumeTemplateDelete/" + t, nullptr);
+  }
+  json body = json::object();
+  std::optional<std::string> rename;
+  while (!w.done()) {
+    std::string k = w.next();
+    SP_ASSIGN_OR_RETURN(bool known, PolicyKeyword(k, w, body));
+    if (known) continue;
+    SP_ASSIGN_OR_RETURN(std::string v, w.Value(k));
+    if (k == "size") {
+      SP_ASSIGN_OR_RETURN(uint64_t bytes, ParseVolumeSize(v, false, nullptr));
+      body["size"] = bytes;
+    } else if (k == "parent") {
+      body["parent"] = v;
+    } else if (k == "rename") {
+      SP_RETURN_IF_ERROR(CheckPlainName(v, "template", kMaxNameChars));
+      rename = v;
+    } else {
+      return Bad("template " + t + ": unknown keyword '" + k + "'");
+    }
+  }
+  json update = body;
+  if (rename) update["rename"] = *rename;
+  body["name"] = t;
+  Command c = Change("VolumeTemplateCreate", std::move(body));
+  c.probe = Get("VolumeTemplatesList");
+  c.probe_name = t;
+  c.alternate = Post("VolumeTemplateUpdate/" + t, std::move(update));
+  return c;
+}
+
+// One VolumesReassign item for `attach`/`detach`; `client` may be "all" only for detach.
+Result<json> ReassignItem(const std::string& volume, Words& w, bool attach) {
+  json item = {{"volume", volume}, {"force", false}};
+  std::optional<json> client;
+  bool ro = false;
+  while (!w.done()) {
+    std::string k = w.next();
+    if (k == "force") {
+      item["force"] = true;
+      continue;
+    }
+    SP_ASSIGN_OR_RETURN(std::string v, w.Value(k));
+    if (k == "client") {
+      if (!attach && v == "all") {
+        client = json("all");
+      } else {
+        SP_ASSIGN_OR_RETURN(int64_t id, ParseClientId(v));
+        client = json(id);
+      }
+    } else if (k == "mode" && attach && (v == "ro" || v == "rw")) {
+      ro = v == "ro";
+    } else {
+      return Bad("unexpected '" + k + " " + v + "'");
+    }
+  }
+  if (!client) return Bad(std::string(attach ? "attach" : "detach") + ": 'client <id>' missing");
+  if (!attach) {
+    item["detach"] = client->is_string() ? *client : json::array({*client});
+  } else {
+    item[ro ? "ro" : "rw"] = json::array({*client});
+  }
+  return item;
+}
+
+Result<Command> ParseVolumeCreate(const std::string& v, Words& w) {
+  json body = {{"name", v}};
+  while (!w.done()) {
+    std::string k = w.next();
+    SP_ASSIGN_OR_RETURN(bool known, PolicyKeyword(k, w, body));
+    if (known) continue;
+    SP_ASSIGN_OR_RETURN(std::string val, w.Value(k));
+    if (k == "size") {
+      SP_ASSIGN_OR_RETURN(uint64_t bytes, ParseVolumeSize(val, false, nullptr));
+      body["size"] = bytes;
+    } else if (k == "template") {
+      SP_RETURN_IF_ERROR(CheckPlainName(val, "template", kMaxNameChars));
+      body["template"] = val;
+    } else if (k == "parent" || k == "baseOn") {
+      body[k] = val;
+    } else {
+      return Bad("volume create: unknown keyword '" + k + "'");
+    }
+  }
+  if (!body.contains("size") && !body.contains("template") && !body.contains("parent") &&
+      !body.contains("baseOn")) {
+    return Bad("volume create: 'size' is required (or a template, parent or baseOn)");
+  }
+  return Change("VolumeCreate", std::move(body));
+}
+
+Result<Command> ParseVolumeUpdate(const std::string& v, Words& w) {
+  json body = json::object();
+  while (!w.done()) {
+    std::string k = w.next();
+    SP_ASSIGN_OR_RETURN(bool known, PolicyKeyword(k, w, body));
+    if (known) continue;
+    if (k == "shrinkOk") {
+      body["shrinkOk"] = true;
+      continue;
+    }
+    SP_ASSIGN_OR_RETURN(std::string val, w.Value(k));
+    if (k == "size") {
+      bool relative = false;
+      SP_ASSIGN_OR_RETURN(uint64_t bytes, ParseVolumeSize(val, true, &relative));
+      body[relative ? "sizeAdd" : "size"] = bytes;
+    } else if (k == "rename") {
+      SP_RETURN_IF_ERROR(CheckVolumeName(val));
+      body["rename"] = val;
+    } else if (k == "template") {
+      SP_RETURN_IF_ERROR(CheckPlainName(val, "template", kMaxNameChars));
+      body["template"] = val;
+    } else {
+      return Bad("volume update: unknown keyword '" + k + "'");
+    }
+  }
+  if (body.empty()) return Bad("volume update: nothing to change");
+  return Change("VolumeUpdate/" + v, std::move(body));
+}
+
+Result<Command> ParseVolume(Words& w) {
+  if (w.done()) return Bad("usage: volume list | volume status | volume <name> ...");
+  std::string v = w.next();
+  if (v == "list" || v == "status") {
+    SP_RETURN_IF_ERROR(ExpectEnd(w));
+    return v == "list" ? Show("VolumesList", View::kVolumes)
+                       : Show("VolumesGetStatus", View::kVolumeStatus);
+  }
+  SP_RETURN_IF_ERROR(CheckVolumeName(v));
+  if (w.done()) return Bad("volume " + v + ": expected create, update, delete, list, ...");
+  std::string verb = w.next();
+  if (verb == "create") return ParseVolumeCreate(v, w);
+  if (verb == "update") return ParseVolumeUpdate(v, w);
+  if (verb == "delete") {
+    SP_RETURN_IF_ERROR(Confirm(w, v, "volume"));
+    return Change("VolumeDelete/" + v, nullptr);
+  }
+  if (verb == "attach" || verb == "detach") {
+    SP_ASSIGN_OR_RETURN(json item, ReassignItem(v, w, verb == "attach"));
+    return Change("VolumesReassign", json::array({std::move(item)}));
+  }
+  SP_RETURN_IF_ERROR(ExpectEnd(w));
+  if (verb == "list") return Show("Volume/" + v, View::kVolumes);
+  if (verb == "describe") return Show("VolumeDescribe/" + v, View::kDescribe);
+  if (verb == "info") return Show("VolumeGetInfo/" + v, View::kDescribe);
+  return Bad("volume " + v + ": unknown '" + verb + "'");
+}
+
+// attach volume <v> client <id> [mode ro] [timeout <s>] [noWait] | attach list
+// detach volume <v> client <id>|all [force]
+Result<Command> ParseAttach(Words& w, bool attach) {
+  const char* verb = attach ? "attach" : "detach";
+  if (w.done()) return Bad(std::string("usage: ") + verb + " volume <name> client <id>");
+  std::string what = w.next();
+  if (attach && what == "list") {
+    SP_RETURN_IF_ERROR(ExpectEnd(w));
+    Command c = Show("AttachmentsList", View::kAttachments);
+    c.aux = Get("VolumesList");
+    return c;
+  }
+  if (what != "volume" || w.done()) {
+    return Bad(std::string("usage: ") + verb + " volume <name> client <id>");
+  }
+  std::string v = w.next();
+  SP_RETURN_IF_ERROR(CheckVolumeName(v));
+  // `timeout`/`noWait` switch to VolumesReassignWait; they are pulled out before the item.
+  std::vector<std::string> rest;
+  std::optional<int64_t> timeout_s;
+  while (!w.done()) {
+    std::string k = w.next();
+    if (attach && k == "noWait") {
+      timeout_s = 0;
+    } else if (attach && k == "timeout") {
+      SP_ASSIGN_OR_RETURN(std::string t, w.Value(k));
+      SP_ASSIGN_OR_RETURN(timeout_s, ParseInt(t, 0, 86400, "timeout"));
+    } else {
+      rest.push_back(k);
+    }
+  }
+  Words item_words(rest, 0);
+  SP_ASSIGN_OR_RETURN(json item, ReassignItem(v, item_words, attach));
+  if (!timeout_s) return Change("VolumesReassign", json::array({std::move(item)}));
+  json body = {{"reassign", json::array({std::move(item)})}, {"attachTimeout", *timeout_s}};
+  return Change("VolumesReassignWait", std::move(body));
+}
+
+}  // namespace
+
+Result<Command> ParseCommand(const std::vector<std::string>& words) {
+  if (words.empty()) return Bad("no command given");
+  if (words.size() > kMaxWords) return Bad("too many words");
+  Words w(words, 1);
+  const std::string& object = words[0];
+  if (object == "service") return ParseService(w);
+  if (object == "server") return ParseServer(w);
+  if (object == "client") return ParseClient(w);
+  if (object == "disk") return ParseDisk(w);
+  if (object == "placementGroup") return ParsePlacementGroup(w);
+  if (object == "template") return ParseTemplate(w);
+  if (object == "volume") return ParseVolume(w);
+  if (object == "attach") return ParseAttach(w, true);
+  if (object == "detach") return ParseAttach(w, false);
+  return Bad("unknown object '" + object + "'");
+}
+
+const char* UsageText() {
+  return R"(usage: spindle [-j] [-B] [-M] [--config FILE] <object> [<name>] <keyword value ...>
+  -j  print the API's JSON reply    -B  retry transient errors    -M  MultiCluster calls
+objects:
+  service list | server list | server <id> disk list | client status
+  disk list | disk <id> describe|forget|eject
+  placementGroup list | placementGroup <pg> list | placementGroup <pg> delete <pg>
+  placementGroup <pg> [addDisk <id>]... [rmDisk <id>]... [rename <new>]
+  template list | template <t> describe | template <t> delete <t>
+  template <t> [replication N] [placeAll|placeTail|placeHead PG] [size S] [iops N] [bw N]
+               [reuseServer] [parent SNAP] [rename NEW]
+  volume list | volume status | volume <v> list|describe|info | volume <v> delete <v>
+  volume <v> create size S [template T] [placeAll|placeTail|placeHead PG] [replication N]
+               [reuseServer] [iops N] [bw N] [tag k=v]...
+  volume <v> update [size S|+S] [rename NEW] [template T] [tag k=v]... [shrinkOk]
+  volume <v> attach client <id> [mode ro] | volume <v> detach client <id>|all
+  attach volume <v> client <id> [mode ro] [timeout S] [noWait] | attach list
+  detach volume <v> client <id>|all [force]
+sizes take K/M/G/T (binary) suffixes; run without arguments for an interactive prompt.
+)";
+}
+
+}  // namespace spindle::cli
