@@ -1,0 +1,322 @@
+#include "mgmt/api.h"
+
+#include <set>
+
+#include "common/log.h"
+#include "mgmt/api_errors.h"
+
+namespace spindle::mgmt {
+namespace {
+
+constexpr std::string_view kPublicPrefix = "/ctrl/1.0/";
+constexpr std::string_view kInternalPrefix = "/spindle/1/";
+constexpr std::string_view kAuthScheme = "Storpool v1:";
+
+// Every call of the StorPool 19.01 API (first path segment); those without a handler answer
+// notImplemented rather than "unknown call".
+const std::set<std::string, std::less<>>& KnownCalls() {
+  static const std::set<std::string, std::less<>> kCalls = {"NetworkPeersList",
+                                                            "TasksList",
+                                                            "ServicesList",
+                                                            "ServersListBlocked",
+                                                            "AllPeersActiveRequests",
+                                                            "ServersList",
+                                                            "ServerDisksList",
+                                                            "ServerDiskDescribe",
+                                                            "ClientsConfigDump",
+                                                            "ClientConfigWait",
+                                                            "ClientActiveRequests",
+                                                            "DisksList",
+                                                            "DiskDescribe",
+                                                            "DiskEject",
+                                                            "DiskForget",
+                                                            "DiskIgnore",
+                                                            "DiskSoftEject",
+                                                            "DiskSoftEjectPause",
+                                                            "DiskSoftEjectCancel",
+                                                            "DiskSetDescription",
+                                                            "DiskActiveRequests",
+                                                            "DiskScrubStart",
+                                                            "DiskScrubPause",
+                                                            "DiskScrubContinue",
+                                                            "DiskRetrim",
+                                                            "VolumesList",
+                                                            "VolumesGetStatus",
+                                                            "VolumesGetStatusQuick",
+                                                            "VolumesSpace",
+                                                            "Volume",
+                                                            "VolumeDescribe",
+                                                            "VolumeGetInfo",
+                                                            "VolumeListSnapshots",
+                                                            "VolumeCreate",
+                                                            "VolumeUpdate",
+                                                            "VolumeFreeze",
+                                                            "VolumeRebase",
+                                                            "VolumeAbandonDisk",
+                                                            "VolumeDelete",
+                                                            "VolumeBackup",
+                                                            "VolumesGroupBackup",
+                                                            "VolumeMoveToRemote",
+                                                            "VolumeExport",
+                                                            "VolumeAcquire",
+                                                            "VolumeFromRemote",
+                                                            "VolumeRevert",
+                                                            "SnapshotsList",
+                                                            "SnapshotsSpace",
+                                                            "Snapshot",
+                                                            "SnapshotDescribe",
+                                                            "SnapshotGetInfo",
+                                                            "VolumeSnapshot",
+                                                            "SnapshotUpdate",
+                                                            "SnapshotRebase",
+                                                            "SnapshotDelete",
+                                                            "SnapshotDeleteById",
+                                                            "VolumesGroupSnapshot",
+                                                            "SnapshotFromRemote",
+                                                            "SnapshotMoveToRemote",
+                                                            "SnapshotExport",
+                                                            "SnapshotUnexport",
+                                                            "ExportsList",
+                                                            "VolumeExportsList",
+                                                            "SnapshotsRemoteList",
+                                                            "VolumesRemoteList",
+                                                            "SnapshotsRemoteUnexport",
+                                                            "AttachmentsList",
+                                                            "VolumesReassign",
+                                                            "VolumesReassignWait",
+                                                            "PlacementGroupsList",
+                                                            "PlacementGroupDescribe",
+                                                            "PlacementGroupUpdate",
+                                                            "PlacementGroupDelete",
+                                                            "FaultSetsList",
+                                                            "VagList",
+                                                            "VolumeUpdateVag",
+                                                            "SnapshotUpdateVag",
+                                                            "VagUpdate",
+                                                            "VolumeTemplatesList",
+                                                            "VolumeTemplatesStatus",
+                                                            "VolumeTemplateDescribe",
+                                                            "VolumeTemplateCreate",
+                                                            "VolumeTemplateUpdate",
+                                                            "VolumeTemplateDelete",
+                                                            "VolumeRelocatorStatus",
+                                                            "VolumeRelocatorDisksList",
+                                                            "VolumeRelocatorVolumeDisks",
+                                                            "VolumeRelocatorSnapshotDisks",
+                                                            "VolumeBalancerStatus",
+                                                            "VolumeBalancerVolumesStatus",
+                                                            "VolumeBalancerDisksList",
+                                                            "VolumeBalancerVolumeDisks",
+                                                            "VolumeBalancerSnapshotDisks",
+                                                            "VolumeBalancerVolumeDiskSets",
+                                                            "VolumeBalancerSnapshotDiskSets",
+                                                            "iSCSIConfig",
+                                                            "iSCSISessionsInfo",
+                                                            "iSCSInterfacesInfo",
+                                                            "LocationsList",
+                                                            "LocationAdd",
+                                                            "LocationRemove",
+                                                            "LocationUpdate",
+                                                            "LocationRename",
+                                                            "ClustersList",
+                                                            "ClusterAdd",
+                                                            "ClusterRemove",
+                                                            "ClusterRename",
+                                                            "RemoteBridgesList",
+                                                            "RemoteBridgeAdd",
+                                                            "RemoteBridgeRemove",
+                                                            "MaintenanceList",
+                                                            "MaintenanceSet",
+                                                            "MaintenanceComplete",
+                                                            "KV"};
+  return kCalls;
+}
+
+// The calls a client may send with the MultiCluster/ prefix.
+bool IsMultiClusterCall(std::string_view call) {
+  static const std::set<std::string, std::less<>> kMc = {"VolumesList",
+                                                         "VolumesGetStatus",
+                                                         "VolumesGetStatusQuick",
+                                                         "VolumesSpace",
+                                                         "Volume",
+                                                         "VolumeDescribe",
+                                                         "VolumeGetInfo",
+                                                         "VolumeCreate",
+                                                         "VolumeUpdate",
+                                                         "VolumeFreeze",
+                                                         "VolumeDelete",
+                                                         "VolumeBackup",
+                                                         "VolumesGroupBackup",
+                                                         "VolumeAcquire",
+                                                         "VolumeRevert",
+                                                         "SnapshotsList",
+                                                         "SnapshotsSpace",
+                                                         "Snapshot",
+                                                         "SnapshotDescribe",
+                                                         "SnapshotGetInfo",
+                                                         "VolumeSnapshot",
+                                                         "SnapshotDelete",
+                                                         "VolumesGroupSnapshot",
+                                                         "AttachmentsList",
+                                                         "VolumesReassign",
+                                                         "VolumesReassignWait"};
+  return kMc.count(call) > 0;
+}
+
+int HexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// Undoes %XX escapes. API names never contain '%', so raw and percent-encoded targets mean the
+// same; the HTTP adapter also escapes a raw '#' this way.
+std::string PercentDecode(std::string_view s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%' && i + 2 < s.size() && HexValue(s[i + 1]) >= 0 && HexValue(s[i + 2]) >= 0) {
+      out += static_cast<char>(HexValue(s[i + 1]) * 16 + HexValue(s[i + 2]));
+      i += 2;
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+
+std::vector<std::string> SplitPath(std::string_view path) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= path.size()) {
+    size_t slash = path.find('/', start);
+    if (slash == std::string_view::npos) slash = path.size();
+    out.push_back(PercentDecode(path.substr(start, slash - start)));
+    start = slash + 1;
+  }
+  return out;
+}
+
+bool ConstantTimeEquals(std::string_view a, std::string_view b) {
+  unsigned char diff = a.size() == b.size() ? 0 : 1;
+  for (size_t i = 0; i < a.size(); ++i) {
+    diff |= static_cast<unsigned char>(a[i] ^ (i < b.size() ? b[i] : 0));
+  }
+  return diff == 0;
+}
+
+}  // namespace
+
+Json ApiOk(int64_t generation, Json extra) {
+  Json j = {{"ok", true}, {"generation", generation}};
+  for (auto& [k, v] : extra.items()) j[k] = v;
+  return j;
+}
+
+Api::Api(Cluster& cluster, ApiOptions options) : cluster_(cluster), options_(std::move(options)) {
+  RegisterServiceCalls(public_calls_, internal_calls_);
+  RegisterDiskCalls(public_calls_);
+  RegisterTemplateCalls(public_calls_);
+  RegisterVolumeCalls(public_calls_);
+  RegisterAttachmentCalls(public_calls_);
+}
+
+Status Api::CheckAuth(const std::optional<std::string>& authorization) const {
+  if (!authorization) {
+    return Error(Code::kPermissionDenied, "missing Authorization header");
+  }
+  std::string_view h = *authorization;
+  if (h.substr(0, kAuthScheme.size()) != kAuthScheme ||
+      !ConstantTimeEquals(h.substr(kAuthScheme.size()), options_.auth_token)) {
+    return Error(Code::kPermissionDenied, "authorization failed");
+  }
+  return Status::Ok();
+}
+
+ApiResponse Api::Handle(std::string_view method, std::string_view target,
+                        const std::optional<std::string>& authorization, const std::string& body) {
+  Result<Json> data = CheckAuth(authorization).ok() ? Dispatch(method, target, body)
+                                                    : Result<Json>(CheckAuth(authorization));
+  int64_t generation = cluster_.generation();
+  if (!data.ok()) {
+    SP_LOG_INFO("{} {}: {}", method, target, data.status().ToString());
+    return {ErrorInfoFor(data.status().code()).http_status, ErrorBody(data.status(), generation)};
+  }
+  Json reply = {{"generation", generation}, {"data", std::move(*data)}};
+  return {200, reply.dump(-1, ' ', true, Json::error_handler_t::replace)};
+}
+
+Result<Json> Api::Dispatch(std::string_view method, std::string_view target,
+                           const std::string& body) {
+  ApiRequest req;
+  if (method == "GET") {
+    req.method = Method::kGet;
+  } else if (method == "POST") {
+    req.method = Method::kPost;
+  } else {
+    return Error(Code::kInvalidArgument, "unsupported HTTP method {}", method);
+  }
+  std::string_view path = target;
+  if (size_t q = path.find('?'); q != std::string_view::npos) {
+    req.query = std::string(path.substr(q + 1));
+    path = path.substr(0, q);
+  }
+  const CallTable* table = nullptr;
+  std::vector<std::string> seg;
+  if (path.substr(0, kPublicPrefix.size()) == kPublicPrefix) {
+    table = &public_calls_;
+    seg = SplitPath(path.substr(kPublicPrefix.size()));
+    if (seg.size() >= 2 && seg[0] == "RemoteCommand") {
+      if (cluster_.options().cluster_name.empty() || seg[1] != cluster_.options().cluster_name) {
+        return Error(Code::kNotFound, "RemoteCommand: unknown cluster '{}'", seg[1]);
+      }
+      seg.erase(seg.begin(), seg.begin() + 2);
+    }
+    if (!seg.empty() && seg[0] == "MultiCluster") {
+      req.multi_cluster = true;
+      seg.erase(seg.begin());
+    }
+  } else if (path.substr(0, kInternalPrefix.size()) == kInternalPrefix) {
+    table = &internal_calls_;
+    seg = SplitPath(path.substr(kInternalPrefix.size()));
+  } else {
+    return Error(Code::kNotFound, "no API at '{}'", path);
+  }
+  if (seg.empty() || seg[0].empty()) return Error(Code::kNotFound, "missing API call name");
+  req.call = seg[0];
+  req.args.assign(seg.begin() + 1, seg.end());
+  auto it = table->find(req.call);
+  if (it == table->end()) {
+    if (table == &public_calls_ && KnownCalls().count(req.call)) {
+      return Error(Code::kUnimplemented, "'{}' is not implemented by this Spindle build", req.call);
+    }
+    return Error(Code::kNotFound, "unknown API call '{}'", req.call);
+  }
+  if (req.multi_cluster && !IsMultiClusterCall(req.call)) {
+    return Error(Code::kInvalidArgument, "'{}' has no MultiCluster form", req.call);
+  }
+  const CallSpec& spec = it->second;
+  if (spec.method != req.method) {
+    return Error(Code::kInvalidArgument, "'{}' must be called with {}", req.call,
+                 spec.method == Method::kGet ? "GET" : "POST");
+  }
+  if (req.args.size() != spec.args) {
+    return Error(Code::kInvalidArgument, "'{}' takes {} path argument(s), got {}", req.call,
+                 spec.args, req.args.size());
+  }
+  for (const std::string& a : req.args) {
+    if (a.empty()) return Error(Code::kInvalidArgument, "empty path argument");
+  }
+  if (body.size() > kMaxBodyBytes) {
+    return Error(Code::kInvalidArgument, "request body exceeds {} bytes", kMaxBodyBytes);
+  }
+  if (req.method == Method::kPost && !body.empty()) {
+    req.body = Json::parse(body, nullptr, /*allow_exceptions=*/false);
+    if (req.body->is_discarded()) {
+      return Error(Code::kInvalidArgument, "request body is not valid JSON");
+    }
+  }
+  return spec.handler(cluster_, req);
+}
+
+}  // namespace spindle::mgmt

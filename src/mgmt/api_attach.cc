@@ -1,0 +1,149 @@
+// AttachmentsList and VolumesReassign: which client may use which volume, read-write or
+// read-only. Rules: a volume is attached read-write to at most one client, and never
+// read-write and read-only at once; `force` detaches whoever is in the way.
+#include <set>
+
+#include "mgmt/api_common.h"
+#include "proto/api_validate.h"
+
+namespace spindle::mgmt {
+namespace {
+
+constexpr size_t kMaxReassignItems = 4096;
+constexpr uint32_t kMaxAttachmentsPerClient = 1024;  // AttachmentPos 0..1023
+
+struct Reassign {
+  std::string volume;
+  bool detach_all = false;
+  std::vector<uint32_t> detach, ro, rw;
+  bool force = false;
+};
+
+Result<Reassign> ParseItem(const Json& item) {
+  if (!item.is_object()) return Error(Code::kInvalidArgument, "reassign items must be objects");
+  if (!item.contains("volume") && item.contains("snapshot")) {
+    return Error(Code::kUnimplemented, "snapshot attachments are not implemented");
+  }
+  Reassign r;
+  std::optional<std::string> volume;
+  std::optional<std::vector<uint32_t>> ro, rw, detach;
+  std::optional<bool> force;
+  SP_RETURN_IF_ERROR(OptString(item, "volume", volume));
+  if (!volume) return Error(Code::kInvalidArgument, "reassign item without 'volume'");
+  SP_RETURN_IF_ERROR(proto::ValidateVolumeNameOrGlobalId("volume", *volume));
+  SP_RETURN_IF_ERROR(OptClientIdList(item, "ro", ro));
+  SP_RETURN_IF_ERROR(OptClientIdList(item, "rw", rw));
+  SP_RETURN_IF_ERROR(OptBool(item, "force", force));
+  auto d = item.find("detach");
+  if (d != item.end() && d->is_string() && d->get<std::string>() == "all") {
+    r.detach_all = true;
+  } else {
+    SP_RETURN_IF_ERROR(OptClientIdList(item, "detach", detach));
+  }
+  r.volume = *volume;
+  r.ro = ro.value_or(std::vector<uint32_t>{});
+  r.rw = rw.value_or(std::vector<uint32_t>{});
+  r.detach = detach.value_or(std::vector<uint32_t>{});
+  r.force = force.value_or(false);
+  if (r.rw.size() > 1) {
+    return Error(Code::kInvalidArgument, "volume '{}' can be read-write on one client only",
+                 r.volume);
+  }
+  if (!r.rw.empty() && !r.ro.empty()) {
+    return Error(Code::kInvalidArgument, "volume '{}' cannot be attached rw and ro at once",
+                 r.volume);
+  }
+  return r;
+}
+
+uint32_t FreePos(const State& s, const std::string& client) {
+  std::set<uint32_t> used;
+  for (const auto& [_, v] : s.volumes) {
+    auto it = v.attachments.find(client);
+    if (it != v.attachments.end()) used.insert(it->second.pos);
+  }
+  uint32_t pos = 0;
+  while (used.count(pos)) ++pos;
+  return pos;
+}
+
+Status Attach(State& s, VolumeRecord& v, uint32_t client, const std::string& rights, bool force) {
+  if (!s.clients.count(client)) return Error(Code::kNotFound, "client {} is not known", client);
+  std::string key = std::to_string(client);
+  for (auto it = v.attachments.begin(); it != v.attachments.end();) {
+    bool conflict = it->first != key && (rights == "rw" || it->second.rights == "rw");
+    if (!conflict) {
+      ++it;
+      continue;
+    }
+    if (!force) {
+      return Error(Code::kFailedPrecondition, "volume '{}' is attached {} to client {}", v.name,
+                   it->second.rights, it->first);
+    }
+    it = v.attachments.erase(it);
+  }
+  auto cur = v.attachments.find(key);
+  if (cur != v.attachments.end()) {
+    cur->second.rights = rights;
+    return Status::Ok();
+  }
+  uint32_t pos = FreePos(s, key);
+  if (pos >= kMaxAttachmentsPerClient) {
+    return Error(Code::kResourceExhausted, "client {} has {} attachments", client, pos);
+  }
+  v.attachments[key] = {rights, pos};
+  return Status::Ok();
+}
+
+Status ApplyReassign(State& s, const Reassign& r) {
+  SP_ASSIGN_OR_RETURN(const VolumeRecord* found, LookupVolume(s, r.volume));
+  VolumeRecord& v = s.volumes.at(found->id);
+  if (r.detach_all) v.attachments.clear();
+  for (uint32_t c : r.detach) v.attachments.erase(std::to_string(c));
+  for (uint32_t c : r.rw) SP_RETURN_IF_ERROR(Attach(s, v, c, "rw", r.force));
+  for (uint32_t c : r.ro) SP_RETURN_IF_ERROR(Attach(s, v, c, "ro", r.force));
+  return Status::Ok();
+}
+
+Result<Json> VolumesReassign(Cluster& c, const ApiRequest& req) {
+  if (!req.body || !req.body->is_array()) {
+    return Error(Code::kInvalidArgument, "VolumesReassign needs a JSON array body");
+  }
+  if (req.body->size() > kMaxReassignItems) {
+    return Error(Code::kInvalidArgument, "at most {} reassign items", kMaxReassignItems);
+  }
+  std::vector<Reassign> items;
+  for (const Json& item : *req.body) {
+    SP_ASSIGN_OR_RETURN(Reassign r, ParseItem(item));
+    items.push_back(std::move(r));
+  }
+  SP_ASSIGN_OR_RETURN(int64_t gen, c.Mutate([&](State& s) -> Status {
+    for (const Reassign& r : items) SP_RETURN_IF_ERROR(ApplyReassign(s, r));
+    return Status::Ok();
+  }));
+  return ApiOk(gen);
+}
+
+Result<Json> AttachmentsList(Cluster& c, const ApiRequest& req) {
+  return c.Read([&](const State& s, const Runtime&) {
+    Json out = Json::array();
+    for (const auto& [_, v] : s.volumes) {
+      for (const auto& [client, a] : v.attachments) {
+        Json j = {{"volume", v.name},   {"snapshot", false}, {"client", std::stoul(client)},
+                  {"rights", a.rights}, {"pos", a.pos},      {"globalId", v.globalId}};
+        if (req.multi_cluster) j["clusterId"] = s.counters.clusterId;
+        out.push_back(std::move(j));
+      }
+    }
+    return out;
+  });
+}
+
+}  // namespace
+
+void RegisterAttachmentCalls(CallTable& t) {
+  t["AttachmentsList"] = {Method::kGet, 0, AttachmentsList};
+  t["VolumesReassign"] = {Method::kPost, 0, VolumesReassign};
+}
+
+}  // namespace spindle::mgmt

@@ -1,0 +1,327 @@
+// ServicesList, ServersList, ClientsConfigDump, TasksList and the internal service endpoints
+// (ServiceRegister, ClientState, ClientReport; docs/formats/internal-api.md).
+#include <algorithm>
+#include <set>
+
+#include "common/log.h"
+#include "mgmt/api_common.h"
+#include "proto/api_validate.h"
+
+namespace spindle::mgmt {
+namespace {
+
+constexpr uint32_t kMgmtId = 1;  // MgmtId 1..4095; one mgmt instance in embedded mode
+constexpr int64_t kHeartbeatIntervalMs = 1000;
+constexpr int64_t kDefaultPollMs = 10000;
+constexpr int64_t kMaxPollMs = 30000;
+constexpr size_t kMaxDisksPerServer = 256;
+
+Json ClusterStatusJson(const Cluster& cluster, const State& s, bool with_clients) {
+  Json servers = Json::object(), clients = Json::object();
+  size_t up = 0;
+  for (const auto& [id, sv] : s.servers) {
+    up += sv.up;
+    servers[std::to_string(id)] = {{"id", id},
+                                   {"nodeId", sv.nodeId},
+                                   {"version", sv.version},
+                                   {"startTime", sv.startTime},
+                                   {"status", sv.up ? "running" : "down"},
+                                   {"missingDisks", Json::array()},
+                                   {"pendingDisks", Json::array()}};
+  }
+  if (with_clients) {
+    for (const auto& [id, c] : s.clients) {
+      clients[std::to_string(id)] = {{"id", id},
+                                     {"nodeId", c.nodeId},
+                                     {"version", c.version},
+                                     {"startTime", c.startTime},
+                                     {"status", c.up ? "running" : "down"}};
+    }
+  }
+  // Running with a majority of the known servers, waiting below it, down with none up.
+  const char* status = up == 0 ? "down" : (2 * up > s.servers.size() ? "running" : "waiting");
+  Json mgmt = {{"id", kMgmtId},
+               {"nodeId", cluster.options().node_id},
+               {"version", SPINDLE_VERSION},
+               {"startTime", nullptr},
+               {"status", "running"},
+               {"prio", 0},
+               {"active", true}};
+  return {{"clusterStatus", status},   {"mgmt", {{std::to_string(kMgmtId), mgmt}}},
+          {"clients", clients},        {"servers", servers},
+          {"bridges", Json::object()}, {"iscsiTargets", Json::object()}};
+}
+
+Result<Json> ServicesList(Cluster& c, const ApiRequest&) {
+  return c.Read([&](const State& s, const Runtime&) { return ClusterStatusJson(c, s, true); });
+}
+Result<Json> ServersList(Cluster& c, const ApiRequest&) {
+  return c.Read([&](const State& s, const Runtime&) { return ClusterStatusJson(c, s, false); });
+}
+Result<Json> TasksList(Cluster&, const ApiRequest&) {
+  return Json::array();  // nothing relocates or recovers through mgmt tasks yet
+}
+
+Result<Json> ClientsConfigDump(Cluster& c, const ApiRequest&) {
+  return c.Read([&](const State& s, const Runtime& rt) {
+    Json out = Json::array();
+    for (const auto& [id, cl] : s.clients) {
+      auto it = rt.clientApplied.find(id);
+      int64_t applied = it == rt.clientApplied.end() ? 0 : it->second;
+      const char* st = !cl.up ? "down" : (applied >= s.generation ? "ok" : "updating");
+      out.push_back({{"id", id},
+                     {"generation", s.generation},
+                     {"clientGeneration", applied},
+                     {"configStatus", st},
+                     {"delay", 0}});
+    }
+    return out;
+  });
+}
+
+struct RegisteredDisk {
+  DiskRecord rec;
+  DiskStats stats;
+};
+
+Result<RegisteredDisk> ParseDisk(const Json& d) {
+  if (!d.is_object()) return Error(Code::kInvalidArgument, "disks[] must be objects");
+  RegisteredDisk out;
+  std::optional<int64_t> id, sectors, oc, oa, ood, ss, ec, ea;
+  std::optional<std::string> device;
+  std::optional<bool> ssd, journaled;
+  SP_RETURN_IF_ERROR(OptInt(d, "id", id));
+  if (!id) return Error(Code::kInvalidArgument, "disk without 'id'");
+  SP_RETURN_IF_ERROR(proto::ValidateDiskId("disks[].id", *id));
+  SP_RETURN_IF_ERROR(OptString(d, "device", device));
+  SP_RETURN_IF_ERROR(OptBool(d, "ssd", ssd));
+  SP_RETURN_IF_ERROR(OptBool(d, "journaled", journaled));
+  for (auto [key, slot] : {std::pair{"sectorsCount", &sectors},
+                           {"objectsCount", &oc},
+                           {"objectsAllocated", &oa},
+                           {"objectsOnDiskSize", &ood},
+                           {"storedSize", &ss},
+                           {"entriesCount", &ec},
+                           {"entriesAllocated", &ea}}) {
+    SP_RETURN_IF_ERROR(OptInt(d, key, *slot));
+  }
+  out.rec.id = static_cast<uint32_t>(*id);
+  out.rec.device = device.value_or("");
+  out.rec.ssd = ssd.value_or(false);
+  out.rec.journaled = journaled.value_or(false);
+  out.rec.sectorsCount = sectors.value_or(0);
+  out.stats = {oc.value_or(0), oa.value_or(0), ood.value_or(0),
+               ss.value_or(0), ec.value_or(0), ea.value_or(0)};
+  return out;
+}
+
+struct ServiceHeader {
+  int64_t id = 0;
+  int64_t node_id = 0;
+  std::string version;
+  int64_t start_time = 0;
+};
+
+Result<ServiceHeader> ParseHeader(const Json& body, bool server) {
+  std::optional<int64_t> id, node, start;
+  std::optional<std::string> version;
+  SP_RETURN_IF_ERROR(OptInt(body, "id", id));
+  SP_RETURN_IF_ERROR(OptInt(body, "nodeId", node));
+  SP_RETURN_IF_ERROR(OptInt(body, "startTime", start));
+  SP_RETURN_IF_ERROR(OptString(body, "version", version));
+  if (!id) return Error(Code::kInvalidArgument, "missing 'id'");
+  SP_RETURN_IF_ERROR(server ? proto::ValidateServerId("id", *id)
+                            : proto::ValidateClientId("id", *id));
+  SP_RETURN_IF_ERROR(proto::ValidateNodeId("nodeId", node.value_or(0)));
+  return ServiceHeader{*id, node.value_or(0), version.value_or(""), start.value_or(0)};
+}
+
+// Applies one server registration to the state (see internal-api.md for the rules).
+Status ApplyServer(State& s, const ServerRecord& reg, const std::vector<RegisteredDisk>& disks) {
+  for (const RegisteredDisk& d : disks) {
+    auto it = s.disks.find(d.rec.id);
+    if (it != s.disks.end() && it->second.serverId != reg.id) {
+      return Error(Code::kInvalidArgument, "disk {} belongs to server {}", d.rec.id,
+                   it->second.serverId);
+    }
+  }
+  std::set<uint32_t> now(reg.disks.begin(), reg.disks.end());
+  if (auto old = s.servers.find(reg.id); old != s.servers.end()) {
+    for (uint32_t gone : old->second.disks) {
+      auto it = s.disks.find(gone);
+      if (!now.count(gone) && it != s.disks.end() && DiskIsUp(it->second)) {
+        it->second.generationLeft = s.generation;
+      }
+    }
+  }
+  for (const RegisteredDisk& d : disks) {
+    DiskRecord& rec = s.disks[d.rec.id];
+    DiskRecord fresh = d.rec;
+    fresh.serverId = reg.id;
+    fresh.model = rec.model;
+    fresh.serial = rec.serial;
+    fresh.description = rec.description;
+    fresh.softEject = rec.softEject.empty() ? "off" : rec.softEject;
+    fresh.generationLeft = -1;
+    rec = fresh;
+  }
+  s.servers[reg.id] = reg;
+  return Status::Ok();
+}
+
+Result<Json> RegisterServer(Cluster& c, const Json& body, const ServiceHeader& h) {
+  std::optional<std::string> addr;
+  std::optional<int64_t> port;
+  SP_RETURN_IF_ERROR(OptString(body, "addr", addr));
+  SP_RETURN_IF_ERROR(OptInt(body, "port", port));
+  if (!addr || !port || *port < 1 || *port > 65535) {
+    return Error(Code::kInvalidArgument, "a server registration needs 'addr' and 'port'");
+  }
+  auto it = body.find("disks");
+  if (it != body.end() && (!it->is_array() || it->size() > kMaxDisksPerServer)) {
+    return Error(Code::kInvalidArgument, "'disks' must be a list of at most {} disks",
+                 kMaxDisksPerServer);
+  }
+  ServerRecord reg{static_cast<uint32_t>(h.id),
+                   static_cast<uint32_t>(h.node_id),
+                   h.version,
+                   h.start_time,
+                   *addr,
+                   static_cast<uint32_t>(*port),
+                   true,
+                   {}};
+  std::vector<RegisteredDisk> disks;
+  for (const Json& d : it == body.end() ? Json::array() : *it) {
+    SP_ASSIGN_OR_RETURN(RegisteredDisk rd, ParseDisk(d));
+    if (std::find(reg.disks.begin(), reg.disks.end(), rd.rec.id) != reg.disks.end()) {
+      return Error(Code::kInvalidArgument, "disk {} listed twice", rd.rec.id);
+    }
+    reg.disks.push_back(rd.rec.id);
+    disks.push_back(std::move(rd));
+  }
+  c.UpdateRuntime([&](Runtime& rt) {
+    rt.serverHeard[reg.id] = std::chrono::steady_clock::now();
+    for (const RegisteredDisk& d : disks) rt.diskStats[d.rec.id] = d.stats;
+  });
+  SP_ASSIGN_OR_RETURN(int64_t gen, c.Mutate([&](State& s) { return ApplyServer(s, reg, disks); }));
+  return ApiOk(gen, {{"heartbeatIntervalMs", kHeartbeatIntervalMs}});
+}
+
+Result<Json> RegisterClient(Cluster& c, const Json& body, const ServiceHeader& h) {
+  std::optional<int64_t> applied;
+  SP_RETURN_IF_ERROR(OptInt(body, "appliedGeneration", applied));
+  Json nbd = body.contains("nbd") ? body["nbd"] : Json::object();
+  if (!nbd.is_object()) return Error(Code::kInvalidArgument, "'nbd' must be an object");
+  ClientRecord reg{static_cast<uint32_t>(h.id),
+                   static_cast<uint32_t>(h.node_id),
+                   h.version,
+                   h.start_time,
+                   true,
+                   nbd};
+  c.UpdateRuntime([&](Runtime& rt) {
+    rt.clientHeard[reg.id] = std::chrono::steady_clock::now();
+    if (applied) rt.clientApplied[reg.id] = *applied;
+  });
+  SP_ASSIGN_OR_RETURN(int64_t gen, c.Mutate([&](State& s) {
+    s.clients[reg.id] = reg;
+    return Status::Ok();
+  }));
+  return ApiOk(gen, {{"heartbeatIntervalMs", kHeartbeatIntervalMs}});
+}
+
+Result<Json> ServiceRegister(Cluster& c, const ApiRequest& req) {
+  SP_ASSIGN_OR_RETURN(Json body, BodyObject(req, EmptyBody::kRejected));
+  std::optional<std::string> type;
+  SP_RETURN_IF_ERROR(OptString(body, "type", type));
+  if (type == "server") {
+    SP_ASSIGN_OR_RETURN(ServiceHeader h, ParseHeader(body, true));
+    return RegisterServer(c, body, h);
+  }
+  if (type == "client") {
+    SP_ASSIGN_OR_RETURN(ServiceHeader h, ParseHeader(body, false));
+    return RegisterClient(c, body, h);
+  }
+  return Error(Code::kInvalidArgument, "'type' must be \"server\" or \"client\"");
+}
+
+// The value of `key` in a raw query string "a=1&b=2" as an integer in [lo, hi].
+Result<int64_t> QueryInt(const std::string& query, const std::string& key, int64_t fallback,
+                         int64_t lo, int64_t hi) {
+  size_t pos = 0;
+  while (pos <= query.size()) {
+    size_t amp = query.find('&', pos);
+    if (amp == std::string::npos) amp = query.size();
+    std::string part = query.substr(pos, amp - pos);
+    if (part.rfind(key + "=", 0) == 0)
+      return IntArg(part.substr(key.size() + 1), key.c_str(), lo, hi);
+    pos = amp + 1;
+  }
+  return fallback;
+}
+
+Json ClientStateJson(const State& s, uint32_t client) {
+  Json volumes = Json::array(), disks = Json::object();
+  std::string key = std::to_string(client);
+  for (const auto& [id, v] : s.volumes) {
+    auto at = v.attachments.find(key);
+    if (at == v.attachments.end()) continue;
+    volumes.push_back({{"name", v.name},
+                       {"globalId", v.globalId},
+                       {"snapshot", false},
+                       {"rights", at->second.rights},
+                       {"layerId", v.id},
+                       {"chain", {v.id}},
+                       {"size", v.size},
+                       {"replication", v.replication},
+                       {"targetDiskSets", v.targetDiskSets},
+                       {"overrides", Json::object()}});
+    for (const auto& set : v.targetDiskSets) {
+      for (uint32_t d : set) {
+        auto di = s.disks.find(d);
+        if (di == s.disks.end()) continue;
+        auto sv = s.servers.find(di->second.serverId);
+        bool up = DiskIsUp(di->second) && sv != s.servers.end() && sv->second.up;
+        disks[std::to_string(d)] = {{"serverId", di->second.serverId},
+                                    {"addr", sv == s.servers.end() ? "" : sv->second.addr},
+                                    {"port", sv == s.servers.end() ? 0 : sv->second.port},
+                                    {"up", up}};
+      }
+    }
+  }
+  return {{"generation", s.generation}, {"volumes", volumes}, {"disks", disks}};
+}
+
+Result<Json> ClientState(Cluster& c, const ApiRequest& req) {
+  SP_ASSIGN_OR_RETURN(int64_t client, IntArg(req.args[0], "client id", 1, 4095));
+  SP_ASSIGN_OR_RETURN(int64_t since, QueryInt(req.query, "since", -1, -1, INT64_MAX));
+  SP_ASSIGN_OR_RETURN(int64_t timeout,
+                      QueryInt(req.query, "timeoutMs", kDefaultPollMs, 0, kMaxPollMs));
+  c.WaitForChange(since, std::chrono::milliseconds(timeout));
+  return c.Read([&](const State& s, const Runtime&) {
+    return ClientStateJson(s, static_cast<uint32_t>(client));
+  });
+}
+
+Result<Json> ClientReport(Cluster& c, const ApiRequest& req) {
+  SP_ASSIGN_OR_RETURN(int64_t client, IntArg(req.args[0], "client id", 1, 4095));
+  SP_ASSIGN_OR_RETURN(Json body, BodyObject(req, EmptyBody::kRejected));
+  std::optional<int64_t> gen;
+  SP_RETURN_IF_ERROR(OptInt(body, "generation", gen));
+  if (!gen || *gen < 0) return Error(Code::kInvalidArgument, "missing 'generation'");
+  c.UpdateRuntime([&](Runtime& rt) { rt.clientApplied[static_cast<uint32_t>(client)] = *gen; });
+  return ApiOk(c.generation());
+}
+
+}  // namespace
+
+void RegisterServiceCalls(CallTable& pub, CallTable& internal) {
+  pub["ServicesList"] = {Method::kGet, 0, ServicesList};
+  pub["ServersList"] = {Method::kGet, 0, ServersList};
+  pub["TasksList"] = {Method::kGet, 0, TasksList};
+  pub["ClientsConfigDump"] = {Method::kGet, 0, ClientsConfigDump};
+  internal["ServiceRegister"] = {Method::kPost, 0, ServiceRegister};
+  internal["ClientState"] = {Method::kGet, 1, ClientState};
+  internal["ClientReport"] = {Method::kPost, 1, ClientReport};
+}
+
+}  // namespace spindle::mgmt

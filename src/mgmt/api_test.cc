@@ -1,0 +1,161 @@
+#include "mgmt/api.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "mgmt/api_errors.h"
+#include "mgmt/sqlite_store.h"
+
+namespace spindle::mgmt {
+namespace {
+
+constexpr const char* kAuth = "Storpool v1:secret";
+
+class ApiTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto dir =
+        std::filesystem::temp_directory_path() / ("spindle_api_test_" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir);
+    std::string path = (dir / "api.db").string();
+    for (const char* sfx : {"", "-wal", "-shm"}) std::filesystem::remove(path + sfx);
+    auto store = SqliteStore::Open(path);
+    ASSERT_TRUE(store.ok());
+    ClusterOptions o;
+    o.cluster_id = "loc.cl";
+    o.cluster_name = "home";
+    auto c = Cluster::Open(std::move(*store), o);
+    ASSERT_TRUE(c.ok());
+    cluster_ = std::move(*c);
+    api_ = std::make_unique<Api>(*cluster_, ApiOptions{"secret"});
+  }
+
+  Json Call(const std::string& method, const std::string& target, const std::string& body = "",
+            int want_status = 200, const std::optional<std::string>& auth = kAuth) {
+    ApiResponse r = api_->Handle(method, target, auth, body);
+    EXPECT_EQ(r.http_status, want_status) << target << " " << r.body;
+    Json j = Json::parse(r.body);
+    EXPECT_TRUE(j.contains("generation")) << r.body;
+    return j;
+  }
+
+  void RegisterServers() {
+    for (int s = 1; s <= 3; ++s) {
+      Json body = {{"type", "server"},
+                   {"id", s},
+                   {"addr", "127.0.0.1"},
+                   {"port", 47000 + s},
+                   {"disks", {{{"id", s * 100 + 1}}, {{"id", s * 100 + 2}}}}};
+      Call("POST", "/spindle/1/ServiceRegister", body.dump());
+    }
+    Call("POST", "/ctrl/1.0/PlacementGroupUpdate/hdd",
+         R"({"addDisks":[101,102,"201",202,301,302],"rmDisks":[]})");
+  }
+
+  std::unique_ptr<Cluster> cluster_;
+  std::unique_ptr<Api> api_;
+};
+
+// Every Code maps to a distinct StorPool error name with a non-2xx status; only retry-safe
+// codes are transient.
+TEST(ApiErrors, TableIsCompleteAndNon2xx) {
+  std::set<std::string> names;
+  for (int c = 1; c <= static_cast<int>(Code::kInternal); ++c) {
+    ApiErrorInfo info = ErrorInfoFor(static_cast<Code>(c));
+    EXPECT_GE(info.http_status, 400);
+    names.insert(info.name);
+  }
+  EXPECT_EQ(names.size(), static_cast<size_t>(Code::kInternal));
+  EXPECT_TRUE(ErrorInfoFor(Code::kUnavailable).transient);
+  EXPECT_FALSE(ErrorInfoFor(Code::kInvalidArgument).transient);
+  Json j = Json::parse(ErrorBody(Error(Code::kNotFound, "x"), 7));
+  EXPECT_EQ(j["error"]["name"], "objectNotFound");
+  EXPECT_EQ(j["error"]["descr"], "x");
+  EXPECT_EQ(j["generation"], 7);
+}
+
+// Missing or wrong tokens are refused before any routing; the right token is accepted.
+TEST_F(ApiTest, AuthIsRequired) {
+  EXPECT_EQ(Call("GET", "/ctrl/1.0/DisksList", "", 401, std::nullopt)["error"]["name"],
+            "authFailed");
+  Call("GET", "/ctrl/1.0/DisksList", "", 401, std::string("Storpool v1:secreT"));
+  Call("GET", "/ctrl/1.0/DisksList", "", 401, std::string("Storpool v1:"));
+  Call("GET", "/ctrl/1.0/DisksList", "", 401, std::string("secret"));
+  EXPECT_TRUE(Call("GET", "/ctrl/1.0/DisksList")["data"].is_object());
+}
+
+// Prefixes, unknown and unimplemented calls, wrong methods and argument counts are routed to
+// the documented errors.
+TEST_F(ApiTest, Routing) {
+  EXPECT_EQ(Call("GET", "/ctrl/1.0/NoSuchCall", "", 404)["error"]["name"], "objectNotFound");
+  EXPECT_EQ(Call("GET", "/ctrl/1.0/NetworkPeersList", "", 501)["error"]["name"], "notImplemented");
+  Call("GET", "/ctrl/1.0/RemoteCommand/home/MultiCluster/VolumesList");
+  Call("GET", "/ctrl/1.0/RemoteCommand/away/VolumesList", "", 404);
+  Call("GET", "/ctrl/1.0/MultiCluster/DisksList", "", 400);
+  Call("POST", "/ctrl/1.0/DisksList", "", 400);
+  Call("GET", "/ctrl/1.0/VolumeDescribe", "", 400);
+  Call("GET", "/ctrl/1.0/VolumeDescribe/a/b", "", 400);
+  Call("GET", "/elsewhere", "", 404);
+  Call("PUT", "/ctrl/1.0/DisksList", "", 400);
+}
+
+// Raw '#' and '~globalId' path arguments name volumes; bad names are invalidParam.
+TEST_F(ApiTest, VolumeNamesInPaths) {
+  RegisterServers();
+  Json r = Call("POST", "/ctrl/1.0/VolumeCreate",
+                R"({"name":"#tmp","size":1048576,"replication":3,"placeAll":"hdd"})");
+  std::string gid = r["data"]["globalId"];
+  EXPECT_EQ(gid.substr(0, 7), "loc.cl.");
+  EXPECT_EQ(Call("GET", "/ctrl/1.0/Volume/#tmp")["data"][0]["name"], "#tmp");
+  EXPECT_EQ(Call("GET", "/ctrl/1.0/VolumeDescribe/~" + gid)["data"]["name"], "#tmp");
+  Call("GET", "/ctrl/1.0/Volume/bad*name", "", 400);
+  Call("GET", "/ctrl/1.0/Volume/~a.b", "", 400);
+  Call("GET", "/ctrl/1.0/Volume/nope", "", 404);
+}
+
+// Malformed bodies and invalid values fail without changing the generation or the state.
+TEST_F(ApiTest, BadInputChangesNothing) {
+  RegisterServers();
+  int64_t gen = cluster_->generation();
+  const char* bad[] = {"{",
+                       "[]",
+                       R"({"name":"v","size":1000,"replication":3,"placeAll":"hdd"})",
+                       R"({"name":"v","size":"1024","replication":3,"placeAll":"hdd"})",
+                       R"({"name":"v","size":1024,"replication":4,"placeAll":"hdd"})",
+                       R"({"name":"v","size":1024,"replication":0,"placeAll":"hdd"})",
+                       R"({"name":"v","size":1024,"replication":3,"placeAll":"nope"})",
+                       R"({"name":"v","size":1024,"replication":3,"template":"nope"})",
+                       R"({"name":"v*","size":1024,"replication":3,"placeAll":"hdd"})",
+                       R"({"name":"v","size":1024,"placeAll":"hdd"})"};
+  for (const char* body : bad) {
+    ApiResponse r = api_->Handle("POST", "/ctrl/1.0/VolumeCreate", kAuth, body);
+    EXPECT_GE(r.http_status, 400) << body;
+    EXPECT_TRUE(Json::parse(r.body).contains("error")) << body;
+  }
+  Call("POST", "/ctrl/1.0/VolumeCreate", std::string(kMaxBodyBytes + 1, ' '), 400);
+  EXPECT_EQ(cluster_->generation(), gen);
+  EXPECT_TRUE(Call("GET", "/ctrl/1.0/VolumesList")["data"].empty());
+}
+
+// A change returns ApiOk with the new generation, one more than before.
+TEST_F(ApiTest, ChangesReturnApiOk) {
+  RegisterServers();
+  int64_t gen = cluster_->generation();
+  Json r = Call("POST", "/ctrl/1.0/VolumeTemplateCreate",
+                R"({"name":"t1","replication":2,"placeAll":"hdd","size":4096})");
+  EXPECT_EQ(r["data"]["ok"], true);
+  EXPECT_EQ(r["data"]["generation"], gen + 1);
+  EXPECT_EQ(r["generation"], gen + 1);
+  r = Call("POST", "/ctrl/1.0/VolumeCreate", R"({"template":"t1"})");
+  std::string name = r["data"]["name"];
+  EXPECT_EQ(name[0], '~');
+  Json v = Call("GET", "/ctrl/1.0/VolumeDescribe/" + name)["data"];
+  EXPECT_EQ(v["replication"], 2);
+  EXPECT_EQ(v["size"], 4096);
+  EXPECT_EQ(v["targetDiskSets"].size(), 32u);
+  EXPECT_EQ(v["objects"].size(), 1u);
+}
+
+}  // namespace
+}  // namespace spindle::mgmt

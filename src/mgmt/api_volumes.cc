@@ -1,0 +1,331 @@
+// VolumesList, Volume, VolumeDescribe, VolumesGetStatus, VolumeCreate, VolumeUpdate,
+// VolumeDelete, SnapshotsList.
+#include <ctime>
+#include <set>
+
+#include "common/units.h"
+#include "mgmt/allocator.h"
+#include "mgmt/api_common.h"
+#include "proto/api_validate.h"
+
+namespace spindle::mgmt {
+namespace {
+
+constexpr size_t kMaxVolumes = 65536;
+constexpr int64_t kMaxVolumeSizeBytes = static_cast<int64_t>(64 * kTiB);
+
+std::string ClusterName(const Cluster& c) {
+  return c.options().cluster_name;
+}
+
+Result<Json> VolumesList(Cluster& c, const ApiRequest& req) {
+  return c.Read([&](const State& s, const Runtime&) {
+    Json out = Json::array();
+    for (const auto& [_, v] : s.volumes) {
+      out.push_back(VolumeSummaryJson(s, v, req.multi_cluster, ClusterName(c)));
+    }
+    return out;
+  });
+}
+
+Result<Json> VolumeList(Cluster& c, const ApiRequest& req) {
+  return c.Read([&](const State& s, const Runtime&) -> Result<Json> {
+    SP_ASSIGN_OR_RETURN(const VolumeRecord* v, LookupVolume(s, req.args[0]));
+    return Json::array({VolumeSummaryJson(s, *v, req.multi_cluster, ClusterName(c))});
+  });
+}
+
+Result<Json> VolumeDescribe(Cluster& c, const ApiRequest& req) {
+  return c.Read([&](const State& s, const Runtime&) -> Result<Json> {
+    SP_ASSIGN_OR_RETURN(const VolumeRecord* v, LookupVolume(s, req.args[0]));
+    Json j = VolumeSummaryJson(s, *v, req.multi_cluster, ClusterName(c));
+    j["targetDiskSets"] = v->targetDiskSets;
+    Json objects = Json::array();
+    int64_t n = ObjectsCount(*v);
+    for (int64_t i = 0; i < n; ++i) {
+      objects.push_back(v->targetDiskSets[static_cast<size_t>(i) % v->targetDiskSets.size()]);
+    }
+    j["objects"] = std::move(objects);
+    return j;
+  });
+}
+
+bool DiskUsable(const State& s, uint32_t disk) {
+  auto d = s.disks.find(disk);
+  if (d == s.disks.end() || !DiskIsUp(d->second)) return false;
+  auto sv = s.servers.find(d->second.serverId);
+  return sv != s.servers.end() && sv->second.up;
+}
+
+Json VolumeStatusJson(const State& s, const VolumeRecord& v, const std::string& cluster_name,
+                      bool mc) {
+  Json j = VolumeSummaryJson(s, v, mc, cluster_name);
+  std::set<uint32_t> down_drives, missing;
+  int64_t objects = ObjectsCount(v), down_objects = 0;
+  bool degraded = false;
+  for (int64_t i = 0; i < objects; ++i) {
+    const auto& set = v.targetDiskSets[static_cast<size_t>(i) % v.targetDiskSets.size()];
+    size_t up = 0;
+    for (uint32_t d : set) {
+      if (DiskUsable(s, d)) {
+        ++up;
+      } else {
+        (s.disks.count(d) ? down_drives : missing).insert(d);
+      }
+    }
+    if (up == 0) ++down_objects;
+    if (up < set.size()) degraded = true;
+  }
+  int64_t down_bytes = std::min<int64_t>(v.size, down_objects * static_cast<int64_t>(kObjectSize));
+  j.update({{"status", down_objects > 0 ? "down" : "up"},
+            {"snapshot", false},
+            {"migrating", false},
+            {"decreasedRedundancy", degraded},
+            {"balancerBlocked", false},
+            {"syncingDataBytes", 0},
+            {"syncingMetaObjects", 0},
+            {"downBytes", down_bytes},
+            {"objectsCount", objects},
+            {"upSoonChainsCount", 0},
+            {"downDrives", Json(std::vector<uint32_t>(down_drives.begin(), down_drives.end()))},
+            {"missingDrives", Json(std::vector<uint32_t>(missing.begin(), missing.end()))},
+            {"missingTargetDrives", Json::array()},
+            {"softEjectingDrives", Json::array()},
+            {"storedSize", 0},
+            {"onDiskSize", 0}});
+  return j;
+}
+
+Result<Json> VolumesGetStatus(Cluster& c, const ApiRequest& req) {
+  return c.Read([&](const State& s, const Runtime&) {
+    Json out = Json::object();
+    for (const auto& [_, v] : s.volumes) {
+      out[v.name] = VolumeStatusJson(s, v, ClusterName(c), req.multi_cluster);
+    }
+    return out;
+  });
+}
+
+Result<Json> SnapshotsList(Cluster&, const ApiRequest&) {
+  return Json::array();  // snapshots cannot be created yet, so there are none
+}
+
+// Disk sets for a new volume from the current disks and placement groups.
+Result<std::vector<std::vector<uint32_t>>> Allocate(const State& s, const VolumeRecord& v) {
+  AllocRequest r;
+  for (const auto& [id, d] : s.disks) r.disks[id] = {d.serverId, DiskUsable(s, id)};
+  r.place_all = s.placementGroups.at(v.placeAll).disks;
+  r.place_head = s.placementGroups.at(v.placeHead).disks;
+  r.place_tail = s.placementGroups.at(v.placeTail).disks;
+  r.replication = static_cast<uint32_t>(v.replication);
+  r.reuse_server = v.reuseServer;
+  for (const auto& [_, other] : s.volumes) {
+    for (const auto& set : other.targetDiskSets) {
+      for (uint32_t d : set) ++r.existing_use[d];
+    }
+  }
+  return AllocateDiskSets(r);
+}
+
+struct CreateArgs {
+  std::optional<std::string> name, templ;
+  std::optional<int64_t> size;
+  Policy policy;
+};
+
+Result<CreateArgs> ParseCreate(const ApiRequest& req) {
+  SP_ASSIGN_OR_RETURN(Json body, BodyObject(req, EmptyBody::kRejected));
+  CreateArgs a;
+  std::optional<std::string> parent, base_on;
+  SP_RETURN_IF_ERROR(OptString(body, "name", a.name));
+  if (a.name) SP_RETURN_IF_ERROR(proto::ValidateVolumeName("name", *a.name));
+  SP_RETURN_IF_ERROR(OptString(body, "template", a.templ));
+  if (a.templ) SP_RETURN_IF_ERROR(proto::ValidateTemplateName("template", *a.templ));
+  SP_RETURN_IF_ERROR(OptSize(body, "size", a.size));
+  SP_RETURN_IF_ERROR(OptString(body, "parent", parent));
+  SP_RETURN_IF_ERROR(OptString(body, "baseOn", base_on));
+  if (parent || base_on) {
+    return Error(Code::kUnimplemented,
+                 "volumes from a parent snapshot or baseOn are not implemented");
+  }
+  SP_ASSIGN_OR_RETURN(a.policy, ParsePolicy(body));
+  return a;
+}
+
+// Fills the new volume's settings: the request's, else the template's.
+Status ResolveSettings(const State& s, const CreateArgs& a, VolumeRecord& v) {
+  const TemplateRecord* t = nullptr;
+  if (a.templ) {
+    auto it = s.templates.find(*a.templ);
+    if (it == s.templates.end())
+      return Error(Code::kNotFound, "template '{}' does not exist", *a.templ);
+    t = &it->second;
+    v.templateName = t->name;
+    v.templateId = t->id;
+  }
+  const Policy& p = a.policy;
+  v.size = a.size.value_or(t ? t->size : 0);
+  v.replication = p.replication.value_or(t ? t->replication : 0);
+  v.placeAll = p.placeAll.value_or(t ? t->placeAll : "");
+  v.placeHead = p.placeHead.value_or(t ? t->placeHead : v.placeAll);
+  v.placeTail = p.placeTail.value_or(t ? t->placeTail : v.placeAll);
+  v.bw = p.bw.value_or(t ? t->bw : kUnlimited);
+  v.iops = p.iops.value_or(t ? t->iops : kUnlimited);
+  v.reuseServer = p.reuseServer.value_or(t ? t->reuseServer : false);
+  if (t) v.tags = t->tags;
+  if (p.tags) {
+    for (const auto& [k, val] : *p.tags) v.tags[k] = val;
+  }
+  if (v.size <= 0)
+    return Error(Code::kInvalidArgument, "volume size not given (nor by a template)");
+  if (v.size > kMaxVolumeSizeBytes) {
+    return Error(Code::kInvalidArgument, "volume size exceeds {} bytes", kMaxVolumeSizeBytes);
+  }
+  if (v.replication <= 0) {
+    return Error(Code::kInvalidArgument, "replication not given (nor by a template)");
+  }
+  if (v.placeAll.empty()) {
+    return Error(Code::kInvalidArgument, "placeAll not given (nor by a template)");
+  }
+  for (const std::string* pg : {&v.placeAll, &v.placeHead, &v.placeTail}) {
+    if (!s.placementGroups.count(*pg)) {
+      return Error(Code::kNotFound, "placement group '{}' does not exist", *pg);
+    }
+  }
+  return Status::Ok();
+}
+
+Status CreateVolume(State& s, const CreateArgs& a, VolumeRecord& out) {
+  if (a.name && s.FindVolume(*a.name)) {
+    return Error(Code::kAlreadyExists, "volume '{}' already exists", *a.name);
+  }
+  if (s.volumes.size() >= kMaxVolumes) {
+    return Error(Code::kResourceExhausted, "at most {} volumes", kMaxVolumes);
+  }
+  VolumeRecord v;
+  SP_RETURN_IF_ERROR(ResolveSettings(s, a, v));
+  SP_ASSIGN_OR_RETURN(v.targetDiskSets, Allocate(s, v));
+  v.id = s.counters.nextVolumeId++;
+  v.globalId = s.counters.clusterId + "." + Base36(s.counters.nextGlobalLocal++);
+  v.name = a.name.value_or("~" + v.globalId);
+  v.creationTimestamp = static_cast<int64_t>(std::time(nullptr));
+  s.volumes[v.id] = v;
+  out = v;
+  return Status::Ok();
+}
+
+Result<Json> VolumeCreate(Cluster& c, const ApiRequest& req) {
+  SP_ASSIGN_OR_RETURN(CreateArgs a, ParseCreate(req));
+  VolumeRecord created;
+  SP_ASSIGN_OR_RETURN(int64_t gen, c.Mutate([&](State& s) { return CreateVolume(s, a, created); }));
+  return ApiOk(gen, {{"name", created.name}, {"globalId", created.globalId}});
+}
+
+struct UpdateArgs {
+  std::optional<std::string> rename, templ;
+  std::optional<int64_t> size, size_add;
+  std::optional<bool> shrink_ok;
+  Policy policy;
+};
+
+Status ResizeVolume(VolumeRecord& v, const UpdateArgs& a) {
+  if (a.size && a.size_add) {
+    return Error(Code::kInvalidArgument, "give 'size' or 'sizeAdd', not both");
+  }
+  int64_t size = a.size ? *a.size : v.size + a.size_add.value_or(0);
+  if (size < v.size && !a.shrink_ok.value_or(false)) {
+    return Error(Code::kInvalidArgument, "shrinking volume '{}' needs shrinkOk", v.name);
+  }
+  if (size > kMaxVolumeSizeBytes) {
+    return Error(Code::kInvalidArgument, "volume size exceeds {} bytes", kMaxVolumeSizeBytes);
+  }
+  v.size = size;
+  return Status::Ok();
+}
+
+Status UpdateVolume(State& s, const std::string& name, const UpdateArgs& a) {
+  SP_ASSIGN_OR_RETURN(const VolumeRecord* found, LookupVolume(s, name));
+  VolumeRecord& v = s.volumes.at(found->id);
+  const Policy& p = a.policy;
+  bool moves = (p.placeAll && *p.placeAll != v.placeAll) ||
+               (p.placeHead && *p.placeHead != v.placeHead) ||
+               (p.placeTail && *p.placeTail != v.placeTail) ||
+               (p.replication && *p.replication != v.replication);
+  if (moves) {
+    return Error(Code::kUnimplemented,
+                 "changing placement or replication of an existing volume (relocation) is not "
+                 "implemented");
+  }
+  if (a.templ) {
+    auto it = s.templates.find(*a.templ);
+    if (it == s.templates.end())
+      return Error(Code::kNotFound, "template '{}' does not exist", *a.templ);
+    v.templateName = it->second.name;
+    v.templateId = it->second.id;
+  }
+  SP_RETURN_IF_ERROR(ResizeVolume(v, a));
+  if (p.bw) v.bw = *p.bw;
+  if (p.iops) v.iops = *p.iops;
+  if (p.reuseServer) v.reuseServer = *p.reuseServer;
+  if (p.tags) {
+    for (const auto& [k, val] : *p.tags) {
+      if (val.empty()) {
+        v.tags.erase(k);
+      } else {
+        v.tags[k] = val;
+      }
+    }
+  }
+  if (a.rename && *a.rename != v.name) {
+    if (s.FindVolume(*a.rename)) {
+      return Error(Code::kAlreadyExists, "volume '{}' already exists", *a.rename);
+    }
+    v.name = *a.rename;
+  }
+  return Status::Ok();
+}
+
+Result<Json> VolumeUpdate(Cluster& c, const ApiRequest& req) {
+  SP_RETURN_IF_ERROR(proto::ValidateVolumeNameOrGlobalId("volume", req.args[0]));
+  SP_ASSIGN_OR_RETURN(Json body, BodyObject(req, EmptyBody::kAllowed));
+  UpdateArgs a;
+  SP_RETURN_IF_ERROR(OptString(body, "rename", a.rename));
+  if (a.rename) SP_RETURN_IF_ERROR(proto::ValidateVolumeName("rename", *a.rename));
+  SP_RETURN_IF_ERROR(OptString(body, "template", a.templ));
+  if (a.templ) SP_RETURN_IF_ERROR(proto::ValidateTemplateName("template", *a.templ));
+  SP_RETURN_IF_ERROR(OptSize(body, "size", a.size));
+  SP_RETURN_IF_ERROR(OptSize(body, "sizeAdd", a.size_add));
+  SP_RETURN_IF_ERROR(OptBool(body, "shrinkOk", a.shrink_ok));
+  SP_ASSIGN_OR_RETURN(a.policy, ParsePolicy(body));
+  SP_ASSIGN_OR_RETURN(int64_t gen,
+                      c.Mutate([&](State& s) { return UpdateVolume(s, req.args[0], a); }));
+  return ApiOk(gen);
+}
+
+Result<Json> VolumeDelete(Cluster& c, const ApiRequest& req) {
+  SP_ASSIGN_OR_RETURN(int64_t gen, c.Mutate([&](State& s) -> Status {
+    SP_ASSIGN_OR_RETURN(const VolumeRecord* v, LookupVolume(s, req.args[0]));
+    if (!v->attachments.empty()) {
+      return Error(Code::kFailedPrecondition, "volume '{}' is attached to client {}", v->name,
+                   v->attachments.begin()->first);
+    }
+    s.volumes.erase(v->id);
+    return Status::Ok();
+  }));
+  return ApiOk(gen);
+}
+
+}  // namespace
+
+void RegisterVolumeCalls(CallTable& t) {
+  t["VolumesList"] = {Method::kGet, 0, VolumesList};
+  t["Volume"] = {Method::kGet, 1, VolumeList};
+  t["VolumeDescribe"] = {Method::kGet, 1, VolumeDescribe};
+  t["VolumesGetStatus"] = {Method::kGet, 0, VolumesGetStatus};
+  t["VolumeCreate"] = {Method::kPost, 0, VolumeCreate};
+  t["VolumeUpdate"] = {Method::kPost, 1, VolumeUpdate};
+  t["VolumeDelete"] = {Method::kPost, 1, VolumeDelete};
+  t["SnapshotsList"] = {Method::kGet, 0, SnapshotsList};
+}
+
+}  // namespace spindle::mgmt

@@ -1,0 +1,149 @@
+#include "mgmt/cluster.h"
+
+#include <random>
+
+#include "common/log.h"
+
+namespace spindle::mgmt {
+namespace {
+
+std::string RandomClusterId() {
+  std::random_device rd;
+  std::uniform_int_distribution<int64_t> dist(36 * 36, 36 * 36 * 36 - 1);
+  return Base36(dist(rd)) + "." + Base36(dist(rd));
+}
+
+// Marks a server down: its disks leave at `generation` (the last one they were seen in).
+void MarkServerDown(State& s, ServerRecord& server, int64_t generation) {
+  server.up = false;
+  for (uint32_t d : server.disks) {
+    auto it = s.disks.find(d);
+    if (it != s.disks.end() && it->second.generationLeft < 0) {
+      it->second.generationLeft = generation;
+    }
+  }
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Cluster>> Cluster::Open(std::unique_ptr<StateStore> store,
+                                               ClusterOptions options) {
+  std::unique_ptr<Cluster> c(new Cluster(std::move(store), std::move(options)));
+  SP_ASSIGN_OR_RETURN(StoreSnapshot snap, c->store_->Load());
+  SP_ASSIGN_OR_RETURN(c->state_, FromSnapshot(snap));
+  c->persisted_ = snap.entities;
+  std::string want = c->options_.cluster_id;
+  if (want.empty()) want = c->state_.counters.clusterId;
+  if (want.empty()) want = RandomClusterId();
+  if (want != c->state_.counters.clusterId) {
+    std::lock_guard<std::mutex> lock(c->mu_);
+    SP_RETURN_IF_ERROR(c->MutateLocked([&](State& s) {
+                          s.counters.clusterId = want;
+                          return Status::Ok();
+                        }).status());
+  }
+  // Services that were up get one heartbeat timeout of grace after a mgmt restart.
+  auto now = std::chrono::steady_clock::now();
+  for (const auto& [id, s] : c->state_.servers) {
+    if (s.up) c->runtime_.serverHeard[id] = now;
+  }
+  for (const auto& [id, cl] : c->state_.clients) {
+    if (cl.up) c->runtime_.clientHeard[id] = now;
+  }
+  SP_LOG_INFO("mgmt state loaded: generation {}, cluster id {}, {} volumes", c->state_.generation,
+              c->state_.counters.clusterId, c->state_.volumes.size());
+  return c;
+}
+
+Cluster::~Cluster() {
+  Stop();
+}
+
+Result<int64_t> Cluster::Mutate(const std::function<Status(State&)>& fn) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return MutateLocked(fn);
+}
+
+Result<int64_t> Cluster::MutateLocked(const std::function<Status(State&)>& fn) {
+  State next = state_;
+  SP_RETURN_IF_ERROR(fn(next));
+  std::map<EntityKey, std::string> entities = ToEntities(next);
+  std::vector<EntityChange> changes = Diff(persisted_, entities);
+  if (changes.empty()) return state_.generation;
+  SP_RETURN_IF_ERROR(store_->Commit(state_.generation, changes));
+  next.generation = state_.generation + 1;
+  state_ = std::move(next);
+  persisted_ = std::move(entities);
+  changed_.notify_all();
+  return state_.generation;
+}
+
+void Cluster::UpdateRuntime(const std::function<void(Runtime&)>& fn) {
+  std::lock_guard<std::mutex> lock(mu_);
+  fn(runtime_);
+}
+
+int64_t Cluster::generation() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return state_.generation;
+}
+
+int64_t Cluster::WaitForChange(int64_t since, std::chrono::milliseconds timeout) {
+  std::unique_lock<std::mutex> lock(mu_);
+  changed_.wait_for(lock, timeout, [&] { return state_.generation > since || stopping_; });
+  return state_.generation;
+}
+
+Status Cluster::CheckLiveness(std::chrono::steady_clock::time_point now) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto stale = [&](const auto& heard, uint32_t id) {
+    auto it = heard.find(id);
+    return it == heard.end() || now - it->second > options_.heartbeat_timeout;
+  };
+  bool any = false;
+  for (const auto& [id, s] : state_.servers) any |= s.up && stale(runtime_.serverHeard, id);
+  for (const auto& [id, c] : state_.clients) any |= c.up && stale(runtime_.clientHeard, id);
+  if (!any) return Status::Ok();
+  int64_t gen = state_.generation;
+  return MutateLocked([&](State& s) {
+           for (auto& [id, server] : s.servers) {
+             if (server.up && stale(runtime_.serverHeard, id)) {
+               SP_LOG_WARN("server {} missed its heartbeats: down", id);
+               MarkServerDown(s, server, gen);
+             }
+           }
+           for (auto& [id, client] : s.clients) {
+             if (client.up && stale(runtime_.clientHeard, id)) {
+               SP_LOG_WARN("client {} missed its heartbeats: down", id);
+               client.up = false;
+             }
+           }
+           return Status::Ok();
+         })
+      .status();
+}
+
+void Cluster::StartLivenessThread() {
+  liveness_ = std::thread([this] {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (!stopping_) {
+      changed_.wait_for(lock, options_.liveness_check_interval);
+      if (stopping_) break;
+      lock.unlock();
+      Status st = CheckLiveness(std::chrono::steady_clock::now());
+      if (!st.ok()) SP_LOG_ERROR("liveness change failed: {}", st.ToString());
+      lock.lock();
+    }
+  });
+}
+
+void Cluster::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  changed_.notify_all();
+  if (liveness_.joinable()) liveness_.join();
+}
+
+}  // namespace spindle::mgmt

@@ -1,0 +1,395 @@
+#!/usr/bin/python3
+"""Drives a real spindle-mgmt through its StorPool-compatible API with an independent client.
+
+Usage: test_api.py [BIN_DIR]   (or SPINDLE_BIN_DIR=...; the directory holding spindle-mgmt)
+Starts spindle-mgmt on a free loopback port with a temp config and state dir, registers three
+servers with two disks each through /spindle/1/ServiceRegister, then checks every call's
+documented shape, that bad input gets a StorPool error with nothing changed, and that state and
+generation survive a restart. Prints "N passed, M failed"; exits non-zero on any failure.
+"""
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+TOKEN = "4242"
+RESULTS = {"passed": 0, "failed": 0}
+UP_FIELDS = ["id", "serverId", "ssd", "generationLeft", "model", "serial", "description",
+             "softEject", "sectorsCount", "empty", "noFua", "noFlush", "noTrim", "isWbc",
+             "journaled", "device", "entriesCount", "entriesAllocated", "entriesFree",
+             "objectsCount", "objectsAllocated", "objectsFree", "objectsOnDiskSize",
+             "scrubbingStartedBefore", "scrubbedBytes", "scrubbingBW", "scrubbingFinishAfter",
+             "scrubbingPausedFor", "scrubbingPaused", "lastScrubCompleted"]
+SUMMARY_FIELDS = ["name", "id", "parentName", "templateName", "size", "replication", "globalId",
+                  "placeAll", "placeTail", "placeHead", "parentVolumeId",
+                  "originalParentVolumeId", "visibleVolumeId", "templateId", "objectsCount",
+                  "creationTimestamp", "flags", "tags", "bw", "iops"]
+STATUS_FIELDS = ["status", "snapshot", "migrating", "decreasedRedundancy", "balancerBlocked",
+                 "syncingDataBytes", "syncingMetaObjects", "downBytes", "upSoonChainsCount",
+                 "downDrives", "missingDrives", "missingTargetDrives", "softEjectingDrives",
+                 "storedSize", "onDiskSize"]
+
+
+def check(cond, what):
+    if cond:
+        RESULTS["passed"] += 1
+    else:
+        RESULTS["failed"] += 1
+        print("FAIL:", what, flush=True)
+
+
+class Mgmt:
+    def __init__(self, bin_dir, work):
+        self.bin = os.path.join(bin_dir, "spindle-mgmt")
+        self.work = work
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.conf = os.path.join(work, "storpool.conf")
+        with open(self.conf, "w") as f:
+            f.write(f"SP_AUTH_TOKEN={TOKEN}\nSP_API_HTTP_HOST=127.0.0.1\n"
+                    f"SP_API_HTTP_PORT={self.port}\nSP_WORKDIR={work}\n"
+                    f"SP_CLUSTER_NAME=home\nSP_CLUSTER_ID=t1.c1\n"
+                    f"SP_HEARTBEAT_TIMEOUT_MS=600000\n")
+        self.proc = None
+
+    def start(self):
+        log = open(os.path.join(self.work, "mgmt.log"), "a")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SP_")}
+        self.proc = subprocess.Popen([self.bin, "--config", self.conf], stdout=log, stderr=log,
+                                     env=env)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                return
+            except OSError:
+                if self.proc.poll() is not None:
+                    raise RuntimeError("spindle-mgmt exited at start; see mgmt.log")
+                time.sleep(0.05)
+        raise RuntimeError("spindle-mgmt did not listen within 10 s")
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.kill(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
+        self.proc = None
+
+    def raw(self, method, path, body=None, token=TOKEN, raw_body=None):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=40)
+        headers = {} if token is None else {"Authorization": f"Storpool v1:{token}"}
+        data = raw_body if raw_body is not None else (
+            None if body is None else json.dumps(body, separators=(",", ":")))
+        if method == "POST" and data is None:
+            headers["Content-Length"] = "0"
+        conn.request(method, path, body=data, headers=headers)
+        resp = conn.getresponse()
+        text = resp.read()
+        conn.close()
+        return resp.status, json.loads(text)
+
+    def get(self, call):
+        st, j = self.raw("GET", "/ctrl/1.0/" + call)
+        check(st == 200 and "error" not in j, f"GET {call} -> {st} {j}")
+        check(isinstance(j.get("generation"), int), f"GET {call} carries generation")
+        return j.get("data")
+
+    def post(self, call, body):
+        st, j = self.raw("POST", "/ctrl/1.0/" + call, body)
+        ok = st == 200 and isinstance(j.get("data"), dict) and j["data"].get("ok") is True
+        check(ok, f"POST {call} {body} -> {st} {j}")
+        if ok:
+            check(j["data"]["generation"] == j["generation"], f"{call}: ApiOk generation")
+        return j.get("data", {})
+
+    def fails(self, method, path, body=None, **kw):
+        """Calls and expects a StorPool error with nothing changed; returns the error name."""
+        before = self.snapshot()
+        st, j = self.raw(method, path, body, **kw)
+        err = j.get("error", {})
+        check(st >= 400 and isinstance(err.get("name"), str) and "descr" in err
+              and isinstance(err.get("transient"), bool), f"{method} {path} {body} -> {st} {j}")
+        check(self.snapshot() == before, f"{method} {path}: state unchanged")
+        return err.get("name")
+
+    def snapshot(self):
+        out = {}
+        for call in ("VolumesList", "PlacementGroupsList", "VolumeTemplatesList",
+                     "AttachmentsList"):
+            st, j = self.raw("GET", "/ctrl/1.0/" + call)
+            out[call] = j.get("data")
+            out["generation"] = j.get("generation")
+        return out
+
+
+def register(m, sid, disks, port_base=47000):
+    body = {"type": "server", "id": sid, "nodeId": sid, "version": "0.1.0",
+            "startTime": 1732440000, "addr": "127.0.0.1", "port": port_base + sid,
+            "disks": [{"id": d, "device": f"/tmp/disk{d}.img", "ssd": False, "journaled": False,
+                       "sectorsCount": 8388608, "objectsCount": 127, "objectsAllocated": 0,
+                       "objectsOnDiskSize": 0, "storedSize": 0, "entriesCount": 127,
+                       "entriesAllocated": 0} for d in disks]}
+    st, j = m.raw("POST", "/spindle/1/ServiceRegister", body)
+    check(st == 200 and j["data"]["ok"] and j["data"]["heartbeatIntervalMs"] > 0,
+          f"register server {sid}: {st} {j}")
+
+
+def test_services_and_disks(m):
+    for sid in (1, 2, 3):
+        register(m, sid, [sid * 100 + 1, sid * 100 + 2])
+    st, j = m.raw("POST", "/spindle/1/ServiceRegister",
+                  {"type": "client", "id": 7, "nodeId": 11, "version": "0.1.0",
+                   "startTime": 1, "appliedGeneration": 0,
+                   "nbd": {"socket": "/tmp/x.sock", "host": "127.0.0.1", "port": 10809}})
+    check(st == 200, f"register client: {j}")
+    s = m.get("ServicesList")
+    check(s["clusterStatus"] == "running", "clusterStatus running")
+    check(sorted(s["servers"]) == ["1", "2", "3"], f"servers {s['servers'].keys()}")
+    srv = s["servers"]["2"]
+    for f in ("id", "nodeId", "version", "startTime", "status", "missingDisks", "pendingDisks"):
+        check(f in srv, f"Server.{f}")
+    check(srv["status"] == "running", "server running")
+    check(s["clients"]["7"]["status"] == "running", "client running")
+    mg = list(s["mgmt"].values())
+    check(len(mg) == 1 and mg[0]["active"] is True and 1 <= mg[0]["id"] <= 4095, f"mgmt {mg}")
+    for k in ("bridges", "iscsiTargets"):
+        check(s[k] == {}, k)
+    check(m.get("ServersList")["clients"] == {}, "ServersList has no clients")
+    disks = m.get("DisksList")
+    check(sorted(disks) == ["101", "102", "201", "202", "301", "302"], f"disks {disks.keys()}")
+    for d in disks.values():
+        for f in UP_FIELDS:
+            check(f in d, f"UpDiskSummary.{f} in disk {d.get('id')}")
+        check(d["generationLeft"] == -1, "up disk generationLeft -1")
+    check(disks["201"]["serverId"] == 2, "disk serverId")
+    dd = m.get("DiskDescribe/201")
+    check(dd["id"] == 201 and dd["objects"] == {}, "DiskDescribe")
+    m.fails("GET", "/ctrl/1.0/DiskDescribe/999")
+    m.fails("GET", "/ctrl/1.0/DiskDescribe/meow")
+    # A disk owned by another server is refused.
+    st, j = m.raw("POST", "/spindle/1/ServiceRegister",
+                  {"type": "server", "id": 4, "addr": "127.0.0.1", "port": 1, "disks": [{"id": 101}]})
+    check(st >= 400 and j["error"]["name"] == "invalidParam", f"stolen disk: {j}")
+
+
+def test_placement_groups(m):
+    m.post("PlacementGroupUpdate/hdd", {"addDisks": [101, 102, "201", 202, 301, 302],
+                                        "rmDisks": []})
+    pg = m.get("PlacementGroupDescribe/hdd")
+    check(pg["name"] == "hdd" and pg["disks"] == [101, 102, 201, 202, 301, 302], f"pg {pg}")
+    check(isinstance(pg["id"], int), "pg id")
+    m.post("PlacementGroupUpdate/tmp", {"addDisks": [101], "rmDisks": []})
+    m.post("PlacementGroupUpdate/tmp", {"rename": "tmp2", "addDisks": [], "rmDisks": [101]})
+    pgs = m.get("PlacementGroupsList")
+    check("tmp2" in pgs and "tmp" not in pgs and pgs["tmp2"]["disks"] == [], f"pgs {pgs}")
+    m.post("PlacementGroupDelete/tmp2", None)
+    check("tmp2" not in m.get("PlacementGroupsList"), "pg deleted")
+    m.fails("POST", "/ctrl/1.0/PlacementGroupUpdate/bad.name", {"addDisks": [], "rmDisks": []})
+    m.fails("POST", "/ctrl/1.0/PlacementGroupUpdate/x", {"addDisks": [999], "rmDisks": []})
+    m.fails("POST", "/ctrl/1.0/PlacementGroupUpdate/x", {"addDisks": "101", "rmDisks": []})
+    m.fails("POST", "/ctrl/1.0/PlacementGroupDelete/nope")
+
+
+def test_templates(m):
+    m.post("VolumeTemplateCreate", {"name": "t3", "replication": 3, "placeAll": "hdd",
+                                    "size": 1 << 30, "iops": 1000})
+    t = m.get("VolumeTemplateDescribe/t3")
+    for f, v in (("name", "t3"), ("replication", 3), ("placeAll", "hdd"), ("placeHead", "hdd"),
+                 ("placeTail", "hdd"), ("size", 1 << 30), ("iops", 1000), ("bw", "-"),
+                 ("parentName", "")):
+        check(t.get(f) == v, f"template.{f} = {t.get(f)!r}, want {v!r}")
+    m.post("VolumeTemplateCreate", {"name": "tmp", "placeAll": "hdd"})
+    t = m.get("VolumeTemplateDescribe/tmp")
+    check(t["size"] == "-" and t["replication"] == "-", f"unset template fields {t}")
+    m.post("VolumeTemplateUpdate/tmp", {"rename": "tmp2", "replication": 2})
+    names = [x["name"] for x in m.get("VolumeTemplatesList")]
+    check(sorted(names) == ["t3", "tmp2"], f"templates {names}")
+    m.post("VolumeTemplateDelete/tmp2", None)
+    m.fails("POST", "/ctrl/1.0/VolumeTemplateCreate", {"name": "t3", "placeAll": "hdd"})
+    m.fails("POST", "/ctrl/1.0/VolumeTemplateCreate", {"name": "a.b", "placeAll": "hdd"})
+    m.fails("POST", "/ctrl/1.0/VolumeTemplateCreate", {"name": "x", "placeAll": "nope"})
+    m.fails("POST", "/ctrl/1.0/VolumeTemplateCreate", {"name": "x", "placeAll": "hdd",
+                                                       "replication": 4})
+    m.fails("POST", "/ctrl/1.0/PlacementGroupDelete/hdd")  # used by t3
+
+
+def test_volumes(m):
+    r = m.post("VolumeCreate", {"name": "v1", "size": 100 << 20, "template": "t3",
+                                "tags": {"env": "test"}})
+    check(r.get("name") == "v1", f"create name {r}")
+    gid = r.get("globalId", "")
+    check(gid.startswith("t1.c1.") and len(gid.split(".")) == 3, f"globalId {gid}")
+    r2 = m.post("VolumeCreate", {"size": 512, "replication": 2, "placeAll": "hdd"})
+    check(r2.get("name") == "~" + r2.get("globalId", "?"), f"anonymous volume {r2}")
+    check(r2.get("globalId") != gid, "globalIds unique")
+    m.post("VolumeCreate", {"name": "#tmp", "size": 4096, "replication": 1, "placeAll": "hdd"})
+    vl = m.get("VolumesList")
+    check(len(vl) == 3, f"VolumesList {len(vl)}")
+    v = m.get("Volume/v1")
+    check(isinstance(v, list) and len(v) == 1, "Volume/ is a one-element list")
+    v = v[0]
+    for f in SUMMARY_FIELDS:
+        check(f in v, f"VolumeSummary.{f}")
+    check(v["size"] == 100 << 20 and v["replication"] == 3 and v["templateName"] == "t3"
+          and v["iops"] == 1000 and v["tags"] == {"env": "test"} and v["objectsCount"] == 4,
+          f"v1 summary {v}")
+    check(m.get("Volume/#tmp")[0]["name"] == "#tmp", "raw # in path")
+    check(m.get("Volume/~" + gid)[0]["name"] == "v1", "~globalId lookup")
+    d = m.get("VolumeDescribe/v1")
+    check(len(d["targetDiskSets"]) == 32, "32 disk sets")
+    servers = {101: 1, 102: 1, 201: 2, 202: 2, 301: 3, 302: 3}
+    for ds in d["targetDiskSets"]:
+        check(len(ds) == 3 and len({servers[x] for x in ds}) == 3, f"disk set {ds}")
+    check(len(d["objects"]) == 4 and d["objects"][1] == d["targetDiskSets"][1], "objects")
+    st = m.get("VolumesGetStatus")
+    check(sorted(st) == sorted(x["name"] for x in vl), "status keys")
+    s1 = st["v1"]
+    for f in STATUS_FIELDS + SUMMARY_FIELDS:
+        check(f in s1, f"VolumeStatus.{f}")
+    check(s1["status"] == "up" and s1["decreasedRedundancy"] is False
+          and s1["snapshot"] is False, f"v1 status {s1['status']}")
+    mc = m.get("MultiCluster/VolumesList")
+    check(all(x.get("clusterId") == "t1.c1" for x in mc), "MultiCluster adds clusterId")
+    m.get("RemoteCommand/home/VolumesList")
+    # Updates.
+    m.post("VolumeUpdate/v1", {"sizeAdd": 512})
+    check(m.get("Volume/v1")[0]["size"] == (100 << 20) + 512, "sizeAdd")
+    m.fails("POST", "/ctrl/1.0/VolumeUpdate/v1", {"size": 512})  # shrink without shrinkOk
+    m.post("VolumeUpdate/v1", {"size": 50 << 20, "shrinkOk": True})
+    m.post("VolumeUpdate/~" + r2["globalId"], {"rename": "v2", "tags": {"a": "b"}})
+    check(m.get("Volume/v2")[0]["tags"] == {"a": "b"}, "rename + tags")
+    m.post("VolumeUpdate/v2", {"tags": {"a": ""}, "bw": 100})
+    v2 = m.get("Volume/v2")[0]
+    check(v2["tags"] == {} and v2["bw"] == 100, f"tag removed, bw set {v2}")
+    name = m.fails("POST", "/ctrl/1.0/VolumeUpdate/v2", {"replication": 3})
+    check(name == "notImplemented", f"relocation: {name}")
+
+
+def test_bad_volume_input(m):
+    base = {"name": "bad", "replication": 3, "placeAll": "hdd", "size": 1 << 20}
+    for change in ({"name": "bad*"}, {"name": "list"}, {"name": "x" * 200}, {"size": 1000},
+                   {"size": 0}, {"size": "1024"}, {"template": "nope"}, {"placeAll": "nope"},
+                   {"placeTail": "nope"}, {"replication": 0}, {"replication": 4},
+                   {"replication": "3"}, {"tags": {"bad tag": "x"}}, {"bw": -5}):
+        m.fails("POST", "/ctrl/1.0/VolumeCreate", dict(base, **change))
+    m.fails("POST", "/ctrl/1.0/VolumeCreate", {"name": "v1", "size": 512, "replication": 1,
+                                              "placeAll": "hdd"})  # exists
+    m.fails("POST", "/ctrl/1.0/VolumeCreate", {"name": "x", "size": 512})  # no placement
+    m.post("PlacementGroupUpdate/one", {"addDisks": [101, 102], "rmDisks": []})
+    msg_st, j = m.raw("POST", "/ctrl/1.0/VolumeCreate",
+                      {"name": "y", "size": 512, "replication": 2, "placeAll": "one"})
+    check(msg_st >= 400 and "Not enough servers or fault sets for replication 2"
+          in j["error"]["descr"], f"not enough servers: {j}")
+    m.fails("POST", "/ctrl/1.0/VolumeCreate", raw_body="{not json")
+    m.fails("POST", "/ctrl/1.0/VolumeCreate", raw_body="[1,2]")
+    m.fails("POST", "/ctrl/1.0/VolumeCreate", raw_body=" " * ((1 << 20) + 1) + "{}")
+    m.fails("GET", "/ctrl/1.0/VolumesList", token="wrong")
+    m.fails("GET", "/ctrl/1.0/VolumesList", token=None)
+    check(m.fails("POST", "/ctrl/1.0/VolumeDelete/v1", token="") == "authFailed", "empty token")
+    check(m.fails("GET", "/ctrl/1.0/FrobnicateAll") == "objectNotFound", "unknown call")
+    check(m.fails("GET", "/ctrl/1.0/NetworkPeersList") == "notImplemented", "unimplemented")
+    m.fails("GET", "/ctrl/1.0/RemoteCommand/elsewhere/VolumesList")
+    m.fails("GET", "/ctrl/1.0/Volume/nope")
+    m.fails("GET", "/ctrl/1.0/Volume/volume*")
+    m.fails("POST", "/ctrl/1.0/VolumeDelete/nope")
+    m.fails("GET", "/ctrl/1.0/VolumeCreate")  # wrong method
+
+
+def test_attachments(m):
+    m.post("VolumesReassign", [{"volume": "v1", "rw": [7], "force": False}])
+    a = m.get("AttachmentsList")
+    check(len(a) == 1 and a[0]["volume"] == "v1" and a[0]["client"] == 7
+          and a[0]["rights"] == "rw" and a[0]["snapshot"] is False and a[0]["pos"] == 0
+          and "globalId" in a[0], f"attachments {a}")
+    m.fails("POST", "/ctrl/1.0/VolumeDelete/v1")  # attached
+    m.fails("POST", "/ctrl/1.0/VolumesReassign", [{"volume": "v2", "rw": [7], "ro": [7],
+                                                   "force": False}])
+    m.fails("POST", "/ctrl/1.0/VolumesReassign", [{"volume": "v2", "rw": [99], "force": False}])
+    m.fails("POST", "/ctrl/1.0/VolumesReassign", {"volume": "v2"})  # not an array
+    m.fails("POST", "/ctrl/1.0/VolumesReassign", [{"volume": "v2", "rw": [0], "force": False}])
+    # Internal long-poll shows the attachment with its disk map.
+    gen = m.raw("GET", "/ctrl/1.0/VolumesList")[1]["generation"]
+    st, j = m.raw("GET", "/spindle/1/ClientState/7?since=0&timeoutMs=1000")
+    data = j.get("data", {})
+    vols = data.get("volumes", [])
+    check(st == 200 and len(vols) == 1 and vols[0]["name"] == "v1" and vols[0]["rights"] == "rw"
+          and vols[0]["chain"] == [vols[0]["layerId"]] and len(vols[0]["targetDiskSets"]) == 32,
+          f"ClientState {j}")
+    check(all(d["up"] and d["port"] > 0 for d in data.get("disks", {}).values())
+          and len(data.get("disks", {})) == 6, "ClientState disks")
+    t0 = time.time()
+    st, j = m.raw("GET", f"/spindle/1/ClientState/7?since={gen}&timeoutMs=500")
+    check(st == 200 and 0.4 <= time.time() - t0 < 5, "long-poll waits for timeoutMs")
+    st, j = m.raw("POST", "/spindle/1/ClientReport/7", {"generation": gen})
+    check(st == 200, f"ClientReport {j}")
+    dump = m.get("ClientsConfigDump")
+    check(dump and dump[0]["id"] == 7 and dump[0]["clientGeneration"] == gen, f"dump {dump}")
+    m.post("VolumesReassign", [{"volume": "v1", "detach": "all", "force": False}])
+    check(m.get("AttachmentsList") == [], "detach all")
+    m.post("VolumesReassign", [{"volume": "v1", "ro": [7], "force": False}])
+    m.post("VolumesReassign", [{"volume": "v1", "detach": [7], "force": False}])
+    m.post("VolumeDelete/#tmp", None)
+    check("#tmp" not in [x["name"] for x in m.get("VolumesList")], "deleted")
+
+
+def test_down_server(m):
+    """A server that re-registers without a disk leaves that disk down."""
+    g0 = m.raw("GET", "/ctrl/1.0/DisksList")[1]["generation"]
+    register(m, 3, [301])
+    st, j = m.raw("GET", "/ctrl/1.0/DisksList")
+    d = j["data"]["302"]
+    check(j["generation"] == g0 + 1, "disk leaving is one new generation")
+    check(d["generationLeft"] >= 0 and "sectorsCount" not in d, f"down disk summary {d}")
+    s = m.get("VolumesGetStatus")["v1"]
+    check(s["status"] == "up" and s["decreasedRedundancy"] is True and 302 in s["downDrives"],
+          f"degraded status {s['status']} {s['downDrives']}")
+    register(m, 3, [301, 302])
+    check(m.get("DisksList")["302"]["generationLeft"] == -1, "disk back up")
+
+
+def test_restart(m):
+    before = m.snapshot()
+    m.stop()
+    m.start()
+    after = m.snapshot()
+    check(after == before, "state and generation persist across restart")
+    r = m.post("PlacementGroupUpdate/after", {"addDisks": [], "rmDisks": []})
+    check(r.get("generation") == before["generation"] + 1, "generation continues after restart")
+
+
+def main():
+    bin_dir = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("SPINDLE_BIN_DIR", "")
+    if not os.path.exists(os.path.join(bin_dir, "spindle-mgmt")):
+        print("usage: test_api.py BIN_DIR (containing spindle-mgmt)")
+        return 2
+    with tempfile.TemporaryDirectory(prefix="spindle_api_") as work:
+        m = Mgmt(bin_dir, work)
+        try:
+            m.start()
+            for t in (test_services_and_disks, test_placement_groups, test_templates,
+                      test_volumes, test_bad_volume_input, test_attachments, test_down_server,
+                      test_restart):
+                try:
+                    t(m)
+                except Exception as e:  # a crash in one group fails it, the rest still run
+                    check(False, f"{t.__name__} raised {e!r}")
+        finally:
+            m.stop()
+            if RESULTS["failed"]:
+                with open(os.path.join(work, "mgmt.log")) as f:
+                    print("--- mgmt.log (tail) ---\n" + "".join(f.readlines()[-30:]))
+    print(f"{RESULTS['passed']} passed, {RESULTS['failed']} failed")
+    return 1 if RESULTS["failed"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
