@@ -1,0 +1,116 @@
+#include "server/object_store.h"
+
+#include <algorithm>
+
+#include "server/offload.h"
+
+namespace spindle::server {
+namespace {
+
+// Jobs run on the disk pool. Plain structs rather than lambdas: GCC 12 mishandles lambda
+// captures of coroutine parameters (double destruction of a moved vector).
+struct WriteJob {
+  disk::DiskStore* store;
+  LayerId layer;
+  ObjectIndex object;
+  uint64_t version;
+  uint32_t offset;
+  std::span<const uint8_t> data;
+  Result<uint64_t> operator()() const { return store->Write(layer, object, version, offset, data); }
+};
+
+struct ReadJob {
+  disk::DiskStore* store;
+  std::vector<LayerId> chain;
+  ObjectIndex object;
+  uint32_t offset;
+  uint32_t length;
+  Result<ReadResult> operator()() const {
+    ReadResult r;
+    r.version = store->Info(chain.front(), object).version;
+    r.data.resize(length);
+    Status s = store->Read(chain, object, offset, r.data);
+    if (!s.ok()) return s;
+    return r;
+  }
+};
+
+}  // namespace
+
+ObjectStore::ObjectStore(asio::io_context& io, asio::thread_pool& pool,
+                         std::unique_ptr<disk::DiskStore> store,
+                         std::chrono::milliseconds version_wait)
+    : io_(io), pool_(pool), store_(std::move(store)), version_wait_(version_wait) {}
+
+asio::awaitable<Result<uint64_t>> ObjectStore::Write(LayerId layer, ObjectIndex object,
+                                                     uint64_t version, uint32_t offset,
+                                                     std::span<const uint8_t> data) {
+  if (version == 0) co_return Error(Code::kInvalidArgument, "version 0 is never written");
+  const Key key{layer.value(), object.value()};
+  IdleDropper dropper{this, key};  // forgets the queue entry on every way out
+  const auto deadline = std::chrono::steady_clock::now() + version_wait_;
+  for (;;) {
+    uint64_t current = store_->Info(layer, object).version;
+    if (version <= current) co_return current;
+    Queue& q = queues_[key];
+    if (version == current + 1 && !q.busy) {
+      q.busy = true;
+      auto result = co_await ApplyOnPool(layer, object, version, offset, data);
+      queues_[key].busy = false;
+      WakeWaiters(key);
+      co_return result;
+    }
+    if (q.waiters.size() >= kMaxWaitingWritesPerObject) {
+      co_return Error(Code::kResourceExhausted, "{} writes already wait on layer {} object {}",
+                      q.waiters.size(), layer.value(), object.value());
+    }
+    asio::steady_timer timer(io_, deadline);
+    q.waiters.push_back(&timer);
+    asio::error_code ec;
+    co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    // queues_ may have changed while suspended: look the entry up again.
+    auto& waiters = queues_[key].waiters;
+    waiters.erase(std::remove(waiters.begin(), waiters.end(), &timer), waiters.end());
+    if (ec != asio::error::operation_aborted) {
+      current = store_->Info(layer, object).version;
+      if (version <= current) co_return current;
+      co_return Error(Code::kUnavailable,
+                      "layer {} object {}: waited {} ms for version {} (have {})", layer.value(),
+                      object.value(), version_wait_.count(), version - 1, current);
+    }
+  }
+}
+
+asio::awaitable<Result<uint64_t>> ObjectStore::ApplyOnPool(LayerId layer, ObjectIndex object,
+                                                           uint64_t version, uint32_t offset,
+                                                           std::span<const uint8_t> data) {
+  co_return co_await Offload(pool_, WriteJob{store_.get(), layer, object, version, offset, data});
+}
+
+void ObjectStore::WakeWaiters(const Key& key) {
+  auto it = queues_.find(key);
+  if (it == queues_.end()) return;
+  for (asio::steady_timer* t : it->second.waiters) t->cancel();
+}
+
+void ObjectStore::DropIfIdle(const Key& key) {
+  auto it = queues_.find(key);
+  if (it != queues_.end() && !it->second.busy && it->second.waiters.empty()) queues_.erase(it);
+}
+
+asio::awaitable<Result<ReadResult>> ObjectStore::Read(std::vector<LayerId> chain,
+                                                      ObjectIndex object, uint32_t offset,
+                                                      uint32_t length) {
+  if (chain.empty() || chain.size() > disk::DiskStore::kMaxChainLength) {
+    co_return Error(Code::kInvalidArgument, "chain of {} layers (1..{})", chain.size(),
+                    disk::DiskStore::kMaxChainLength);
+  }
+  if (length == 0 || length > kObjectSize) {
+    co_return Error(Code::kInvalidArgument, "read length {} (1..{})", length, kObjectSize);
+  }
+  ReadJob job{store_.get(), {}, object, offset, length};
+  job.chain.swap(chain);
+  co_return co_await Offload(pool_, std::move(job));
+}
+
+}  // namespace spindle::server

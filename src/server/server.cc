@@ -1,0 +1,122 @@
+#include "server/server.h"
+
+#include <csignal>
+#include <set>
+#include <sstream>
+
+#include "common/log.h"
+
+namespace spindle::server {
+namespace {
+
+std::vector<std::string> SplitList(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    auto b = item.find_first_not_of(" \t");
+    auto e = item.find_last_not_of(" \t");
+    if (b != std::string::npos) out.push_back(item.substr(b, e - b + 1));
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<ServerOptions> ServerOptions::FromConfig(const Config& config) {
+  ServerOptions o;
+  SP_ASSIGN_OR_RETURN(int64_t ourid, config.GetInt("SP_OURID", 0));
+  if (ourid < 1 || ourid > kMaxNodeId) {
+    return Error(Code::kInvalidArgument, "SP_OURID must be 1..{}, got {}", kMaxNodeId, ourid);
+  }
+  o.id = ServerId(static_cast<uint32_t>(ourid));
+  o.node = NodeId(static_cast<uint32_t>(ourid));
+  o.disk_paths = SplitList(config.GetOr("SP_SERVER_DISKS", ""));
+  if (o.disk_paths.empty() || o.disk_paths.size() > proto::kMaxDisksPerServer) {
+    return Error(Code::kInvalidArgument, "SP_SERVER_DISKS must list 1..{} disk files, got {}",
+                 proto::kMaxDisksPerServer, o.disk_paths.size());
+  }
+  o.host = config.GetOr("SP_SERVER_HOST", o.host);
+  SP_ASSIGN_OR_RETURN(int64_t port, config.GetInt("SP_SERVER_PORT", kBasePort + ourid));
+  if (port < 1 || port > 65535) {
+    return Error(Code::kInvalidArgument, "SP_SERVER_PORT {} out of range", port);
+  }
+  o.port = static_cast<uint16_t>(port);
+  o.cluster_id = config.GetOr("SP_CLUSTER_ID", "");
+  if (o.cluster_id.empty()) return Error(Code::kInvalidArgument, "SP_CLUSTER_ID is not set");
+  SP_ASSIGN_OR_RETURN(o.api, net::ApiEndpoint::FromConfig(config));
+  return o;
+}
+
+Server::Server(env::Env& env, ServerOptions options) : env_(env), options_(std::move(options)) {}
+
+Server::~Server() {
+  Shutdown();
+  pool_.join();
+}
+
+Result<std::unique_ptr<Server>> Server::Create(env::Env& env, ServerOptions options) {
+  std::unique_ptr<Server> s(new Server(env, std::move(options)));
+  SP_RETURN_IF_ERROR(s->OpenDisks());
+  std::vector<ObjectStore*> stores;
+  std::vector<const disk::DiskStore*> disks;
+  for (auto& st : s->stores_) {
+    stores.push_back(st.get());
+    disks.push_back(&st->store());
+  }
+  s->service_ = std::make_unique<Service>(s->options_.id, stores);
+  s->rpc_ = std::make_unique<net::RpcServer>(s->io_, s->service_->Handler());
+  SP_RETURN_IF_ERROR(s->rpc_->Listen(s->options_.host, s->options_.port));
+  RegistrationInfo info{s->options_.id, s->options_.node, s->options_.host, s->rpc_->port(),
+                        env.clock().UnixSeconds()};
+  s->registrar_ = std::make_unique<Registrar>(s->options_.api, info, std::move(disks));
+  return s;
+}
+
+Status Server::OpenDisks() {
+  std::set<DiskId> seen;
+  for (const std::string& path : options_.disk_paths) {
+    SP_ASSIGN_OR_RETURN(auto store, disk::DiskStore::Open(env_, path, options_.cluster_id));
+    DiskId id = store->superblock().disk;
+    if (!seen.insert(id).second) {
+      return Error(Code::kFailedPrecondition, "{} is disk {}, which another path already is", path,
+                   id.value());
+    }
+    disk::StoreStats st = store->Stats();
+    SP_LOG_INFO("disk {} at {}: {} of {} slots used, {} bytes stored, {} damaged", id.value(), path,
+                st.slots_used, st.slots_total, st.bytes_stored, st.slots_damaged);
+    stores_.push_back(std::make_unique<ObjectStore>(io_, pool_, std::move(store)));
+  }
+  return Status::Ok();
+}
+
+Status Server::Run() {
+  signals_.add(SIGTERM);
+  signals_.add(SIGINT);
+  signals_.async_wait([this](const asio::error_code& ec, int signo) {
+    if (ec) return;
+    SP_LOG_INFO("signal {}: stopping", signo);
+    Shutdown();
+  });
+  if (options_.register_with_mgmt) registrar_->Start();
+  SP_LOG_INFO("server {} serving {} disks on {}:{}", options_.id.value(), stores_.size(),
+              options_.host, rpc_->port());
+  io_.run();  // returns when the listener, connections and in-flight requests are all done
+  registrar_->Stop();
+  pool_.join();
+  SP_LOG_INFO("server {} stopped", options_.id.value());
+  return Status::Ok();
+}
+
+void Server::Stop() {
+  asio::post(io_, [this] { Shutdown(); });
+}
+
+void Server::Shutdown() {
+  if (shut_down_) return;
+  shut_down_ = true;
+  if (rpc_) rpc_->Stop();
+  signals_.cancel();
+}
+
+}  // namespace spindle::server

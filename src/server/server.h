@@ -1,0 +1,75 @@
+// Server: one spindle-server process — its disks, the data-protocol listener and the mgmt
+// registration — built from validated options. main() only parses flags and calls this.
+//
+// Threads: Run() runs the io_context (RpcServer, Service, ObjectStores) on the calling thread;
+// a pool of kDiskThreads runs blocking disk I/O; the Registrar has its own thread.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <asio.hpp>
+
+#include "common/config.h"
+#include "common/ids.h"
+#include "env/env.h"
+#include "net/api_client.h"
+#include "net/rpc.h"
+#include "server/object_store.h"
+#include "server/registrar.h"
+#include "server/service.h"
+
+namespace spindle::server {
+
+inline constexpr size_t kDiskThreads = 4;
+inline constexpr uint16_t kBasePort = 47000;
+
+struct ServerOptions {
+  ServerId id;
+  NodeId node;
+  std::vector<std::string> disk_paths;
+  std::string host = "127.0.0.1";
+  uint16_t port = 0;  // 0 in tests: any free port
+  std::string cluster_id;
+  net::ApiEndpoint api;
+  bool register_with_mgmt = true;
+
+  // Reads SP_OURID, SP_SERVER_DISKS, SP_SERVER_HOST, SP_SERVER_PORT (default 47000 + SP_OURID),
+  // SP_CLUSTER_ID and the API endpoint keys. Errors name the bad key.
+  static Result<ServerOptions> FromConfig(const Config& config);
+};
+
+class Server {
+ public:
+  // Opens every disk (refusing disks of another cluster or a duplicate disk id) and binds the
+  // listener. Nothing runs until Run().
+  static Result<std::unique_ptr<Server>> Create(env::Env& env, ServerOptions options);
+  ~Server();
+
+  // Serves until SIGTERM/SIGINT or Stop(); then closes the listener, lets in-flight requests
+  // finish, stops the registrar and waits for the disk pool.
+  Status Run();
+  // Thread-safe.
+  void Stop();
+  uint16_t port() const { return rpc_->port(); }
+
+ private:
+  Server(env::Env& env, ServerOptions options);
+  Status OpenDisks();
+  void Shutdown();
+
+  env::Env& env_;
+  ServerOptions options_;
+  asio::io_context io_;
+  asio::thread_pool pool_{kDiskThreads};
+  asio::signal_set signals_{io_};
+  std::vector<std::unique_ptr<ObjectStore>> stores_;
+  std::unique_ptr<Service> service_;
+  std::unique_ptr<net::RpcServer> rpc_;
+  std::unique_ptr<Registrar> registrar_;
+  bool shut_down_ = false;
+};
+
+}  // namespace spindle::server

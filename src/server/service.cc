@@ -1,0 +1,106 @@
+#include "server/service.h"
+
+#include "common/assert.h"
+#include "common/log.h"
+
+namespace spindle::server {
+
+Service::Service(ServerId id, std::vector<ObjectStore*> stores) : id_(id) {
+  SP_ASSERT(stores.size() <= proto::kMaxDisksPerServer);
+  for (ObjectStore* s : stores) {
+    bool inserted = disks_.emplace(s->disk(), s).second;
+    SP_ASSERT(inserted);
+  }
+}
+
+net::RpcHandler Service::Handler() {
+  return [this](net::Frame request) { return Handle(std::move(request)); };
+}
+
+asio::awaitable<net::Reply> Service::Handle(net::Frame request) {
+  switch (static_cast<proto::MsgType>(request.header.type)) {
+    case proto::MsgType::kHello:
+      co_return Hello(request);
+    case proto::MsgType::kWrite:
+      co_return co_await Write(request);
+    case proto::MsgType::kRead:
+      co_return co_await Read(request);
+    case proto::MsgType::kObjectInfo:
+      co_return ObjectInfo(request);
+  }
+  co_return net::Reply::Fail(
+      Error(Code::kUnimplemented, "message type {} is not served", request.header.type));
+}
+
+Result<ObjectStore*> Service::Disk(DiskId disk) const {
+  auto it = disks_.find(disk);
+  if (it == disks_.end()) {
+    return Error(Code::kNotFound, "server {} has no disk {}", id_.value(), disk.value());
+  }
+  return it->second;
+}
+
+net::Reply Service::Hello(const net::Frame& request) const {
+  auto req = proto::DecodeHelloRequest(request.payload);
+  if (!req.ok()) return net::Reply::Fail(req.status());
+  proto::HelloResponse resp;
+  resp.server = id_;
+  for (const auto& [id, store] : disks_) resp.disks.push_back(id);
+  std::vector<uint8_t> out;
+  proto::EncodePayload(resp, out);
+  return net::Reply::Ok(std::move(out));
+}
+
+asio::awaitable<net::Reply> Service::Write(const net::Frame& request) {
+  auto req = proto::DecodeWriteRequest(request.payload);
+  if (!req.ok()) co_return net::Reply::Fail(req.status());
+  auto store = Disk(req->disk);
+  if (!store.ok()) co_return net::Reply::Fail(store.status());
+  Status crc = proto::VerifyChunkCrcs(req->data, req->crcs);
+  if (!crc.ok()) {
+    SP_LOG_WARN("write to disk {} layer {} object {} v{}: {}", req->disk.value(),
+                req->layer.value(), req->object.value(), req->version, crc.message());
+    co_return net::Reply::Fail(crc);
+  }
+  auto version =
+      co_await (*store)->Write(req->layer, req->object, req->version, req->offset, req->data);
+  if (!version.ok()) co_return net::Reply::Fail(version.status());
+  std::vector<uint8_t> out;
+  proto::EncodePayload(proto::WriteResponse{*version}, out);
+  co_return net::Reply::Ok(std::move(out));
+}
+
+asio::awaitable<net::Reply> Service::Read(const net::Frame& request) {
+  auto req = proto::DecodeReadRequest(request.payload);
+  if (!req.ok()) co_return net::Reply::Fail(req.status());
+  auto store = Disk(req->disk);
+  if (!store.ok()) co_return net::Reply::Fail(store.status());
+  auto result =
+      co_await (*store)->Read(std::move(req->chain), req->object, req->offset, req->length);
+  if (!result.ok()) {
+    if (result.status().code() == Code::kCorruption) {
+      SP_LOG_ERROR("read disk {}: {}", req->disk.value(), result.status().message());
+    }
+    co_return net::Reply::Fail(result.status());
+  }
+  std::vector<uint32_t> crcs;
+  proto::ComputeChunkCrcs(result->data, crcs);
+  std::vector<uint8_t> out;
+  proto::EncodePayload(proto::ReadResponse{result->version, crcs, result->data}, out);
+  co_return net::Reply::Ok(std::move(out));
+}
+
+net::Reply Service::ObjectInfo(const net::Frame& request) const {
+  auto req = proto::DecodeObjectInfoRequest(request.payload);
+  if (!req.ok()) return net::Reply::Fail(req.status());
+  auto store = Disk(req->disk);
+  if (!store.ok()) return net::Reply::Fail(store.status());
+  disk::ObjectInfo info = (*store)->Info(req->layer, req->object);
+  std::vector<uint8_t> out;
+  proto::EncodePayload(proto::ObjectInfoResponse{info.version, static_cast<uint32_t>(info.state),
+                                                 info.blocks_present},
+                       out);
+  return net::Reply::Ok(std::move(out));
+}
+
+}  // namespace spindle::server
