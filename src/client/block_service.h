@@ -1,0 +1,61 @@
+// spindle-block wired together: volume table + server pool + NBD server + mgmt link.
+// Thread: constructed, started and stopped on the io_context thread (main's); the mgmt link
+// runs its own threads and posts states into the io_context.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include <asio.hpp>
+
+#include "client/mgmt_link.h"
+#include "client/nbd_server.h"
+#include "client/server_pool.h"
+#include "client/volume_table.h"
+#include "common/config.h"
+#include "common/ids.h"
+#include "net/api_client.h"
+
+namespace spindle::client {
+
+struct BlockOptions {
+  ClientId id;
+  std::string workdir = "/var/run/storpool";
+  std::string nbd_host = "127.0.0.1";
+  uint16_t nbd_port = 10809;
+  net::ApiEndpoint api;
+
+  std::string nbd_socket() const { return workdir + "/nbd.sock"; }
+  // Reads SP_OURID (required), SP_WORKDIR, SP_BLOCK_NBD_HOST, SP_BLOCK_NBD_PORT and the API
+  // endpoint keys.
+  static Result<BlockOptions> FromConfig(const Config& config);
+};
+
+class BlockService {
+ public:
+  BlockService(asio::io_context& io, BlockOptions options);
+
+  // Starts the NBD listeners and the mgmt link.
+  Status Start();
+  // Stops accepting, closes NBD connections and server connections, asks the mgmt link to
+  // stop. In-flight work then finishes and io.run() returns. Call on the io thread.
+  void Stop();
+  // Waits for the mgmt link's threads. Call after io.run() returned.
+  void Join();
+
+ private:
+  void Apply(ClientState state);
+
+  asio::io_context& io_;
+  BlockOptions options_;
+  ServerPool pool_;
+  VolumeTable table_;
+  NbdServer nbd_;
+  MgmtLink link_;
+};
+
+// Logs whether the kernel nbd driver is present; without it no /dev/nbdN is attached and the
+// NBD endpoint is the device.
+void LogKernelNbdSupport();
+
+}  // namespace spindle::client

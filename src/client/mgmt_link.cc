@@ -1,0 +1,139 @@
+#include "client/mgmt_link.h"
+
+#include <future>
+
+#include "common/log.h"
+
+namespace spindle::client {
+
+namespace {
+constexpr int64_t kMinHeartbeatMs = 100;
+constexpr int64_t kMaxHeartbeatMs = 60000;
+constexpr std::chrono::milliseconds kHeartbeatHttpTimeout{5000};
+constexpr std::chrono::milliseconds kApplyWaitStep{100};
+}  // namespace
+
+MgmtLink::MgmtLink(MgmtLinkOptions options, asio::io_context& io, ApplyFn apply)
+    : options_(std::move(options)), io_(io), apply_(std::move(apply)) {
+  start_time_ = std::chrono::duration_cast<std::chrono::seconds>(
+                    std::chrono::system_clock::now().time_since_epoch())
+                    .count();
+}
+
+MgmtLink::~MgmtLink() {
+  RequestStop();
+  Join();
+}
+
+void MgmtLink::Start() {
+  heartbeat_thread_ = std::thread([this] { HeartbeatLoop(); });
+  poll_thread_ = std::thread([this] { PollLoop(); });
+}
+
+void MgmtLink::RequestStop() {
+  {
+    std::lock_guard lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+}
+
+void MgmtLink::Join() {
+  if (heartbeat_thread_.joinable()) heartbeat_thread_.join();
+  if (poll_thread_.joinable()) poll_thread_.join();
+}
+
+bool MgmtLink::Sleep(std::chrono::milliseconds d) {
+  std::unique_lock lock(mu_);
+  cv_.wait_for(lock, d, [this] { return stop_.load(); });
+  return !stop_;
+}
+
+nlohmann::json MgmtLink::RegisterBody() const {
+  return {{"type", "client"},
+          {"id", options_.id.value()},
+          {"nodeId", options_.id.value()},
+          {"version", SPINDLE_VERSION},
+          {"startTime", start_time_},
+          {"appliedGeneration", applied_generation_.load()},
+          {"nbd",
+           {{"socket", options_.nbd_socket},
+            {"host", options_.nbd_host},
+            {"port", options_.nbd_port}}}};
+}
+
+void MgmtLink::HeartbeatLoop() {
+  net::ApiEndpoint ep = options_.api;
+  ep.timeout = kHeartbeatHttpTimeout;
+  net::ApiClient api(ep);
+  bool failing = false;
+  do {
+    auto r = api.Post("/spindle/1/ServiceRegister", RegisterBody());
+    if (!r.ok()) {
+      if (!failing) SP_LOG_WARN("mgmt heartbeat failed: {}", r.status().ToString());
+      failing = true;
+      continue;
+    }
+    if (failing) SP_LOG_INFO("mgmt heartbeat ok again");
+    failing = false;
+    const auto& d = r.reply().data;
+    if (d.is_object() && d.contains("heartbeatIntervalMs") &&
+        d["heartbeatIntervalMs"].is_number_integer()) {
+      heartbeat_interval_ms_ = std::clamp<int64_t>(d["heartbeatIntervalMs"].get<int64_t>(),
+                                                   kMinHeartbeatMs, kMaxHeartbeatMs);
+    }
+  } while (Sleep(std::chrono::milliseconds(heartbeat_interval_ms_.load())));
+}
+
+Status MgmtLink::ApplyOnIo(ClientState state) {
+  auto done = std::make_shared<std::promise<void>>();
+  auto future = done->get_future();
+  asio::post(io_, [apply = apply_, state = std::move(state), done]() mutable {
+    apply(std::move(state));
+    done->set_value();
+  });
+  // The io thread may be stopping and never run the handler: don't wait for it then.
+  while (future.wait_for(kApplyWaitStep) != std::future_status::ready) {
+    if (stopping()) return Error(Code::kUnavailable, "stopping");
+  }
+  return Status::Ok();
+}
+
+bool MgmtLink::PollOnce(net::ApiClient& api, int64_t& since) {
+  const std::string path = fmt::format("/spindle/1/ClientState/{}?since={}&timeoutMs={}",
+                                       options_.id.value(), since, options_.poll_timeout.count());
+  auto r = api.Get(path);
+  if (!r.ok()) {
+    if (!poll_failing_) SP_LOG_WARN("mgmt ClientState failed: {}", r.status().ToString());
+    poll_failing_ = true;
+    return false;
+  }
+  if (poll_failing_) SP_LOG_INFO("mgmt ClientState ok again");
+  poll_failing_ = false;
+  auto state = ParseClientState(r.reply().data);
+  if (!state.ok()) {
+    SP_LOG_ERROR("mgmt sent a bad ClientState: {}", state.status().ToString());
+    return false;
+  }
+  const int64_t gen = state->generation;
+  if (gen == since && since != 0) return true;  // the long-poll timed out: nothing new
+  if (!ApplyOnIo(std::move(state).value()).ok()) return false;
+  applied_generation_ = gen;
+  since = gen;
+  auto rep = api.Post(fmt::format("/spindle/1/ClientReport/{}", options_.id.value()),
+                      nlohmann::json{{"generation", gen}});
+  if (!rep.ok()) SP_LOG_WARN("mgmt ClientReport failed: {}", rep.status().ToString());
+  return true;
+}
+
+void MgmtLink::PollLoop() {
+  net::ApiEndpoint ep = options_.api;
+  ep.timeout = options_.poll_timeout + kHeartbeatHttpTimeout;
+  net::ApiClient api(ep);
+  int64_t since = 0;
+  while (!stopping()) {
+    if (!PollOnce(api, since) && !Sleep(options_.retry_delay)) break;
+  }
+}
+
+}  // namespace spindle::client

@@ -1,0 +1,77 @@
+// The client's link to spindle-mgmt (docs/formats/internal-api.md): registers and heartbeats
+// (POST /spindle/1/ServiceRegister), long-polls its attachments (GET /spindle/1/ClientState),
+// hands every new state to the io_context thread, and reports the applied generation
+// (POST /spindle/1/ClientReport).
+//
+// Thread: two threads of its own (heartbeat, poll), each with its own blocking ApiClient. The
+// state is applied on the io_context thread through asio::post; the poll thread waits for that
+// before it reports. RequestStop() may be called from any thread; Join() from the owner.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include <asio.hpp>
+
+#include "client/state.h"
+#include "common/ids.h"
+#include "net/api_client.h"
+
+namespace spindle::client {
+
+struct MgmtLinkOptions {
+  net::ApiEndpoint api;
+  ClientId id;
+  std::string nbd_socket;
+  std::string nbd_host;
+  uint16_t nbd_port = 0;
+  // How long one ClientState long-poll may wait in mgmt (also bounds how long Join() takes).
+  std::chrono::milliseconds poll_timeout{3000};
+  std::chrono::milliseconds retry_delay{1000};
+};
+
+class MgmtLink {
+ public:
+  // Runs on the io_context thread with each new state.
+  using ApplyFn = std::function<void(ClientState)>;
+
+  MgmtLink(MgmtLinkOptions options, asio::io_context& io, ApplyFn apply);
+  ~MgmtLink();
+  MgmtLink(const MgmtLink&) = delete;
+  MgmtLink& operator=(const MgmtLink&) = delete;
+
+  void Start();
+  void RequestStop();
+  void Join();
+  int64_t applied_generation() const { return applied_generation_.load(); }
+
+ private:
+  void HeartbeatLoop();
+  void PollLoop();
+  bool PollOnce(net::ApiClient& api, int64_t& since);
+  Status ApplyOnIo(ClientState state);
+  nlohmann::json RegisterBody() const;
+  // Sleeps up to `d`; false when a stop was requested.
+  bool Sleep(std::chrono::milliseconds d);
+  bool stopping() const { return stop_.load(); }
+
+  MgmtLinkOptions options_;
+  asio::io_context& io_;
+  ApplyFn apply_;
+  int64_t start_time_ = 0;
+  bool poll_failing_ = false;  // poll thread only: log transitions, not every retry
+  std::atomic<bool> stop_{false};
+  std::atomic<int64_t> applied_generation_{0};
+  std::atomic<int64_t> heartbeat_interval_ms_{1000};
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::thread heartbeat_thread_;
+  std::thread poll_thread_;
+};
+
+}  // namespace spindle::client

@@ -1,0 +1,157 @@
+// NbdSession: the fixed newstyle handshake and option haggling.
+#include <array>
+
+#include "client/nbd_server.h"
+#include "common/log.h"
+
+namespace spindle::client {
+
+using namespace nbd;  // NOLINT: protocol constants
+
+asio::awaitable<Status> NbdSession::ReadExact(std::span<uint8_t> buf) {
+  asio::error_code ec;
+  co_await asio::async_read(socket_, asio::buffer(buf.data(), buf.size()),
+                            asio::redirect_error(asio::use_awaitable, ec));
+  if (ec) {
+    SP_LOG_DEBUG("NBD read: {}", ec.message());
+    co_return Error(Code::kUnavailable, "read: {}", ec.message());
+  }
+  co_return Status::Ok();
+}
+
+asio::awaitable<Status> NbdSession::WriteAll(std::span<const uint8_t> buf) {
+  asio::error_code ec;
+  co_await asio::async_write(socket_, asio::buffer(buf.data(), buf.size()),
+                             asio::redirect_error(asio::use_awaitable, ec));
+  if (ec) {
+    SP_LOG_DEBUG("NBD write: {}", ec.message());
+    co_return Error(Code::kUnavailable, "write: {}", ec.message());
+  }
+  co_return Status::Ok();
+}
+
+asio::awaitable<Status> NbdSession::SendOptionReply(uint32_t option, uint32_t type,
+                                                    std::span<const uint8_t> data) {
+  co_return co_await WriteAll(EncodeOptionReply(option, type, data));
+}
+
+asio::awaitable<bool> NbdSession::Handshake() {
+  std::vector<uint8_t> hello;
+  Append64(hello, kNbdMagic);
+  Append64(hello, kIHaveOpt);
+  Append16(hello, kFlagFixedNewstyle | kFlagNoZeroes);
+  Status sent = co_await WriteAll(hello);
+  if (!sent.ok()) co_return false;
+  std::array<uint8_t, 4> flags_buf;
+  Status got_flags = co_await ReadExact(flags_buf);
+  if (!got_flags.ok()) co_return false;
+  const uint32_t flags = Load32(flags_buf.data());
+  if ((flags & ~(kClientFlagFixedNewstyle | kClientFlagNoZeroes)) != 0 ||
+      (flags & kClientFlagFixedNewstyle) == 0) {
+    SP_LOG_INFO("NBD client sent flags {:#x}: closing", flags);
+    co_return false;
+  }
+  no_zeroes_ = (flags & kClientFlagNoZeroes) != 0;
+  for (uint32_t n = 0; n < kMaxOptionsPerHandshake && open_; ++n) {
+    std::array<uint8_t, 16> head;
+    Status io_status = co_await ReadExact(head);
+    if (!io_status.ok()) co_return false;
+    const uint32_t option = Load32(head.data() + 8);
+    const uint32_t length = Load32(head.data() + 12);
+    if (Load64(head.data()) != kIHaveOpt || length > kMaxOptionBytes) {
+      SP_LOG_INFO("NBD option with bad magic or length {}: closing", length);
+      co_return false;
+    }
+    std::vector<uint8_t> body(length);
+    Status got_body = co_await ReadExact(body);
+    if (!got_body.ok()) co_return false;
+    auto r = co_await HandleOption(option, std::move(body));
+    if (!r.ok()) co_return false;
+    if (*r) co_return open_;
+  }
+  SP_LOG_INFO("NBD client sent more than {} options: closing", kMaxOptionsPerHandshake);
+  co_return false;
+}
+
+asio::awaitable<Status> NbdSession::SendExportInfo(uint32_t option, const InfoRequest& req,
+                                                   const Volume& v) {
+  std::vector<uint8_t> info;
+  Append16(info, kInfoExport);
+  Append64(info, v.spec().size_bytes);
+  Append16(info, TransmissionFlags(ExportView{v.spec().size_bytes, v.spec().read_only}));
+  SP_CO_RETURN_IF_ERROR(co_await SendOptionReply(option, kRepInfo, info));
+  info.clear();
+  Append16(info, kInfoBlockSize);
+  Append32(info, kMinBlockBytes);
+  Append32(info, kPreferredBlockBytes);
+  Append32(info, kMaxPayloadBytes);
+  SP_CO_RETURN_IF_ERROR(co_await SendOptionReply(option, kRepInfo, info));
+  for (uint16_t item : req.items) {
+    if (item != kInfoName) continue;
+    info.clear();
+    Append16(info, kInfoName);
+    info.insert(info.end(), req.name.begin(), req.name.end());
+    SP_CO_RETURN_IF_ERROR(co_await SendOptionReply(option, kRepInfo, info));
+  }
+  co_return co_await SendOptionReply(option, kRepAck, {});
+}
+
+asio::awaitable<Status> NbdSession::FinishExportName(std::shared_ptr<Volume> v) {
+  std::vector<uint8_t> out;
+  Append64(out, v->spec().size_bytes);
+  Append16(out, TransmissionFlags(ExportView{v->spec().size_bytes, v->spec().read_only}));
+  if (!no_zeroes_) out.resize(out.size() + 124, 0);
+  volume_ = std::move(v);
+  co_return co_await WriteAll(out);
+}
+
+asio::awaitable<Result<bool>> NbdSession::HandleOption(uint32_t option, std::vector<uint8_t> body) {
+  switch (option) {
+    case kOptExportName: {
+      auto v = server_.table().Find(std::string(body.begin(), body.end()));
+      // This option has no error reply: an unknown export can only be refused by closing.
+      if (!v) co_return Error(Code::kNotFound, "unknown export");
+      SP_CO_RETURN_IF_ERROR(co_await FinishExportName(std::move(v)));
+      co_return true;
+    }
+    case kOptAbort:
+      (void)co_await SendOptionReply(option, kRepAck, {});
+      co_return Error(Code::kAborted, "client aborted");
+    case kOptList: {
+      if (!body.empty()) {
+        SP_CO_RETURN_IF_ERROR(co_await SendOptionReply(option, kRepErrInvalid, {}));
+        co_return false;
+      }
+      for (const std::string& name : server_.table().Names()) {
+        std::vector<uint8_t> data;
+        Append32(data, static_cast<uint32_t>(name.size()));
+        data.insert(data.end(), name.begin(), name.end());
+        SP_CO_RETURN_IF_ERROR(co_await SendOptionReply(option, kRepServer, data));
+      }
+      SP_CO_RETURN_IF_ERROR(co_await SendOptionReply(option, kRepAck, {}));
+      co_return false;
+    }
+    case kOptInfo:
+    case kOptGo: {
+      InfoRequest req;
+      if (!DecodeInfoRequest(body, req)) {
+        SP_CO_RETURN_IF_ERROR(co_await SendOptionReply(option, kRepErrInvalid, {}));
+        co_return false;
+      }
+      auto v = server_.table().Find(req.name);
+      if (!v) {
+        SP_CO_RETURN_IF_ERROR(co_await SendOptionReply(option, kRepErrUnknown, {}));
+        co_return false;
+      }
+      // Chosen before the replies go out, so a detach meanwhile closes this session.
+      if (option == kOptGo) volume_ = v;
+      SP_CO_RETURN_IF_ERROR(co_await SendExportInfo(option, req, *v));
+      co_return option == kOptGo;
+    }
+    default:  // STARTTLS, STRUCTURED_REPLY, meta contexts, extended headers, ...
+      SP_CO_RETURN_IF_ERROR(co_await SendOptionReply(option, kRepErrUnsup, {}));
+      co_return false;
+  }
+}
+
+}  // namespace spindle::client

@@ -1,0 +1,148 @@
+#include "client/nbd_proto.h"
+
+namespace spindle::client::nbd {
+
+uint16_t Load16(const uint8_t* p) {
+  return static_cast<uint16_t>((p[0] << 8) | p[1]);
+}
+uint32_t Load32(const uint8_t* p) {
+  return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | p[3];
+}
+uint64_t Load64(const uint8_t* p) {
+  return (uint64_t{Load32(p)} << 32) | Load32(p + 4);
+}
+
+void Append16(std::vector<uint8_t>& out, uint16_t v) {
+  out.push_back(static_cast<uint8_t>(v >> 8));
+  out.push_back(static_cast<uint8_t>(v));
+}
+void Append32(std::vector<uint8_t>& out, uint32_t v) {
+  Append16(out, static_cast<uint16_t>(v >> 16));
+  Append16(out, static_cast<uint16_t>(v));
+}
+void Append64(std::vector<uint8_t>& out, uint64_t v) {
+  Append32(out, static_cast<uint32_t>(v >> 32));
+  Append32(out, static_cast<uint32_t>(v));
+}
+
+namespace {
+void Store32(uint8_t* p, uint32_t v) {
+  p[0] = static_cast<uint8_t>(v >> 24);
+  p[1] = static_cast<uint8_t>(v >> 16);
+  p[2] = static_cast<uint8_t>(v >> 8);
+  p[3] = static_cast<uint8_t>(v);
+}
+void Store16(uint8_t* p, uint16_t v) {
+  p[0] = static_cast<uint8_t>(v >> 8);
+  p[1] = static_cast<uint8_t>(v);
+}
+void Store64(uint8_t* p, uint64_t v) {
+  Store32(p, static_cast<uint32_t>(v >> 32));
+  Store32(p + 4, static_cast<uint32_t>(v));
+}
+
+bool IsWriteLike(uint16_t type) {
+  return type == kCmdWrite || type == kCmdWriteZeroes || type == kCmdTrim;
+}
+
+uint16_t AllowedFlags(uint16_t type) {
+  if (type == kCmdWriteZeroes) return kCmdFlagFua | kCmdFlagNoHole;
+  return kCmdFlagFua;
+}
+
+Validation Fail(uint32_t error) {
+  return Validation{Verdict::kReplyError, error};
+}
+}  // namespace
+
+bool DecodeRequest(const uint8_t* in, Request& out) {
+  if (Load32(in) != kRequestMagic) return false;
+  out.flags = Load16(in + 4);
+  out.type = Load16(in + 6);
+  out.cookie = Load64(in + 8);
+  out.offset = Load64(in + 16);
+  out.length = Load32(in + 24);
+  return true;
+}
+
+void EncodeRequest(const Request& r, uint8_t* out) {
+  Store32(out, kRequestMagic);
+  Store16(out + 4, r.flags);
+  Store16(out + 6, r.type);
+  Store64(out + 8, r.cookie);
+  Store64(out + 16, r.offset);
+  Store32(out + 24, r.length);
+}
+
+void EncodeSimpleReply(uint32_t error, uint64_t cookie, uint8_t* out) {
+  Store32(out, kSimpleReplyMagic);
+  Store32(out + 4, error);
+  Store64(out + 8, cookie);
+}
+
+Validation ValidateRequest(const Request& r, const ExportView& ex) {
+  switch (r.type) {
+    case kCmdDisc:
+      return Validation{Verdict::kDisconnect, 0};
+    case kCmdFlush:
+      return Validation{};
+    case kCmdRead:
+    case kCmdWrite:
+    case kCmdWriteZeroes:
+      break;
+    default:  // includes TRIM, which is not advertised
+      return Fail(kEInval);
+  }
+  if (r.type == kCmdWrite && r.length > kMaxPayloadBytes) {
+    return Validation{Verdict::kClose, kEInval};  // cannot skip that much payload safely
+  }
+  if ((r.flags & ~AllowedFlags(r.type)) != 0) return Fail(kEInval);
+  if (r.length == 0) return Fail(kEInval);
+  if (r.type == kCmdRead && r.length > kMaxPayloadBytes) return Fail(kEInval);
+  if (IsWriteLike(r.type) && ex.read_only) return Fail(kEPerm);
+  const uint64_t end = r.offset + r.length;
+  if (end < r.offset || end > ex.size_bytes) {
+    return Fail(r.type == kCmdRead ? kEInval : kENoSpc);
+  }
+  if (IsWriteLike(r.type) && (r.offset % kMinBlockBytes != 0 || r.length % kMinBlockBytes != 0)) {
+    return Fail(kEInval);
+  }
+  return Validation{};
+}
+
+uint16_t TransmissionFlags(const ExportView& ex) {
+  uint16_t f = kTxHasFlags | kTxSendFlush | kTxSendFua | kTxCanMultiConn;
+  if (ex.read_only) {
+    f |= kTxReadOnly;
+  } else {
+    f |= kTxSendWriteZeroes;
+  }
+  return f;
+}
+
+bool DecodeInfoRequest(std::span<const uint8_t> body, InfoRequest& out) {
+  if (body.size() < 4) return false;
+  const uint32_t name_len = Load32(body.data());
+  if (name_len > body.size() - 4 || body.size() - 4 - name_len < 2) return false;
+  out.name.assign(reinterpret_cast<const char*>(body.data() + 4), name_len);
+  const uint8_t* p = body.data() + 4 + name_len;
+  const uint16_t n = Load16(p);
+  if (n > kMaxInfoRequests || body.size() != 4 + name_len + 2 + size_t{n} * 2) return false;
+  out.items.clear();
+  for (uint16_t i = 0; i < n; ++i) out.items.push_back(Load16(p + 2 + 2 * i));
+  return true;
+}
+
+std::vector<uint8_t> EncodeOptionReply(uint32_t option, uint32_t type,
+                                       std::span<const uint8_t> data) {
+  std::vector<uint8_t> out;
+  out.reserve(20 + data.size());
+  Append64(out, kOptReplyMagic);
+  Append32(out, option);
+  Append32(out, type);
+  Append32(out, static_cast<uint32_t>(data.size()));
+  out.insert(out.end(), data.begin(), data.end());
+  return out;
+}
+
+}  // namespace spindle::client::nbd

@@ -1,0 +1,131 @@
+// NBD endpoint of spindle-block: accepts connections on a Unix socket and on TCP, runs one
+// NbdSession per connection (fixed newstyle handshake, then transmission with many requests
+// in flight), and closes the sessions of an export when it goes away.
+// Thread: owned by the io_context thread; all methods run there.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+#include <asio.hpp>
+
+#include "client/async_util.h"
+#include "client/nbd_proto.h"
+#include "client/volume.h"
+#include "client/volume_table.h"
+#include "common/assert.h"
+#include "common/status.h"
+
+namespace spindle::client {
+
+inline constexpr size_t kMaxNbdConnections = 256;
+// Per connection: requests running at once, and the bytes of their buffers.
+inline constexpr size_t kMaxRequestsInFlight = 64;
+inline constexpr uint64_t kMaxBytesInFlight = 128ull * 1024 * 1024;
+
+struct NbdServerOptions {
+  std::string unix_path;  // empty: no Unix listener
+  std::string tcp_host = "127.0.0.1";
+  uint16_t tcp_port = 10809;  // 0: pick a free port
+  bool tcp = true;
+};
+
+class NbdServer;
+
+// One NBD connection. Owned by shared_ptr: the session's coroutines each hold one.
+class NbdSession : public std::enable_shared_from_this<NbdSession> {
+ public:
+  using Socket = asio::generic::stream_protocol::socket;
+  NbdSession(Socket socket, NbdServer& server);
+
+  // Handshake then transmission; returns when the connection is closed.
+  static asio::awaitable<void> Run(std::shared_ptr<NbdSession> self);
+  // Closes the socket; in-flight requests finish, their replies are dropped.
+  void Close();
+  const Volume* volume() const { return volume_.get(); }
+
+ private:
+  struct Reply {
+    std::array<uint8_t, nbd::kSimpleReplySize> header;
+    std::vector<uint8_t> data;
+    uint64_t cost_bytes = 0;  // released with the request's slot once the reply is written
+  };
+
+  // nbd_handshake.cc. true: an export was chosen (volume_ set), go to transmission.
+  asio::awaitable<bool> Handshake();
+  asio::awaitable<Result<bool>> HandleOption(uint32_t option, std::vector<uint8_t> body);
+  asio::awaitable<Status> SendOptionReply(uint32_t option, uint32_t type,
+                                          std::span<const uint8_t> data);
+  asio::awaitable<Status> SendExportInfo(uint32_t option, const nbd::InfoRequest& req,
+                                         const Volume& v);
+  asio::awaitable<Status> FinishExportName(std::shared_ptr<Volume> v);
+  asio::awaitable<Status> ReadExact(std::span<uint8_t> buf);
+  asio::awaitable<Status> WriteAll(std::span<const uint8_t> buf);
+
+  // nbd_session.cc
+  asio::awaitable<void> Transmission();
+  asio::awaitable<bool> WaitForSlot(uint64_t bytes);
+  static asio::awaitable<void> Execute(std::shared_ptr<NbdSession> self, nbd::Request r,
+                                       std::vector<uint8_t> payload);
+  asio::awaitable<uint32_t> Perform(const nbd::Request& r, std::span<const uint8_t> payload,
+                                    std::vector<uint8_t>& data);
+  // Queues a reply; the request's slot is freed once it is written (or dropped if closed).
+  void QueueReply(uint32_t error, uint64_t cookie, std::vector<uint8_t> data, uint64_t cost);
+  void ReleaseSlot(uint64_t cost);
+  static asio::awaitable<void> WriterLoop(std::shared_ptr<NbdSession> self);
+  nbd::ExportView View() const;
+
+  Socket socket_;
+  NbdServer& server_;
+  bool no_zeroes_ = false;
+  bool open_ = true;
+  std::shared_ptr<Volume> volume_;
+  size_t in_flight_ = 0;
+  uint64_t bytes_in_flight_ = 0;
+  AsyncSignal slot_freed_;
+  // Bounded by kMaxRequestsInFlight: every queued reply still holds its request's slot.
+  std::deque<Reply> replies_;
+  AsyncSignal reply_queued_;
+  bool reading_done_ = false;
+  bool writer_done_ = false;
+};
+
+class NbdServer {
+ public:
+  NbdServer(asio::io_context& io, VolumeTable& table, NbdServerOptions options);
+  NbdServer(const NbdServer&) = delete;
+  NbdServer& operator=(const NbdServer&) = delete;
+
+  Status Start();
+  // Stops accepting and closes every session.
+  void Stop();
+  // Closes every session using `v` (its export went away or changed).
+  void CloseSessionsOf(const Volume* v);
+  uint16_t tcp_port() const { return tcp_port_; }
+
+  VolumeTable& table() { return table_; }
+  void Forget(NbdSession* s) { sessions_.erase(s); }
+
+ private:
+  using Acceptor = asio::basic_socket_acceptor<asio::generic::stream_protocol>;
+  Status Listen(Acceptor& acc, const asio::generic::stream_protocol::endpoint& ep);
+  asio::awaitable<void> AcceptLoop(Acceptor& acc, bool tcp);
+
+  asio::io_context& io_;
+  VolumeTable& table_;
+  NbdServerOptions options_;
+  Acceptor unix_acceptor_;
+  Acceptor tcp_acceptor_;
+  uint16_t tcp_port_ = 0;
+  std::unordered_set<NbdSession*> sessions_;
+  bool stopped_ = false;
+};
+
+}  // namespace spindle::client

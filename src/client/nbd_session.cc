@@ -1,0 +1,191 @@
+// NbdSession: transmission phase. One reader (this coroutine) parses requests and spawns one
+// coroutine per request; one writer sends the replies, one at a time, in completion order.
+#include "client/nbd_server.h"
+#include "common/log.h"
+
+namespace spindle::client {
+
+using namespace nbd;  // NOLINT: protocol constants
+
+namespace {
+uint32_t ErrnoFor(const Status& s) {
+  switch (s.code()) {
+    case Code::kOk:
+      return 0;
+    case Code::kPermissionDenied:
+      return kEPerm;
+    case Code::kInvalidArgument:
+      return kEInval;
+    case Code::kResourceExhausted:
+      return kENoSpc;
+    default:
+      return kEIo;
+  }
+}
+
+uint64_t CostOf(const Request& r) {
+  return (r.type == kCmdRead || r.type == kCmdWrite) ? r.length : 0;
+}
+}  // namespace
+
+NbdSession::NbdSession(Socket socket, NbdServer& server)
+    : socket_(std::move(socket)),
+      server_(server),
+      slot_freed_(socket_.get_executor()),
+      reply_queued_(socket_.get_executor()) {}
+
+asio::awaitable<void> NbdSession::Run(std::shared_ptr<NbdSession> self) {
+  const bool chosen = co_await self->Handshake();
+  if (chosen) co_await self->Transmission();
+  self->Close();
+  self->server_.Forget(self.get());
+}
+
+void NbdSession::Close() {
+  if (!open_) return;
+  open_ = false;
+  asio::error_code ignored;
+  socket_.shutdown(asio::socket_base::shutdown_both, ignored);
+  socket_.close(ignored);
+  while (!replies_.empty()) {
+    ReleaseSlot(replies_.front().cost_bytes);
+    replies_.pop_front();
+  }
+  reply_queued_.NotifyAll();
+}
+
+ExportView NbdSession::View() const {
+  return ExportView{volume_->spec().size_bytes, volume_->spec().read_only};
+}
+
+void NbdSession::ReleaseSlot(uint64_t cost) {
+  SP_ASSERT(in_flight_ > 0 && bytes_in_flight_ >= cost);
+  --in_flight_;
+  bytes_in_flight_ -= cost;
+  slot_freed_.NotifyAll();
+  reply_queued_.NotifyAll();  // the writer may be waiting for the last slot to end
+}
+
+asio::awaitable<bool> NbdSession::WaitForSlot(uint64_t bytes) {
+  // An oversized request still runs alone, so it cannot wait forever.
+  while (open_ && (in_flight_ >= kMaxRequestsInFlight ||
+                   (in_flight_ > 0 && bytes_in_flight_ + bytes > kMaxBytesInFlight))) {
+    co_await slot_freed_.Wait();
+  }
+  if (!open_) co_return false;
+  ++in_flight_;
+  bytes_in_flight_ += bytes;
+  co_return true;
+}
+
+void NbdSession::QueueReply(uint32_t error, uint64_t cookie, std::vector<uint8_t> data,
+                            uint64_t cost) {
+  if (!open_) {
+    ReleaseSlot(cost);
+    return;
+  }
+  Reply reply;
+  EncodeSimpleReply(error, cookie, reply.header.data());
+  if (error == 0) reply.data = std::move(data);
+  reply.cost_bytes = cost;
+  replies_.push_back(std::move(reply));
+  reply_queued_.NotifyAll();
+}
+
+asio::awaitable<void> NbdSession::WriterLoop(std::shared_ptr<NbdSession> self) {
+  while (self->open_) {
+    if (self->replies_.empty()) {
+      if (self->reading_done_ && self->in_flight_ == 0) break;
+      co_await self->reply_queued_.Wait();
+      continue;
+    }
+    Reply reply = std::move(self->replies_.front());
+    self->replies_.pop_front();
+    std::array<asio::const_buffer, 2> bufs{asio::buffer(reply.header), asio::buffer(reply.data)};
+    asio::error_code ec;
+    co_await asio::async_write(self->socket_, bufs, asio::redirect_error(asio::use_awaitable, ec));
+    self->ReleaseSlot(reply.cost_bytes);
+    if (ec) self->Close();
+  }
+  self->writer_done_ = true;
+  self->slot_freed_.NotifyAll();
+}
+
+asio::awaitable<void> NbdSession::Transmission() {
+  auto self = shared_from_this();
+  asio::co_spawn(socket_.get_executor(), WriterLoop(self), LogExceptions{});
+  while (open_) {
+    std::array<uint8_t, kRequestHeaderSize> head;
+    Status io_status = co_await ReadExact(head);
+    if (!io_status.ok()) break;
+    Request r;
+    if (!DecodeRequest(head.data(), r)) {
+      SP_LOG_INFO("NBD request with bad magic: closing the connection");
+      break;
+    }
+    const Validation v = ValidateRequest(r, View());
+    if (v.verdict == Verdict::kClose) {
+      SP_LOG_INFO("NBD request type {} length {} refused: closing", r.type, r.length);
+      break;
+    }
+    if (v.verdict == Verdict::kDisconnect) break;
+    const uint64_t cost = CostOf(r);
+    const bool slot = co_await WaitForSlot(cost);
+    if (!slot) break;
+    std::vector<uint8_t> payload;
+    if (r.type == kCmdWrite) {
+      payload.resize(r.length);
+      Status io_status = co_await ReadExact(payload);
+      if (!io_status.ok()) {
+        ReleaseSlot(cost);
+        break;
+      }
+    }
+    if (v.verdict == Verdict::kReplyError) {
+      QueueReply(v.error, r.cookie, {}, cost);
+      continue;
+    }
+    asio::co_spawn(socket_.get_executor(), Execute(self, r, std::move(payload)), LogExceptions{});
+  }
+  // Finish what was accepted (NBD_CMD_DISC asks for that), then let the writer drain.
+  reading_done_ = true;
+  reply_queued_.NotifyAll();
+  while (!writer_done_) co_await slot_freed_.Wait();
+}
+
+asio::awaitable<void> NbdSession::Execute(std::shared_ptr<NbdSession> self, Request r,
+                                          std::vector<uint8_t> payload) {
+  std::vector<uint8_t> data;
+  const uint32_t error = co_await self->Perform(r, payload, data);
+  self->QueueReply(error, r.cookie, std::move(data), CostOf(r));
+}
+
+asio::awaitable<uint32_t> NbdSession::Perform(const Request& r, std::span<const uint8_t> payload,
+                                              std::vector<uint8_t>& data) {
+  Status s;
+  switch (r.type) {
+    case kCmdRead:
+      data.resize(r.length);
+      s = co_await volume_->Read(r.offset, data);
+      break;
+    case kCmdWrite:
+      // FUA needs nothing extra: a write is acknowledged only once durable on every replica.
+      s = co_await volume_->Write(r.offset, payload);
+      break;
+    case kCmdWriteZeroes:
+      s = co_await volume_->WriteZeroes(r.offset, r.length);
+      break;
+    case kCmdFlush:
+      co_await volume_->Flush();
+      break;
+    default:
+      s = Error(Code::kInvalidArgument, "command {}", r.type);
+  }
+  if (!s.ok()) {
+    SP_LOG_WARN("{}: NBD command {} at {}+{} failed: {}", volume_->spec().name, r.type, r.offset,
+                r.length, s.ToString());
+  }
+  co_return ErrnoFor(s);
+}
+
+}  // namespace spindle::client

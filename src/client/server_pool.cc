@@ -1,0 +1,95 @@
+#include "client/server_pool.h"
+
+#include "common/log.h"
+
+namespace spindle::client {
+
+ServerPool::ServerPool(asio::any_io_executor ex, ClientId self) : ex_(ex), self_(self) {}
+
+void ServerPool::UpdateDisks(const std::unordered_map<DiskId, DiskEndpoint>& disks) {
+  disks_ = disks;
+  for (const auto& [id, d] : disks_) {
+    auto& c = conns_[d.server];
+    if (!c) c = std::make_shared<Conn>(ex_);
+    if (c->addr != d.addr || c->port != d.port) {
+      if (c->client) c->client->Close();
+      c->client.reset();
+      c->addr = d.addr;
+      c->port = d.port;
+    }
+  }
+}
+
+std::optional<DiskEndpoint> ServerPool::Disk(DiskId disk) const {
+  auto it = disks_.find(disk);
+  if (it == disks_.end()) return std::nullopt;
+  return it->second;
+}
+
+asio::awaitable<Result<std::shared_ptr<net::RpcClient>>> ServerPool::Dial(std::shared_ptr<Conn> c) {
+  auto conn = co_await net::RpcClient::Connect(ex_, c->addr, c->port, kConnectTimeout);
+  if (!conn.ok()) co_return conn.status();
+  std::vector<uint8_t> hello;
+  proto::EncodePayload(proto::HelloRequest{proto::PeerKind::kClient, self_.value()}, hello);
+  auto reply = co_await (*conn)->Call(proto::MsgType::kHello, std::move(hello), kConnectTimeout);
+  if (!reply.ok()) {
+    (*conn)->Close();
+    co_return reply.status();
+  }
+  co_return std::move(conn).value();
+}
+
+asio::awaitable<Result<std::shared_ptr<net::RpcClient>>> ServerPool::GetClient(
+    std::shared_ptr<Conn> c) {
+  // Only one coroutine dials a server at a time; the others wait for its outcome.
+  while (c->connecting) co_await c->connected.Wait();
+  if (c->client && c->client->is_open()) co_return c->client;
+  if (closed_) co_return Error(Code::kUnavailable, "client service stopping");
+  c->connecting = true;
+  const std::string addr = c->addr;
+  const uint16_t port = c->port;
+  auto dialed = co_await Dial(c);
+  c->connecting = false;
+  c->connected.NotifyAll();
+  if (!dialed.ok()) {
+    co_return Error(Code::kUnavailable, "connect {}:{}: {}", addr, port, dialed.status().message());
+  }
+  if (closed_ || c->addr != addr || c->port != port) {
+    (*dialed)->Close();
+    co_return Error(Code::kUnavailable, "server {}:{} changed while connecting", addr, port);
+  }
+  c->client = *dialed;
+  co_return c->client;
+}
+
+asio::awaitable<Result<net::Frame>> ServerPool::Call(
+    DiskId disk, proto::MsgType type, std::shared_ptr<const std::vector<uint8_t>> payload,
+    std::chrono::milliseconds timeout) {
+  auto d = disks_.find(disk);
+  if (d == disks_.end()) co_return Error(Code::kNotFound, "disk {} unknown", disk.value());
+  auto c = conns_.at(d->second.server);
+  Status last = Error(Code::kUnavailable, "no attempt made");
+  for (int attempt = 0; attempt < kMaxCallAttempts; ++attempt) {
+    auto client = co_await GetClient(c);
+    if (!client.ok()) {
+      last = client.status();
+      continue;
+    }
+    auto reply = co_await (*client)->Call(type, *payload, timeout);
+    if (reply.ok() || reply.status().code() != Code::kUnavailable) co_return reply;
+    last = reply.status();
+    if ((*client)->is_open()) break;  // a timeout on a live connection: don't pile on
+    if (c->client == *client) c->client.reset();
+  }
+  co_return last;
+}
+
+void ServerPool::CloseAll() {
+  closed_ = true;
+  for (auto& [id, c] : conns_) {
+    if (c->client) c->client->Close();
+    c->client.reset();
+  }
+}
+
+}  // namespace spindle::client

@@ -1,0 +1,65 @@
+// One data-protocol connection (net::RpcClient) per storage server, made on first use and
+// remade after it breaks. Disk ids are resolved to servers through the `disks` map of the
+// latest ClientState.
+// Thread: owned by the io_context thread; all methods run there.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <asio.hpp>
+
+#include "client/async_util.h"
+#include "client/state.h"
+#include "common/ids.h"
+#include "net/rpc.h"
+
+namespace spindle::client {
+
+inline constexpr std::chrono::milliseconds kConnectTimeout{3000};
+// Attempts per call; a broken connection is remade between attempts.
+inline constexpr int kMaxCallAttempts = 3;
+
+class ServerPool {
+ public:
+  ServerPool(asio::any_io_executor ex, ClientId self);
+  ServerPool(const ServerPool&) = delete;
+  ServerPool& operator=(const ServerPool&) = delete;
+
+  // Replaces the disk map. A server whose address changed gets a new connection.
+  void UpdateDisks(const std::unordered_map<DiskId, DiskEndpoint>& disks);
+  std::optional<DiskEndpoint> Disk(DiskId disk) const;
+
+  // Sends one request to the server owning `disk`; reconnects and retries (up to
+  // kMaxCallAttempts) while the failure is a broken connection. Errors: kNotFound (unknown
+  // disk), kUnavailable, or the server's error.
+  asio::awaitable<Result<net::Frame>> Call(DiskId disk, proto::MsgType type,
+                                           std::shared_ptr<const std::vector<uint8_t>> payload,
+                                           std::chrono::milliseconds timeout);
+  // Closes every connection (pending calls fail with kUnavailable).
+  void CloseAll();
+
+ private:
+  struct Conn {
+    explicit Conn(asio::any_io_executor ex) : connected(ex) {}
+    std::string addr;
+    uint16_t port = 0;
+    std::shared_ptr<net::RpcClient> client;
+    bool connecting = false;
+    AsyncSignal connected;
+  };
+  asio::awaitable<Result<std::shared_ptr<net::RpcClient>>> GetClient(std::shared_ptr<Conn> c);
+  asio::awaitable<Result<std::shared_ptr<net::RpcClient>>> Dial(std::shared_ptr<Conn> c);
+
+  asio::any_io_executor ex_;
+  ClientId self_;
+  std::unordered_map<DiskId, DiskEndpoint> disks_;
+  std::unordered_map<ServerId, std::shared_ptr<Conn>> conns_;
+  bool closed_ = false;
+};
+
+}  // namespace spindle::client

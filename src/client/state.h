@@ -1,0 +1,58 @@
+// The attachment state spindle-mgmt sends to this client (GET /spindle/1/ClientState, see
+// docs/formats/internal-api.md), parsed once into typed structs. Pure: no I/O.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "common/ids.h"
+#include "common/status.h"
+
+namespace spindle::client {
+
+inline constexpr size_t kMaxDiskSets = 32768;
+inline constexpr size_t kMaxReplication = 3;
+inline constexpr size_t kMaxAttachedVolumes = 4096;
+
+using DiskSet = std::vector<DiskId>;  // [head, all..., tail]
+
+struct DiskEndpoint {
+  ServerId server;
+  std::string addr;
+  uint16_t port = 0;
+  bool up = false;
+};
+
+struct VolumeSpec {
+  std::string name;
+  std::string global_id;
+  bool snapshot = false;
+  bool read_only = false;
+  LayerId layer;
+  std::vector<LayerId> chain;  // top first; chain[0] == layer
+  uint64_t size_bytes = 0;
+  uint32_t replication = 0;
+  std::vector<DiskSet> disk_sets;         // power-of-two length, 1..kMaxDiskSets
+  std::map<uint32_t, DiskSet> overrides;  // object index -> disk set
+};
+
+struct ClientState {
+  int64_t generation = 0;
+  std::vector<VolumeSpec> volumes;
+  std::unordered_map<DiskId, DiskEndpoint> disks;
+};
+
+// Validates and converts the "data" member of a ClientState reply. kInvalidArgument naming
+// the first bad field otherwise.
+Result<ClientState> ParseClientState(const nlohmann::json& data);
+
+// The disk set that holds object `object` of `v`: the override, else disk_sets[i % len].
+// REQUIRES: v.disk_sets is not empty.
+const DiskSet& DiskSetFor(const VolumeSpec& v, uint32_t object);
+
+}  // namespace spindle::client

@@ -1,0 +1,105 @@
+// An attached volume as the NBD side sees it: byte-addressed Read / Write / WriteZeroes /
+// Flush, turned into per-object data-protocol requests (DESIGN.md §4, §5).
+//
+// Writes: a request is split per 32 MiB object; each piece takes the object's next version
+// and is sent to every usable disk of the object's disk set in parallel; it succeeds when all
+// of them acknowledged (then it is durable on each). Reads go to the tail of the disk set and
+// fall back towards the head on error or checksum mismatch.
+//
+// Thread: owned by the io_context thread; all methods run there. Shared by the NBD sessions
+// that use it (shared_ptr); the ServerPool must outlive it.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <set>
+#include <span>
+#include <unordered_map>
+#include <vector>
+
+#include <asio.hpp>
+
+#include "client/async_util.h"
+#include "client/server_pool.h"
+#include "client/state.h"
+#include "common/status.h"
+
+namespace spindle::client {
+
+inline constexpr std::chrono::milliseconds kIoTimeout{30000};
+inline constexpr std::chrono::milliseconds kObjectInfoTimeout{10000};
+// WRITE_ZEROES is sent as writes of zeros in pieces of this size.
+inline constexpr uint32_t kZeroPieceBytes = 4 * 1024 * 1024;
+
+// One piece of a byte range that falls inside a single object.
+struct Extent {
+  uint32_t object = 0;
+  uint32_t offset = 0;  // inside the object
+  uint32_t length = 0;
+  uint64_t buffer_offset = 0;  // inside the caller's buffer
+};
+// Splits [offset, offset + length) at object boundaries. REQUIRES: no overflow.
+std::vector<Extent> SplitExtents(uint64_t offset, uint64_t length);
+
+// Per-object write versions of one layer. Survives a Volume being replaced by a new spec of
+// the same layer, so versions are never handed out twice.
+struct ObjectVersions {
+  explicit ObjectVersions(asio::any_io_executor ex) : loaded(ex) {}
+  struct Entry {
+    bool known = false;
+    bool loading = false;
+    uint64_t last = 0;  // last version handed out
+  };
+  std::unordered_map<uint32_t, Entry> entries;
+  AsyncSignal loaded;  // notified when a version query finishes
+};
+
+class Volume {
+ public:
+  Volume(asio::any_io_executor ex, ServerPool& pool, VolumeSpec spec,
+         std::shared_ptr<ObjectVersions> versions);
+  Volume(const Volume&) = delete;
+  Volume& operator=(const Volume&) = delete;
+
+  const VolumeSpec& spec() const { return spec_; }
+  const std::shared_ptr<ObjectVersions>& versions() const { return versions_; }
+  // Takes a new layout (disk sets, chain) of the same volume and layer.
+  void UpdateSpec(VolumeSpec spec) { spec_ = std::move(spec); }
+
+  // REQUIRES for all: the range lies inside the volume. Errors: kPermissionDenied on a
+  // read-only volume, kInvalidArgument for unaligned writes, else the replicas' failure.
+  asio::awaitable<Status> Read(uint64_t offset, std::span<uint8_t> out);
+  // offset and data.size() are multiples of 512.
+  asio::awaitable<Status> Write(uint64_t offset, std::span<const uint8_t> data);
+  asio::awaitable<Status> WriteZeroes(uint64_t offset, uint64_t length);
+  // Completes after every write issued before it has completed.
+  asio::awaitable<void> Flush();
+
+ private:
+  asio::awaitable<Status> WriteAligned(uint64_t offset, std::span<const uint8_t> data);
+  asio::awaitable<Status> ReadAligned(uint64_t offset, std::span<uint8_t> out);
+
+  // replication.cc
+  asio::awaitable<Status> WriteObject(Extent e, std::span<const uint8_t> data);
+  asio::awaitable<Status> ReadObject(Extent e, std::span<uint8_t> out);
+  asio::awaitable<Result<uint64_t>> NextVersion(uint32_t object, DiskSet disks);
+  asio::awaitable<Result<uint64_t>> QueryVersion(uint32_t object, const DiskSet& disks);
+  asio::awaitable<Status> WriteReplica(DiskId disk,
+                                       std::shared_ptr<const std::vector<uint8_t>> payload);
+  asio::awaitable<Status> InfoReplica(DiskId disk, uint32_t object,
+                                      std::shared_ptr<std::vector<uint64_t>> out, size_t slot);
+  asio::awaitable<Status> ReadReplica(DiskId disk, Extent e, std::span<uint8_t> out);
+  DiskSet UsableDisks(const DiskSet& set) const;
+
+  asio::any_io_executor ex_;
+  ServerPool& pool_;
+  VolumeSpec spec_;
+  std::shared_ptr<ObjectVersions> versions_;
+  // Writes in flight by sequence number, for Flush().
+  uint64_t next_write_seq_ = 0;
+  std::set<uint64_t> writes_in_flight_;
+  AsyncSignal write_done_;
+};
+
+}  // namespace spindle::client

@@ -1,0 +1,59 @@
+#include "client/volume_table.h"
+
+#include "common/log.h"
+
+namespace spindle::client {
+
+std::shared_ptr<Volume> VolumeTable::Find(std::string_view export_name) const {
+  if (!export_name.empty() && export_name.front() == '~') {
+    auto it = by_global_id_.find(std::string(export_name.substr(1)));
+    return it == by_global_id_.end() ? nullptr : it->second;
+  }
+  for (const auto& [gid, v] : by_global_id_) {
+    if (v->spec().name == export_name) return v;
+  }
+  return nullptr;
+}
+
+std::vector<std::string> VolumeTable::Names() const {
+  std::vector<std::string> out;
+  for (const auto& [gid, v] : by_global_id_) out.push_back(v->spec().name);
+  return out;
+}
+
+std::vector<std::shared_ptr<Volume>> VolumeTable::Apply(const ClientState& state) {
+  pool_.UpdateDisks(state.disks);
+  std::vector<std::shared_ptr<Volume>> gone;
+  std::unordered_map<std::string, std::shared_ptr<Volume>> next;
+  for (const VolumeSpec& spec : state.volumes) {
+    auto it = by_global_id_.find(spec.global_id);
+    std::shared_ptr<Volume> old = it == by_global_id_.end() ? nullptr : it->second;
+    const bool same_shape =
+        old && old->spec().layer == spec.layer && old->spec().size_bytes == spec.size_bytes &&
+        old->spec().read_only == spec.read_only && old->spec().name == spec.name;
+    if (same_shape) {
+      old->UpdateSpec(spec);
+      next[spec.global_id] = old;
+      continue;
+    }
+    // Versions belong to the layer: hand them on while the layer stays, so no version is
+    // given out twice by the old and the new Volume.
+    std::shared_ptr<ObjectVersions> versions;
+    if (old && old->spec().layer == spec.layer) versions = old->versions();
+    if (old) gone.push_back(old);
+    next[spec.global_id] = std::make_shared<Volume>(ex_, pool_, spec, std::move(versions));
+    SP_LOG_INFO("export {} (~{}) {}: {} bytes, {}", spec.name, spec.global_id,
+                old ? "changed" : "attached", spec.size_bytes, spec.read_only ? "ro" : "rw");
+  }
+  for (const auto& [gid, v] : by_global_id_) {
+    if (!next.contains(gid)) {
+      SP_LOG_INFO("export {} (~{}) detached", v->spec().name, gid);
+      gone.push_back(v);
+    }
+  }
+  by_global_id_ = std::move(next);
+  generation_ = state.generation;
+  return gone;
+}
+
+}  // namespace spindle::client
