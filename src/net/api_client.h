@@ -42,7 +42,7 @@ struct ApiError {
 
 class ApiResult {
  public:
-  ApiResult(ApiReply r) : ok_(true), reply_(std::move(r)) {}  // NOLINT
+  ApiResult(ApiReply r) : ok_(true), reply_(std::move(r)) {}   // NOLINT
   ApiResult(ApiError e) : ok_(false), error_(std::move(e)) {}  // NOLINT
   bool ok() const { return ok_; }
   const ApiReply& reply() const { return reply_; }
