@@ -92,7 +92,7 @@ Status CheckRange(uint32_t offset, uint32_t length) {
 bool KnownType(uint16_t type) {
   uint16_t t = type & ~kResponseBit;
   return t >= static_cast<uint16_t>(MsgType::kHello) &&
-         t <= static_cast<uint16_t>(MsgType::kObjectInfo);
+         t <= static_cast<uint16_t>(MsgType::kBlockStatus);
 }
 
 }  // namespace
@@ -304,6 +304,84 @@ Result<HelloResponse> DecodeHelloResponse(std::span<const uint8_t> payload) {
   if (!r.ok() || n > kMaxDisksPerServer) return Malformed("hello response");
   for (uint32_t i = 0; i < n; ++i) m.disks.emplace_back(r.Get<uint32_t>());
   if (!r.done()) return Malformed("hello response");
+  return m;
+}
+
+void EncodePayload(const TrimRequest& m, std::vector<uint8_t>& out) {
+  Writer w(out);
+  w.Put<uint32_t>(m.disk.value());
+  w.Put<uint32_t>(m.object.value());
+  w.Put<uint64_t>(m.layer.value());
+  w.Put<uint64_t>(m.version);
+  w.Put<uint32_t>(m.offset);
+  w.Put<uint32_t>(m.length);
+}
+
+Result<TrimRequest> DecodeTrimRequest(std::span<const uint8_t> payload) {
+  Reader r(payload);
+  TrimRequest m;
+  m.disk = DiskId(r.Get<uint32_t>());
+  m.object = ObjectIndex(r.Get<uint32_t>());
+  m.layer = LayerId(r.Get<uint64_t>());
+  m.version = r.Get<uint64_t>();
+  m.offset = r.Get<uint32_t>();
+  m.length = r.Get<uint32_t>();
+  if (!r.done()) return Malformed("trim");
+  SP_RETURN_IF_ERROR(CheckRange(m.offset, m.length));
+  if (m.version == 0) return Error(Code::kInvalidArgument, "trim version must be >= 1");
+  return m;
+}
+
+void EncodePayload(const BlockStatusRequest& m, std::vector<uint8_t>& out) {
+  Writer w(out);
+  w.Put<uint32_t>(m.disk.value());
+  w.Put<uint32_t>(m.object.value());
+  w.Put<uint32_t>(m.offset);
+  w.Put<uint32_t>(m.length);
+  w.Put<uint32_t>(static_cast<uint32_t>(m.chain.size()));
+  w.Put<uint32_t>(0);
+  for (LayerId l : m.chain) w.Put<uint64_t>(l.value());
+}
+
+Result<BlockStatusRequest> DecodeBlockStatusRequest(std::span<const uint8_t> payload) {
+  Reader r(payload);
+  BlockStatusRequest m;
+  m.disk = DiskId(r.Get<uint32_t>());
+  m.object = ObjectIndex(r.Get<uint32_t>());
+  m.offset = r.Get<uint32_t>();
+  m.length = r.Get<uint32_t>();
+  uint32_t n = r.Get<uint32_t>();
+  r.Get<uint32_t>();
+  if (!r.ok()) return Malformed("block status");
+  SP_RETURN_IF_ERROR(CheckRange(m.offset, m.length));
+  if (m.offset % kBlockSize != 0 || m.length % kBlockSize != 0) {
+    return Error(Code::kInvalidArgument, "block status range must be 4 KiB aligned");
+  }
+  if (n == 0 || n > kMaxChainLength) {
+    return Error(Code::kInvalidArgument, "block status chain length {} out of range", n);
+  }
+  for (uint32_t i = 0; i < n; ++i) m.chain.emplace_back(r.Get<uint64_t>());
+  if (!r.done()) return Malformed("block status");
+  return m;
+}
+
+void EncodePayload(const BlockStatusResponse& m, std::vector<uint8_t>& out) {
+  SP_ASSERT(m.bitmap.size() == (m.blocks + 7) / 8);
+  Writer w(out);
+  w.Put<uint32_t>(m.blocks);
+  w.Put<uint32_t>(0);
+  w.PutBytes(m.bitmap.data(), m.bitmap.size());
+}
+
+Result<BlockStatusResponse> DecodeBlockStatusResponse(std::span<const uint8_t> payload) {
+  Reader r(payload);
+  BlockStatusResponse m;
+  m.blocks = r.Get<uint32_t>();
+  r.Get<uint32_t>();
+  if (!r.ok() || m.blocks > kBlocksPerObject) return Malformed("block status response");
+  auto bytes = r.Bytes((m.blocks + 7) / 8);
+  if (!r.done()) return Malformed("block status response");
+  m.bitmap.assign(bytes.begin(), bytes.end());
   return m;
 }
 

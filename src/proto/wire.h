@@ -37,6 +37,8 @@ enum class MsgType : uint16_t {
   kWrite = 2,
   kRead = 3,
   kObjectInfo = 4,
+  kTrim = 5,
+  kBlockStatus = 6,
 };
 inline constexpr uint16_t kResponseBit = 0x8000;
 
@@ -97,6 +99,35 @@ struct ObjectInfoResponse {
   uint32_t blocks_present = 0;
 };
 
+// TRIM: after it, [offset, offset+length) of the object reads as zeros through this layer
+// (also when a lower layer of a chain has data there), and the store frees what it can.
+// Versioned exactly like WRITE (it is a write of zeros that need not be stored). offset and
+// length are multiples of 512 as for WRITE; partial 4 KiB blocks are zero-filled in place.
+struct TrimRequest {
+  DiskId disk;
+  LayerId layer;
+  ObjectIndex object;
+  uint64_t version = 0;
+  uint32_t offset = 0;
+  uint32_t length = 0;
+};
+// Response: WriteResponse.
+
+// BLOCK_STATUS: which 4 KiB blocks of [offset, offset+length) hold data in some layer of the
+// chain (a trimmed block of the top layer counts as a hole). offset and length are multiples of
+// 4096. Response bitmap: bit i (LSB first within each byte) = block offset/4096 + i has data.
+struct BlockStatusRequest {
+  DiskId disk;
+  ObjectIndex object;
+  uint32_t offset = 0;
+  uint32_t length = 0;
+  std::vector<LayerId> chain;  // 1..kMaxChainLength layers, top first
+};
+struct BlockStatusResponse {
+  uint32_t blocks = 0;          // length / 4096
+  std::vector<uint8_t> bitmap;  // (blocks + 7) / 8 bytes
+};
+
 // HELLO: first message on a connection; names the peer, learns the server's disks.
 enum class PeerKind : uint32_t { kClient = 1, kServer = 2, kTool = 3 };
 struct HelloRequest {
@@ -116,6 +147,9 @@ void EncodePayload(const ReadResponse& m, std::vector<uint8_t>& out);
 void EncodePayload(const ObjectInfoRequest& m, std::vector<uint8_t>& out);
 void EncodePayload(const ObjectInfoResponse& m, std::vector<uint8_t>& out);
 void EncodePayload(const HelloRequest& m, std::vector<uint8_t>& out);
+void EncodePayload(const TrimRequest& m, std::vector<uint8_t>& out);
+void EncodePayload(const BlockStatusRequest& m, std::vector<uint8_t>& out);
+void EncodePayload(const BlockStatusResponse& m, std::vector<uint8_t>& out);
 void EncodePayload(const HelloResponse& m, std::vector<uint8_t>& out);
 
 Result<WriteRequest> DecodeWriteRequest(std::span<const uint8_t> payload);
@@ -125,6 +159,9 @@ Result<ReadResponse> DecodeReadResponse(std::span<const uint8_t> payload);
 Result<ObjectInfoRequest> DecodeObjectInfoRequest(std::span<const uint8_t> payload);
 Result<ObjectInfoResponse> DecodeObjectInfoResponse(std::span<const uint8_t> payload);
 Result<HelloRequest> DecodeHelloRequest(std::span<const uint8_t> payload);
+Result<TrimRequest> DecodeTrimRequest(std::span<const uint8_t> payload);
+Result<BlockStatusRequest> DecodeBlockStatusRequest(std::span<const uint8_t> payload);
+Result<BlockStatusResponse> DecodeBlockStatusResponse(std::span<const uint8_t> payload);
 Result<HelloResponse> DecodeHelloResponse(std::span<const uint8_t> payload);
 
 // Number of 4 KiB chunks (checksums) covering `length` bytes.

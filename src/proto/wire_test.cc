@@ -122,5 +122,32 @@ TEST(Wire, ReadAndInfoRoundTrip) {
   EXPECT_EQ(hr->disks.size(), 2u);
 }
 
+TEST(Wire, TrimAndBlockStatusRoundTrip) {
+  std::vector<uint8_t> payload;
+  EncodePayload(TrimRequest{DiskId(3), LayerId(8), ObjectIndex(1), 5, 512, 8192}, payload);
+  auto t = DecodeTrimRequest(payload);
+  ASSERT_TRUE(t.ok());
+  EXPECT_EQ(t->version, 5u);
+  EXPECT_EQ(t->length, 8192u);
+  EncodePayload(TrimRequest{DiskId(3), LayerId(8), ObjectIndex(1), 5, 100, 8192}, payload);
+  EXPECT_FALSE(DecodeTrimRequest(payload).ok());
+
+  EncodePayload(BlockStatusRequest{DiskId(3), ObjectIndex(0), 4096, 65536, {LayerId(2)}}, payload);
+  auto b = DecodeBlockStatusRequest(payload);
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(b->length, 65536u);
+  EncodePayload(BlockStatusRequest{DiskId(3), ObjectIndex(0), 512, 4096, {LayerId(2)}}, payload);
+  EXPECT_FALSE(DecodeBlockStatusRequest(payload).ok());  // not 4 KiB aligned
+
+  BlockStatusResponse r{10, {0xff, 0x02}};
+  EncodePayload(r, payload);
+  auto d = DecodeBlockStatusResponse(payload);
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d->blocks, 10u);
+  EXPECT_EQ(d->bitmap, r.bitmap);
+  payload.pop_back();
+  EXPECT_FALSE(DecodeBlockStatusResponse(payload).ok());
+}
+
 }  // namespace
 }  // namespace spindle::proto
