@@ -4,86 +4,15 @@
 #include <regex>
 #include <set>
 
+#include "cli/command_parse.h"
 #include "cli/size.h"
 
 namespace spindle::cli {
+using namespace parse;  // NOLINT: the grammar helpers
+
 namespace {
 
 using nlohmann::json;
-
-constexpr const char* kPrefix = "/ctrl/1.0/";
-// Most words one command line may have; the grammar never needs more.
-constexpr size_t kMaxWords = 256;
-constexpr size_t kMaxNameChars = 198;  // VolumeName: limit 199 means at most 198 chars
-
-// Reads keyword/value pairs left to right.
-class Words {
- public:
-  Words(const std::vector<std::string>& w, size_t pos) : w_(w), pos_(pos) {}
-  bool done() const { return pos_ >= w_.size(); }
-  const std::string& peek() const { return w_[pos_]; }
-  std::string next() { return w_[pos_++]; }
-  Result<std::string> Value(const std::string& keyword) {
-    if (done()) return Error(Code::kInvalidArgument, "'{}' needs a value", keyword);
-    return next();
-  }
-
- private:
-  const std::vector<std::string>& w_;
-  size_t pos_;
-};
-
-Status Bad(const std::string& what) {
-  return Status(Code::kInvalidArgument, what);
-}
-
-Request Get(const std::string& call) {
-  return Request{"GET", kPrefix + call, nullptr};
-}
-Request Post(const std::string& call, json body) {
-  return Request{"POST", kPrefix + call, std::move(body)};
-}
-Command Show(const std::string& call, View view) {
-  return Command{Get(call), view};
-}
-Command Change(const std::string& call, json body) {
-  return Command{Post(call, std::move(body)), View::kOk};
-}
-
-bool Matches(const std::string& s, const char* pattern) {
-  return std::regex_match(s, std::regex(pattern));
-}
-
-Status CheckVolumeName(const std::string& n) {
-  bool ok = Matches(n, R"(#?[A-Za-z0-9_\-.:]+|~[a-z0-9]+\.[a-z0-9]+\.[a-z0-9]+)");
-  if (!ok || n.size() > kMaxNameChars || n == "list" || n == "status") {
-    return Bad("invalid volume name '" + n + "'");
-  }
-  return Status::Ok();
-}
-
-Status CheckPlainName(const std::string& n, const char* what, size_t max_chars) {
-  if (!Matches(n, R"([A-Za-z0-9_\-]+)") || n.size() > max_chars || n == "list") {
-    return Bad(std::string("invalid ") + what + " name '" + n + "'");
-  }
-  return Status::Ok();
-}
-
-Result<int64_t> ParseInt(const std::string& s, int64_t lo, int64_t hi, const char* what) {
-  int64_t v = 0;
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc() || p != s.data() + s.size() || v < lo || v > hi) {
-    return Error(Code::kInvalidArgument, "invalid {} '{}' (expected {}..{})", what, s, lo, hi);
-  }
-  return v;
-}
-
-Result<int64_t> ParseDiskId(const std::string& s) {
-  return ParseInt(s, 0, 4095, "disk id");
-}
-Result<int64_t> ParseClientId(const std::string& s) {
-  return ParseInt(s, 1, 4095, "client id");
-}
 
 // VolumeSize: a whole number of sectors.
 Result<uint64_t> ParseVolumeSize(const std::string& s, bool allow_relative, bool* relative) {
@@ -116,7 +45,7 @@ Result<json> ParseLimit(const std::string& keyword, const std::string& s) {
 Result<bool> PolicyKeyword(const std::string& keyword, Words& w, json& body) {
   if (keyword == "placeAll" || keyword == "placeTail" || keyword == "placeHead") {
     SP_ASSIGN_OR_RETURN(std::string pg, w.Value(keyword));
-    SP_RETURN_IF_ERROR(CheckPlainName(pg, "placement group", 126));
+    SP_RETURN_IF_ERROR(CheckPlainName(pg, "placement group", kMaxPgNameChars));
     body[keyword] = pg;
   } else if (keyword == "replication") {
     SP_ASSIGN_OR_RETURN(std::string v, w.Value(keyword));
@@ -139,21 +68,6 @@ Result<bool> PolicyKeyword(const std::string& keyword, Words& w, json& body) {
     return false;
   }
   return true;
-}
-
-Status Confirm(Words& w, const std::string& name, const char* what) {
-  SP_ASSIGN_OR_RETURN(std::string again, w.Value("delete"));
-  if (again != name) {
-    return Bad(std::string(what) + " name '" + again + "' does not match '" + name +
-               "': repeat the name to confirm delete");
-  }
-  if (!w.done()) return Bad("unexpected '" + w.peek() + "' after delete");
-  return Status::Ok();
-}
-
-Status ExpectEnd(Words& w) {
-  if (!w.done()) return Bad("unexpected '" + w.peek() + "'");
-  return Status::Ok();
 }
 
 }  // namespace
@@ -237,7 +151,10 @@ Result<Command> ParseClient(Words& w) {
 }
 
 Result<Command> ParseDisk(Words& w) {
-  if (w.done()) return Bad("usage: disk list | disk <id> describe|forget|eject");
+  const char* usage =
+      "usage: disk list | disk <id> describe|forget|ignore|eject | "
+      "disk <id> description <text>";
+  if (w.done()) return Bad(usage);
   std::string first = w.next();
   if (first == "list") {
     SP_RETURN_IF_ERROR(ExpectEnd(w));
@@ -245,11 +162,21 @@ Result<Command> ParseDisk(Words& w) {
   }
   SP_ASSIGN_OR_RETURN(int64_t id, ParseDiskId(first));
   std::string sid = std::to_string(id);
-  if (w.done()) return Bad("disk " + sid + ": expected describe, forget or eject");
+  if (w.done()) return Bad(usage);
   std::string verb = w.next();
+  if (verb == "description") {
+    // The rest of the line, words joined by one space; "" clears it.
+    std::string text;
+    while (!w.done()) text += (text.empty() ? "" : " ") + w.next();
+    if (text.size() > kMaxDiskDescChars || !Matches(text, R"([A-Za-z0-9_\- ]*)")) {
+      return Bad("invalid disk description '" + text + "' (up to 30 of A-Z a-z 0-9 _ - space)");
+    }
+    return Change("DiskSetDescription/" + sid, json{{"description", text}});
+  }
   SP_RETURN_IF_ERROR(ExpectEnd(w));
   if (verb == "describe" || verb == "list") return Show("DiskDescribe/" + sid, View::kDescribe);
   if (verb == "forget") return Change("DiskForget/" + sid, nullptr);
+  if (verb == "ignore") return Change("DiskIgnore/" + sid, nullptr);
   if (verb == "eject") return Change("DiskEject/" + sid, nullptr);
   return Bad("disk " + sid + ": unknown '" + verb + "'");
 }
@@ -261,7 +188,7 @@ Result<Command> ParsePlacementGroup(Words& w) {
     SP_RETURN_IF_ERROR(ExpectEnd(w));
     return Show("PlacementGroupsList", View::kPgList);
   }
-  SP_RETURN_IF_ERROR(CheckPlainName(pg, "placement group", 126));
+  SP_RETURN_IF_ERROR(CheckPlainName(pg, "placement group", kMaxPgNameChars));
   if (w.done()) return Bad("placementGroup " + pg + ": expected list, addDisk, rmDisk, ...");
   if (w.peek() == "list" || w.peek() == "describe") {
     w.next();
@@ -281,7 +208,7 @@ Result<Command> ParsePlacementGroup(Words& w) {
       SP_ASSIGN_OR_RETURN(int64_t id, ParseDiskId(v));
       body[k == "addDisk" ? "addDisks" : "rmDisks"].push_back(id);
     } else if (k == "rename") {
-      SP_RETURN_IF_ERROR(CheckPlainName(v, "placement group", 126));
+      SP_RETURN_IF_ERROR(CheckPlainName(v, "placement group", kMaxPgNameChars));
       body["rename"] = v;
     } else {
       return Bad("placementGroup " + pg + ": unknown keyword '" + k + "'");
@@ -293,9 +220,10 @@ Result<Command> ParsePlacementGroup(Words& w) {
 Result<Command> ParseTemplate(Words& w) {
   if (w.done()) return Bad("usage: template list | template <name> ...");
   std::string t = w.next();
-  if (t == "list") {
+  if (t == "list" || t == "status") {
     SP_RETURN_IF_ERROR(ExpectEnd(w));
-    return Show("VolumeTemplatesList", View::kTemplates);
+    return t == "list" ? Show("VolumeTemplatesList", View::kTemplates)
+                       : Show("VolumeTemplatesStatus", View::kTemplateStatus);
   }
   SP_RETURN_IF_ERROR(CheckPlainName(t, "template", kMaxNameChars));
   if (w.done()) return Bad("template " + t + ": expected parameters, describe or delete");
@@ -430,10 +358,15 @@ Result<Command> ParseVolumeUpdate(const std::string& v, Words& w) {
 Result<Command> ParseVolume(Words& w) {
   if (w.done()) return Bad("usage: volume list | volume status | volume <name> ...");
   std::string v = w.next();
-  if (v == "list" || v == "status") {
+  static const std::pair<const char*, std::pair<const char*, View>> kListings[] = {
+      {"list", {"VolumesList", View::kVolumes}},
+      {"status", {"VolumesGetStatus", View::kVolumeStatus}},
+      {"quickStatus", {"VolumesGetStatusQuick", View::kVolumeQuickStatus}},
+      {"usedSpace", {"VolumesSpace", View::kVolumeSpace}}};
+  for (const auto& [word, call] : kListings) {
+    if (v != word) continue;
     SP_RETURN_IF_ERROR(ExpectEnd(w));
-    return v == "list" ? Show("VolumesList", View::kVolumes)
-                       : Show("VolumesGetStatus", View::kVolumeStatus);
+    return Show(call.first, call.second);
   }
   SP_RETURN_IF_ERROR(CheckVolumeName(v));
   if (w.done()) return Bad("volume " + v + ": expected create, update, delete, list, ...");
@@ -451,7 +384,7 @@ Result<Command> ParseVolume(Words& w) {
   SP_RETURN_IF_ERROR(ExpectEnd(w));
   if (verb == "list") return Show("Volume/" + v, View::kVolumes);
   if (verb == "describe") return Show("VolumeDescribe/" + v, View::kDescribe);
-  if (verb == "info") return Show("VolumeGetInfo/" + v, View::kDescribe);
+  if (verb == "info") return Show("VolumeGetInfo/" + v, View::kVolumeInfo);
   return Bad("volume " + v + ": unknown '" + verb + "'");
 }
 
@@ -509,6 +442,10 @@ Result<Command> ParseCommand(const std::vector<std::string>& words) {
   if (object == "volume") return ParseVolume(w);
   if (object == "attach") return ParseAttach(w, true);
   if (object == "detach") return ParseAttach(w, false);
+  if (object == "faultSet") return ParseFaultSet(w);
+  if (object == "vag") return ParseVag(w);
+  if (object == "kv") return ParseKv(w);
+  if (object == "mgmtConfig") return ParseMgmtConfig(w);
   return Bad("unknown object '" + object + "'");
 }
 
@@ -517,19 +454,26 @@ const char* UsageText() {
   -j  print the API's JSON reply    -B  retry transient errors    -M  MultiCluster calls
 objects:
   service list | server list | server <id> disk list | client status
-  disk list | disk <id> describe|forget|eject
+  disk list | disk <id> describe|forget|ignore|eject | disk <id> description <text>
   placementGroup list | placementGroup <pg> list | placementGroup <pg> delete <pg>
   placementGroup <pg> [addDisk <id>]... [rmDisk <id>]... [rename <new>]
-  template list | template <t> describe | template <t> delete <t>
+  faultSet list | faultSet <fs> [addServer <id>]... [rmServer <id>]... [rename <new>]
+  faultSet <fs> delete <fs>
+  template list | template status | template <t> describe | template <t> delete <t>
   template <t> [replication N] [placeAll|placeTail|placeHead PG] [size S] [iops N] [bw N]
                [reuseServer] [parent SNAP] [rename NEW]
-  volume list | volume status | volume <v> list|describe|info | volume <v> delete <v>
+  volume list|status|quickStatus|usedSpace | volume <v> list|describe|info
+  volume <v> delete <v>
   volume <v> create size S [template T] [placeAll|placeTail|placeHead PG] [replication N]
                [reuseServer] [iops N] [bw N] [tag k=v]...
   volume <v> update [size S|+S] [rename NEW] [template T] [tag k=v]... [shrinkOk]
   volume <v> attach client <id> [mode ro] | volume <v> detach client <id>|all
   attach volume <v> client <id> [mode ro] [timeout S] [noWait] | attach list
   detach volume <v> client <id>|all [force]
+  vag <id> list | vag <id> update targetsCount N
+  kv list | kv <b> list|create|get <key> | kv <b> delete <b>
+  kv <b> set <key> <value>... [ifVersion N] | kv <b> unset <key>... [ifVersion N]
+  mgmtConfig list | mgmtConfig <setting> <value>
 sizes take K/M/G/T (binary) suffixes; run without arguments for an interactive prompt.
 )";
 }

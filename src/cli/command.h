@@ -20,18 +20,27 @@ struct Request {
 
 // How a successful reply is shown without -j.
 enum class View {
-  kOk,            // "OK"
-  kServices,      // ClusterStatus, every service
-  kServers,       // ClusterStatus, servers only
-  kClientStatus,  // [ClientConfigStatus]
-  kDisks,         // {DiskId: DiskSummary}
-  kPgList,        // {name: PlacementGroup}
-  kPgDisks,       // PlacementGroup
-  kTemplates,     // [VolumeTemplateDesc]
-  kVolumes,       // [VolumeSummary]
-  kVolumeStatus,  // {name: VolumeStatus}
-  kAttachments,   // [AttachmentDesc] (+ VolumesList in `aux` for the tags)
-  kDescribe,      // any object: one "field | value" row per member
+  kOk,                 // "OK"
+  kServices,           // ClusterStatus, every service
+  kServers,            // ClusterStatus, servers only
+  kClientStatus,       // [ClientConfigStatus]
+  kDisks,              // {DiskId: DiskSummary}
+  kPgList,             // {name: PlacementGroup}
+  kPgDisks,            // PlacementGroup
+  kTemplates,          // [VolumeTemplateDesc]
+  kVolumes,            // [VolumeSummary]
+  kVolumeStatus,       // {name: VolumeStatus}
+  kAttachments,        // [AttachmentDesc] (+ VolumesList in `aux` for the tags)
+  kDescribe,           // any object: one "field | value" row per member
+  kTemplateStatus,     // [VolumeTemplateStatusDesc]
+  kVolumeQuickStatus,  // {name: VolumeStatusQuick}
+  kVolumeSpace,        // [VolumeSpace]
+  kVolumeInfo,         // VolumeInfo
+  kFaultSets,          // {name: FaultSet}
+  kVag,                // Vag
+  kKvBuckets,          // KeyValueBucketsList
+  kKvBucket,           // KeyValueBucket
+  kMgmtConfig,         // {setting: value}
 };
 
 struct Command {

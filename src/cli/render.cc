@@ -6,12 +6,13 @@
 
 #include <fmt/format.h>
 
+#include "cli/render_util.h"
 #include "cli/size.h"
 #include "cli/table.h"
 #include "common/units.h"
 
 namespace spindle::cli {
-namespace {
+namespace cells {
 
 using nlohmann::json;
 
@@ -23,7 +24,7 @@ std::string Str(const json& obj, const char* key) {
   return v.dump();
 }
 
-int64_t Int(const json& obj, const char* key, int64_t fallback = 0) {
+int64_t Int(const json& obj, const char* key, int64_t fallback) {
   if (!obj.is_object() || !obj.contains(key) || !obj[key].is_number()) return fallback;
   return obj[key].get<int64_t>();
 }
@@ -66,6 +67,23 @@ std::vector<const json*> ById(const json& map) {
   out.insert(out.end(), other.begin(), other.end());
   return out;
 }
+
+std::string StatusFlags(const json& v) {
+  std::string flags;
+  if (Flag(v, "snapshot")) flags += "S";
+  if (Flag(v, "migrating")) flags += "M";
+  if (Flag(v, "decreasedRedundancy")) flags += "D";
+  if (Flag(v, "balancerBlocked")) flags += "B";
+  if (Flag(v, "constraintsViolated")) flags += "C";
+  return flags;
+}
+
+}  // namespace cells
+
+namespace {
+
+using nlohmann::json;
+using namespace cells;  // NOLINT: the cell helpers
 
 std::string Services(const json& data, bool servers_only) {
   Table t({"type", "id", "node", "status", "version", "flags"});
@@ -200,18 +218,14 @@ std::string Volumes(const json& data) {
   return t.Render();
 }
 
-// Flags: S snapshot, M migrating, D decreased redundancy, B balancer blocked.
+// Flags: see cells::StatusFlags.
 std::string VolumeStatus(const json& data) {
   Table t(
       {"volume", "size", "rdnd.", "stored", "on disk", "syncing", "missing", "status", "flags"});
   for (int c : {1, 2, 3, 4, 5, 6}) t.SetAlign(c, Align::kRight);
   if (data.is_object()) {
     for (const auto& [name, v] : data.items()) {
-      std::string flags;
-      if (Flag(v, "snapshot")) flags += "S";
-      if (Flag(v, "migrating")) flags += "M";
-      if (Flag(v, "decreasedRedundancy")) flags += "D";
-      if (Flag(v, "balancerBlocked")) flags += "B";
+      std::string flags = StatusFlags(v);
       t.AddRow({name, SizeOf(v, "size"), Str(v, "replication"), SizeOf(v, "storedSize"),
                 SizeOf(v, "onDiskSize"), SizeOf(v, "syncingDataBytes"), SizeOf(v, "downBytes"),
                 Str(v, "status"), flags});
@@ -284,6 +298,8 @@ std::string Render(View view, const json& data, const json& aux) {
       return Attachments(data, aux);
     case View::kDescribe:
       return Describe(data);
+    default:
+      return RenderAdmin(view, data);
   }
   return data.dump(4) + "\n";
 }
