@@ -47,6 +47,16 @@ class MemoryServer {
         if (!r.ok()) co_return net::Reply::Fail(r.status());
         co_return Read(*r);
       }
+      case proto::MsgType::kTrim: {
+        auto r = proto::DecodeTrimRequest(p);
+        if (!r.ok()) co_return net::Reply::Fail(r.status());
+        co_return Trim(*r);
+      }
+      case proto::MsgType::kBlockStatus: {
+        auto r = proto::DecodeBlockStatusRequest(p);
+        if (!r.ok()) co_return net::Reply::Fail(r.status());
+        co_return BlockStatus(*r);
+      }
     }
     co_return net::Reply::Fail(Error(Code::kUnimplemented, "type {}", f.header.type));
   }
@@ -88,6 +98,41 @@ class MemoryServer {
     });
     o.version = r.version;
     return Encoded(proto::WriteResponse{o.version});
+  }
+
+  // Whole blocks are dropped, partial ones zero-filled (one-layer semantics: this test tool
+  // keeps no "trimmed" marker for chains).
+  net::Reply Trim(const proto::TrimRequest& r) {
+    auto& o = objects_[Key{r.disk.value(), r.layer.value(), r.object.value()}];
+    if (r.version <= o.version) return Encoded(proto::WriteResponse{o.version});
+    ForBlocks(r.offset, r.length, [&](uint32_t b, uint64_t in_block, uint64_t, uint64_t n) {
+      auto it = o.blocks.find(b);
+      if (it == o.blocks.end()) return;
+      if (n == kBlockSize) {
+        o.blocks.erase(it);
+      } else {
+        std::memset(it->second.data() + in_block, 0, n);
+      }
+    });
+    o.version = r.version;
+    return Encoded(proto::WriteResponse{o.version});
+  }
+
+  net::Reply BlockStatus(const proto::BlockStatusRequest& r) {
+    proto::BlockStatusResponse resp;
+    resp.blocks = static_cast<uint32_t>(r.length / kBlockSize);
+    resp.bitmap.assign((resp.blocks + 7) / 8, 0);
+    for (uint32_t i = 0; i < resp.blocks; ++i) {
+      const uint32_t b = static_cast<uint32_t>(r.offset / kBlockSize) + i;
+      for (LayerId layer : r.chain) {
+        auto o = objects_.find(Key{r.disk.value(), layer.value(), r.object.value()});
+        if (o != objects_.end() && o->second.blocks.count(b) != 0) {
+          resp.bitmap[i / 8] |= static_cast<uint8_t>(1u << (i % 8));
+          break;
+        }
+      }
+    }
+    return Encoded(resp);
   }
 
   net::Reply Read(const proto::ReadRequest& r) {

@@ -4,6 +4,10 @@
 #include "client/nbd_server.h"
 #include "common/log.h"
 
+// GCC 12 reports a false -Wmismatched-new-delete when it inlines one coroutine into another
+// here; both the frame's allocation and its release are asio's own operators.
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+
 namespace spindle::client {
 
 using namespace nbd;  // NOLINT: protocol constants
@@ -78,7 +82,8 @@ asio::awaitable<Status> NbdSession::SendExportInfo(uint32_t option, const InfoRe
   std::vector<uint8_t> info;
   Append16(info, kInfoExport);
   Append64(info, v.spec().size_bytes);
-  Append16(info, TransmissionFlags(ExportView{v.spec().size_bytes, v.spec().read_only}));
+  Append16(info, TransmissionFlags(
+                     ExportView{v.spec().size_bytes, v.spec().read_only, structured_, false}));
   SP_CO_RETURN_IF_ERROR(co_await SendOptionReply(option, kRepInfo, info));
   info.clear();
   Append16(info, kInfoBlockSize);
@@ -96,22 +101,60 @@ asio::awaitable<Status> NbdSession::SendExportInfo(uint32_t option, const InfoRe
   co_return co_await SendOptionReply(option, kRepAck, {});
 }
 
-asio::awaitable<Status> NbdSession::FinishExportName(std::shared_ptr<Volume> v) {
+asio::awaitable<Status> NbdSession::FinishExportName(std::shared_ptr<Volume> v,
+                                                     const std::string& name) {
   std::vector<uint8_t> out;
   Append64(out, v->spec().size_bytes);
-  Append16(out, TransmissionFlags(ExportView{v->spec().size_bytes, v->spec().read_only}));
+  Append16(out, TransmissionFlags(
+                    ExportView{v->spec().size_bytes, v->spec().read_only, structured_, false}));
   if (!no_zeroes_) out.resize(out.size() + 124, 0);
-  volume_ = std::move(v);
+  ChooseExport(std::move(v), name);
   co_return co_await WriteAll(out);
+}
+
+void NbdSession::ChooseExport(std::shared_ptr<Volume> v, const std::string& name) {
+  volume_ = std::move(v);
+  if (name != meta_export_) base_allocation_ = false;
+}
+
+asio::awaitable<Result<bool>> NbdSession::HandleMetaContext(uint32_t option,
+                                                            std::vector<uint8_t> body) {
+  MetaContextRequest req;
+  const bool listing = option == kOptListMetaContext;
+  // SET needs structured replies (BLOCK_STATUS answers are structured); LIST does not.
+  if (!DecodeMetaContextRequest(body, req) || (!listing && !structured_)) {
+    SP_CO_RETURN_IF_ERROR(co_await SendOptionReply(option, kRepErrInvalid, {}));
+    co_return false;
+  }
+  if (!server_.table().Find(req.name)) {
+    SP_CO_RETURN_IF_ERROR(co_await SendOptionReply(option, kRepErrUnknown, {}));
+    co_return false;
+  }
+  bool selected = listing && req.queries.empty();  // an empty LIST means "all contexts"
+  for (const std::string& q : req.queries) selected |= QuerySelectsBaseAllocation(q, listing);
+  if (!listing) {
+    base_allocation_ = selected;
+    meta_export_ = req.name;
+  }
+  if (selected) {
+    std::vector<uint8_t> data;
+    Append32(data, listing ? 0 : kMetaContextBaseAllocation);
+    data.insert(data.end(), kMetaBaseAllocation,
+                kMetaBaseAllocation + sizeof(kMetaBaseAllocation) - 1);
+    SP_CO_RETURN_IF_ERROR(co_await SendOptionReply(option, kRepMetaContext, data));
+  }
+  SP_CO_RETURN_IF_ERROR(co_await SendOptionReply(option, kRepAck, {}));
+  co_return false;
 }
 
 asio::awaitable<Result<bool>> NbdSession::HandleOption(uint32_t option, std::vector<uint8_t> body) {
   switch (option) {
     case kOptExportName: {
-      auto v = server_.table().Find(std::string(body.begin(), body.end()));
+      const std::string name(body.begin(), body.end());
+      auto v = server_.table().Find(name);
       // This option has no error reply: an unknown export can only be refused by closing.
       if (!v) co_return Error(Code::kNotFound, "unknown export");
-      SP_CO_RETURN_IF_ERROR(co_await FinishExportName(std::move(v)));
+      SP_CO_RETURN_IF_ERROR(co_await FinishExportName(std::move(v), name));
       co_return true;
     }
     case kOptAbort:
@@ -144,11 +187,22 @@ asio::awaitable<Result<bool>> NbdSession::HandleOption(uint32_t option, std::vec
         co_return false;
       }
       // Chosen before the replies go out, so a detach meanwhile closes this session.
-      if (option == kOptGo) volume_ = v;
+      if (option == kOptGo) ChooseExport(v, req.name);
       SP_CO_RETURN_IF_ERROR(co_await SendExportInfo(option, req, *v));
       co_return option == kOptGo;
     }
-    default:  // STARTTLS, STRUCTURED_REPLY, meta contexts, extended headers, ...
+    case kOptStructuredReply:
+      if (!body.empty()) {
+        SP_CO_RETURN_IF_ERROR(co_await SendOptionReply(option, kRepErrInvalid, {}));
+        co_return false;
+      }
+      structured_ = true;
+      SP_CO_RETURN_IF_ERROR(co_await SendOptionReply(option, kRepAck, {}));
+      co_return false;
+    case kOptListMetaContext:
+    case kOptSetMetaContext:
+      co_return co_await HandleMetaContext(option, std::move(body));
+    default:  // STARTTLS, extended headers, ...
       SP_CO_RETURN_IF_ERROR(co_await SendOptionReply(option, kRepErrUnsup, {}));
       co_return false;
   }

@@ -45,9 +45,17 @@ bool IsWriteLike(uint16_t type) {
   return type == kCmdWrite || type == kCmdWriteZeroes || type == kCmdTrim;
 }
 
-uint16_t AllowedFlags(uint16_t type) {
-  if (type == kCmdWriteZeroes) return kCmdFlagFua | kCmdFlagNoHole;
-  return kCmdFlagFua;
+uint16_t AllowedFlags(uint16_t type, const ExportView& ex) {
+  switch (type) {
+    case kCmdWriteZeroes:
+      return kCmdFlagFua | kCmdFlagNoHole;
+    case kCmdRead:
+      return ex.structured ? (kCmdFlagFua | kCmdFlagDf) : kCmdFlagFua;
+    case kCmdBlockStatus:
+      return kCmdFlagReqOne;
+    default:
+      return kCmdFlagFua;
+  }
 }
 
 Validation Fail(uint32_t error) {
@@ -89,20 +97,24 @@ Validation ValidateRequest(const Request& r, const ExportView& ex) {
     case kCmdRead:
     case kCmdWrite:
     case kCmdWriteZeroes:
+    case kCmdTrim:
       break;
-    default:  // includes TRIM, which is not advertised
+    case kCmdBlockStatus:
+      if (!ex.base_allocation) return Fail(kEInval);  // no meta context negotiated
+      break;
+    default:
       return Fail(kEInval);
   }
   if (r.type == kCmdWrite && r.length > kMaxPayloadBytes) {
     return Validation{Verdict::kClose, kEInval};  // cannot skip that much payload safely
   }
-  if ((r.flags & ~AllowedFlags(r.type)) != 0) return Fail(kEInval);
+  if ((r.flags & ~AllowedFlags(r.type, ex)) != 0) return Fail(kEInval);
   if (r.length == 0) return Fail(kEInval);
   if (r.type == kCmdRead && r.length > kMaxPayloadBytes) return Fail(kEInval);
   if (IsWriteLike(r.type) && ex.read_only) return Fail(kEPerm);
   const uint64_t end = r.offset + r.length;
   if (end < r.offset || end > ex.size_bytes) {
-    return Fail(r.type == kCmdRead ? kEInval : kENoSpc);
+    return Fail(IsWriteLike(r.type) ? kENoSpc : kEInval);
   }
   if (IsWriteLike(r.type) && (r.offset % kMinBlockBytes != 0 || r.length % kMinBlockBytes != 0)) {
     return Fail(kEInval);
@@ -115,8 +127,9 @@ uint16_t TransmissionFlags(const ExportView& ex) {
   if (ex.read_only) {
     f |= kTxReadOnly;
   } else {
-    f |= kTxSendWriteZeroes;
+    f |= kTxSendWriteZeroes | kTxSendTrim;
   }
+  if (ex.structured) f |= kTxSendDf;  // every READ is answered in one chunk anyway
   return f;
 }
 
@@ -143,6 +156,68 @@ std::vector<uint8_t> EncodeOptionReply(uint32_t option, uint32_t type,
   Append32(out, static_cast<uint32_t>(data.size()));
   out.insert(out.end(), data.begin(), data.end());
   return out;
+}
+
+std::vector<uint8_t> EncodeChunkHeader(uint16_t flags, uint16_t type, uint64_t cookie,
+                                       uint32_t length) {
+  std::vector<uint8_t> out;
+  out.reserve(kStructuredReplyHeaderSize + 16);
+  Append32(out, kStructuredReplyMagic);
+  Append16(out, flags);
+  Append16(out, type);
+  Append64(out, cookie);
+  Append32(out, length);
+  return out;
+}
+
+std::vector<uint8_t> EncodeErrorChunk(uint64_t cookie, uint32_t error, std::string_view message) {
+  message = message.substr(0, kMaxErrorMessageBytes);
+  auto out = EncodeChunkHeader(kReplyFlagDone, kReplyTypeError, cookie,
+                               static_cast<uint32_t>(6 + message.size()));
+  Append32(out, error);
+  Append16(out, static_cast<uint16_t>(message.size()));
+  out.insert(out.end(), message.begin(), message.end());
+  return out;
+}
+
+std::vector<uint8_t> EncodeBlockStatusChunk(uint64_t cookie, uint32_t context_id,
+                                            std::span<const StatusExtent> extents) {
+  auto out = EncodeChunkHeader(kReplyFlagDone, kReplyTypeBlockStatus, cookie,
+                               static_cast<uint32_t>(4 + 8 * extents.size()));
+  Append32(out, context_id);
+  for (const StatusExtent& e : extents) {
+    Append32(out, e.length);
+    Append32(out, e.flags);
+  }
+  return out;
+}
+
+bool DecodeMetaContextRequest(std::span<const uint8_t> body, MetaContextRequest& out) {
+  size_t pos = 0;
+  auto take_string = [&](std::string& s) {
+    if (body.size() - pos < 4) return false;
+    const uint32_t n = Load32(body.data() + pos);
+    pos += 4;
+    if (n > body.size() - pos) return false;
+    s.assign(reinterpret_cast<const char*>(body.data() + pos), n);
+    pos += n;
+    return true;
+  };
+  if (!take_string(out.name)) return false;
+  if (body.size() - pos < 4) return false;
+  const uint32_t n = Load32(body.data() + pos);
+  pos += 4;
+  if (n > kMaxMetaQueries) return false;
+  out.queries.assign(n, std::string());
+  for (std::string& q : out.queries) {
+    if (!take_string(q)) return false;
+  }
+  return pos == body.size();
+}
+
+bool QuerySelectsBaseAllocation(std::string_view query, bool listing) {
+  if (query == kMetaBaseAllocation) return true;
+  return listing && query == "base:";
 }
 
 }  // namespace spindle::client::nbd

@@ -89,11 +89,13 @@ TEST(NbdValidate, ReadOnlyRefusesWrites) {
   EXPECT_EQ(ValidateRequest(Make(kCmdWriteZeroes, 0, 512), kRo).error, kEPerm);
 }
 
-// Unknown commands and flags, unaligned writes, zero lengths and TRIM (not advertised) are
-// EINVAL; DISC ends the session.
+// Unknown commands and flags, unaligned writes, zero lengths and BLOCK_STATUS without a
+// negotiated meta context are EINVAL; DISC ends the session.
 TEST(NbdValidate, Malformed) {
   EXPECT_EQ(ValidateRequest(Make(99, 0, 512), kRw).error, kEInval);
-  EXPECT_EQ(ValidateRequest(Make(kCmdTrim, 0, 512), kRw).error, kEInval);
+  EXPECT_EQ(ValidateRequest(Make(kCmdTrim, 100, 512), kRw).error, kEInval);
+  EXPECT_EQ(ValidateRequest(Make(kCmdBlockStatus, 0, 512), kRw).error, kEInval);
+  EXPECT_EQ(ValidateRequest(Make(kCmdRead, 0, 512, kCmdFlagDf), kRw).error, kEInval);
   EXPECT_EQ(ValidateRequest(Make(kCmdRead, 0, 512, 1 << 7), kRw).error, kEInval);
   EXPECT_EQ(ValidateRequest(Make(kCmdWrite, 0, 512, kCmdFlagNoHole), kRw).error, kEInval);
   EXPECT_EQ(ValidateRequest(Make(kCmdWrite, 100, 512), kRw).error, kEInval);
@@ -115,8 +117,77 @@ TEST(NbdProto, TransmissionFlags) {
     EXPECT_NE(f & kTxHasFlags, 0);
     EXPECT_NE(f & kTxSendFlush, 0);
     EXPECT_NE(f & kTxCanMultiConn, 0);
-    EXPECT_EQ(f & kTxSendTrim, 0);
+    EXPECT_EQ(f & kTxSendDf, 0);
   }
+  EXPECT_NE(rw & kTxSendTrim, 0);
+  EXPECT_EQ(ro & kTxSendTrim, 0);
+  ExportView structured = kRw;
+  structured.structured = true;
+  EXPECT_NE(TransmissionFlags(structured) & kTxSendDf, 0);
+}
+
+// With structured replies and base:allocation negotiated, TRIM, BLOCK_STATUS (+REQ_ONE) and
+// READ+DF are accepted; BLOCK_STATUS past the end is EINVAL, TRIM past the end ENOSPC, TRIM on
+// a read-only export EPERM.
+TEST(NbdValidate, StructuredCommands) {
+  ExportView ex = kRw;
+  ex.structured = true;
+  ex.base_allocation = true;
+  EXPECT_EQ(ValidateRequest(Make(kCmdTrim, 4096, 8192), ex).verdict, Verdict::kExecute);
+  EXPECT_EQ(ValidateRequest(Make(kCmdBlockStatus, 1, 100, kCmdFlagReqOne), ex).verdict,
+            Verdict::kExecute);
+  EXPECT_EQ(ValidateRequest(Make(kCmdRead, 0, 512, kCmdFlagDf), ex).verdict, Verdict::kExecute);
+  EXPECT_EQ(ValidateRequest(Make(kCmdBlockStatus, ex.size_bytes, 512), ex).error, kEInval);
+  EXPECT_EQ(ValidateRequest(Make(kCmdTrim, ex.size_bytes, 512), ex).error, kENoSpc);
+  EXPECT_EQ(ValidateRequest(Make(kCmdTrim, 0, 512), kRo).error, kEPerm);
+}
+
+// Structured chunks have the documented layout: error chunks carry errno and a bounded
+// message; block status chunks carry the context id and (length, flags) pairs.
+TEST(NbdProto, StructuredChunks) {
+  auto err = EncodeErrorChunk(0x1122, kEIo, std::string(500, 'x'));
+  ASSERT_EQ(err.size(), kStructuredReplyHeaderSize + 6 + kMaxErrorMessageBytes);
+  EXPECT_EQ(Load32(err.data()), kStructuredReplyMagic);
+  EXPECT_EQ(Load16(err.data() + 4), kReplyFlagDone);
+  EXPECT_EQ(Load16(err.data() + 6), kReplyTypeError);
+  EXPECT_EQ(Load64(err.data() + 8), 0x1122u);
+  EXPECT_EQ(Load32(err.data() + 16), 6 + kMaxErrorMessageBytes);
+  EXPECT_EQ(Load32(err.data() + 20), kEIo);
+  std::vector<StatusExtent> ext{{4096, 0}, {8192, kStateHole | kStateZero}};
+  auto bs = EncodeBlockStatusChunk(7, kMetaContextBaseAllocation, ext);
+  ASSERT_EQ(bs.size(), kStructuredReplyHeaderSize + 4 + 16);
+  EXPECT_EQ(Load16(bs.data() + 6), kReplyTypeBlockStatus);
+  EXPECT_EQ(Load32(bs.data() + 20), kMetaContextBaseAllocation);
+  EXPECT_EQ(Load32(bs.data() + 32), 8192u);
+  EXPECT_EQ(Load32(bs.data() + 36), 3u);
+}
+
+// Meta context option bodies decode when exact; overruns, leftovers and too many queries are
+// refused; base:allocation is selected by its name, and by "base:" only when listing.
+TEST(NbdProto, MetaContextDecode) {
+  std::vector<uint8_t> body;
+  Append32(body, 4);
+  body.insert(body.end(), {'v', 'o', 'l', '1'});
+  Append32(body, 1);
+  Append32(body, 15);
+  for (char c : std::string("base:allocation")) body.push_back(static_cast<uint8_t>(c));
+  MetaContextRequest req;
+  ASSERT_TRUE(DecodeMetaContextRequest(body, req));
+  EXPECT_EQ(req.name, "vol1");
+  ASSERT_EQ(req.queries.size(), 1u);
+  EXPECT_TRUE(QuerySelectsBaseAllocation(req.queries[0], false));
+  EXPECT_TRUE(QuerySelectsBaseAllocation("base:", true));
+  EXPECT_FALSE(QuerySelectsBaseAllocation("base:", false));
+  EXPECT_FALSE(QuerySelectsBaseAllocation("qemu:dirty-bitmap:x", true));
+  body.push_back(0);
+  EXPECT_FALSE(DecodeMetaContextRequest(body, req));
+  body.pop_back();
+  body[12] = 0xff;  // the query length overruns the body
+  EXPECT_FALSE(DecodeMetaContextRequest(body, req));
+  std::vector<uint8_t> many;
+  Append32(many, 0);
+  Append32(many, kMaxMetaQueries + 1);
+  EXPECT_FALSE(DecodeMetaContextRequest(many, req));
 }
 
 // NBD_OPT_INFO/GO bodies decode when exact, and are rejected when a length overruns or bytes

@@ -53,7 +53,7 @@ class NbdSession : public std::enable_shared_from_this<NbdSession> {
 
  private:
   struct Reply {
-    std::array<uint8_t, nbd::kSimpleReplySize> header;
+    std::vector<uint8_t> header;  // simple reply, or structured chunk header (+ its fields)
     std::vector<uint8_t> data;
     uint64_t cost_bytes = 0;  // released with the request's slot once the reply is written
   };
@@ -65,7 +65,10 @@ class NbdSession : public std::enable_shared_from_this<NbdSession> {
                                           std::span<const uint8_t> data);
   asio::awaitable<Status> SendExportInfo(uint32_t option, const nbd::InfoRequest& req,
                                          const Volume& v);
-  asio::awaitable<Status> FinishExportName(std::shared_ptr<Volume> v);
+  asio::awaitable<Status> FinishExportName(std::shared_ptr<Volume> v, const std::string& name);
+  asio::awaitable<Result<bool>> HandleMetaContext(uint32_t option, std::vector<uint8_t> body);
+  // An export was chosen: meta contexts selected for another export no longer apply.
+  void ChooseExport(std::shared_ptr<Volume> v, const std::string& name);
   asio::awaitable<Status> ReadExact(std::span<uint8_t> buf);
   asio::awaitable<Status> WriteAll(std::span<const uint8_t> buf);
 
@@ -74,10 +77,16 @@ class NbdSession : public std::enable_shared_from_this<NbdSession> {
   asio::awaitable<bool> WaitForSlot(uint64_t bytes);
   static asio::awaitable<void> Execute(std::shared_ptr<NbdSession> self, nbd::Request r,
                                        std::vector<uint8_t> payload);
-  asio::awaitable<uint32_t> Perform(const nbd::Request& r, std::span<const uint8_t> payload,
-                                    std::vector<uint8_t>& data);
-  // Queues a reply; the request's slot is freed once it is written (or dropped if closed).
-  void QueueReply(uint32_t error, uint64_t cookie, std::vector<uint8_t> data, uint64_t cost);
+  asio::awaitable<Status> Perform(const nbd::Request& r, std::span<const uint8_t> payload,
+                                  std::vector<uint8_t>& data,
+                                  std::vector<nbd::StatusExtent>& extents);
+  asio::awaitable<Status> BlockStatus(const nbd::Request& r,
+                                      std::vector<nbd::StatusExtent>& extents);
+  // Queues the reply to r (simple or structured as negotiated): READ data or BLOCK_STATUS
+  // extents on success, else `error`. The request's slot is freed once it is written (or
+  // dropped if closed).
+  void QueueReply(const nbd::Request& r, uint32_t error, std::string_view message,
+                  std::vector<uint8_t> data, std::span<const nbd::StatusExtent> extents);
   void ReleaseSlot(uint64_t cost);
   static asio::awaitable<void> WriterLoop(std::shared_ptr<NbdSession> self);
   nbd::ExportView View() const;
@@ -86,6 +95,9 @@ class NbdSession : public std::enable_shared_from_this<NbdSession> {
   NbdServer& server_;
   bool no_zeroes_ = false;
   bool open_ = true;
+  bool structured_ = false;       // NBD_OPT_STRUCTURED_REPLY acknowledged
+  bool base_allocation_ = false;  // base:allocation selected for meta_export_
+  std::string meta_export_;
   std::shared_ptr<Volume> volume_;
   size_t in_flight_ = 0;
   uint64_t bytes_in_flight_ = 0;

@@ -23,6 +23,8 @@ uint32_t ErrnoFor(const Status& s) {
   }
 }
 
+static_assert(kMaxBlockStatusBytes <= UINT32_MAX);
+
 uint64_t CostOf(const Request& r) {
   return (r.type == kCmdRead || r.type == kCmdWrite) ? r.length : 0;
 }
@@ -55,7 +57,8 @@ void NbdSession::Close() {
 }
 
 ExportView NbdSession::View() const {
-  return ExportView{volume_->spec().size_bytes, volume_->spec().read_only};
+  return ExportView{volume_->spec().size_bytes, volume_->spec().read_only, structured_,
+                    base_allocation_};
 }
 
 void NbdSession::ReleaseSlot(uint64_t cost) {
@@ -78,16 +81,32 @@ asio::awaitable<bool> NbdSession::WaitForSlot(uint64_t bytes) {
   co_return true;
 }
 
-void NbdSession::QueueReply(uint32_t error, uint64_t cookie, std::vector<uint8_t> data,
-                            uint64_t cost) {
+void NbdSession::QueueReply(const Request& r, uint32_t error, std::string_view message,
+                            std::vector<uint8_t> data, std::span<const StatusExtent> extents) {
+  const uint64_t cost = CostOf(r);
   if (!open_) {
     ReleaseSlot(cost);
     return;
   }
   Reply reply;
-  EncodeSimpleReply(error, cookie, reply.header.data());
-  if (error == 0) reply.data = std::move(data);
   reply.cost_bytes = cost;
+  if (!structured_) {
+    reply.header.resize(kSimpleReplySize);
+    EncodeSimpleReply(error, r.cookie, reply.header.data());
+    if (error == 0 && r.type == kCmdRead) reply.data = std::move(data);
+  } else if (error != 0) {
+    reply.header = EncodeErrorChunk(r.cookie, error, message);
+  } else if (r.type == kCmdRead) {
+    // One OFFSET_DATA chunk for the whole read (so NBD_CMD_FLAG_DF always holds).
+    reply.header = EncodeChunkHeader(kReplyFlagDone, kReplyTypeOffsetData, r.cookie,
+                                     static_cast<uint32_t>(8 + data.size()));
+    Append64(reply.header, r.offset);
+    reply.data = std::move(data);
+  } else if (r.type == kCmdBlockStatus) {
+    reply.header = EncodeBlockStatusChunk(r.cookie, kMetaContextBaseAllocation, extents);
+  } else {
+    reply.header = EncodeChunkHeader(kReplyFlagDone, kReplyTypeNone, r.cookie, 0);
+  }
   replies_.push_back(std::move(reply));
   reply_queued_.NotifyAll();
 }
@@ -142,7 +161,7 @@ asio::awaitable<void> NbdSession::Transmission() {
       }
     }
     if (v.verdict == Verdict::kReplyError) {
-      QueueReply(v.error, r.cookie, {}, cost);
+      QueueReply(r, v.error, "request refused", {}, {});
       continue;
     }
     asio::co_spawn(socket_.get_executor(), Execute(self, r, std::move(payload)), LogExceptions{});
@@ -156,12 +175,14 @@ asio::awaitable<void> NbdSession::Transmission() {
 asio::awaitable<void> NbdSession::Execute(std::shared_ptr<NbdSession> self, Request r,
                                           std::vector<uint8_t> payload) {
   std::vector<uint8_t> data;
-  const uint32_t error = co_await self->Perform(r, payload, data);
-  self->QueueReply(error, r.cookie, std::move(data), CostOf(r));
+  std::vector<StatusExtent> extents;
+  const Status s = co_await self->Perform(r, payload, data, extents);
+  self->QueueReply(r, ErrnoFor(s), s.message(), std::move(data), extents);
 }
 
-asio::awaitable<uint32_t> NbdSession::Perform(const Request& r, std::span<const uint8_t> payload,
-                                              std::vector<uint8_t>& data) {
+asio::awaitable<Status> NbdSession::Perform(const Request& r, std::span<const uint8_t> payload,
+                                            std::vector<uint8_t>& data,
+                                            std::vector<StatusExtent>& extents) {
   Status s;
   switch (r.type) {
     case kCmdRead:
@@ -173,7 +194,18 @@ asio::awaitable<uint32_t> NbdSession::Perform(const Request& r, std::span<const 
       s = co_await volume_->Write(r.offset, payload);
       break;
     case kCmdWriteZeroes:
-      s = co_await volume_->WriteZeroes(r.offset, r.length);
+      // Without NO_HOLE the range may become a hole: a trim reads back as zeros too.
+      if ((r.flags & kCmdFlagNoHole) != 0) {
+        s = co_await volume_->WriteZeroes(r.offset, r.length);
+      } else {
+        s = co_await volume_->Trim(r.offset, r.length);
+      }
+      break;
+    case kCmdTrim:
+      s = co_await volume_->Trim(r.offset, r.length);
+      break;
+    case kCmdBlockStatus:
+      s = co_await BlockStatus(r, extents);
       break;
     case kCmdFlush:
       co_await volume_->Flush();
@@ -185,7 +217,20 @@ asio::awaitable<uint32_t> NbdSession::Perform(const Request& r, std::span<const 
     SP_LOG_WARN("{}: NBD command {} at {}+{} failed: {}", volume_->spec().name, r.type, r.offset,
                 r.length, s.ToString());
   }
-  co_return ErrnoFor(s);
+  co_return s;
+}
+
+asio::awaitable<Status> NbdSession::BlockStatus(const Request& r,
+                                                std::vector<StatusExtent>& extents) {
+  auto runs = co_await volume_->BlockStatus(r.offset, r.length);
+  if (!runs.ok()) co_return runs.status();
+  for (const AllocRun& run : *runs) {
+    // Runs are at most kMaxBlockStatusBytes long, so they fit the u32 length.
+    extents.push_back(
+        StatusExtent{static_cast<uint32_t>(run.length), run.data ? 0u : (kStateHole | kStateZero)});
+    if ((r.flags & kCmdFlagReqOne) != 0) break;
+  }
+  co_return Status::Ok();
 }
 
 }  // namespace spindle::client

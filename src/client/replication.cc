@@ -124,4 +124,66 @@ asio::awaitable<Status> Volume::ReadObject(Extent e, std::span<uint8_t> out) {
   co_return last;
 }
 
+asio::awaitable<Status> Volume::TrimReplica(DiskId disk,
+                                            std::shared_ptr<const std::vector<uint8_t>> payload) {
+  auto reply = co_await pool_.Call(disk, proto::MsgType::kTrim, payload, kIoTimeout);
+  if (!reply.ok()) {
+    SP_LOG_WARN("trim on disk {} failed: {}", disk.value(), reply.status().ToString());
+    co_return reply.status();
+  }
+  auto decoded = proto::DecodeWriteResponse(reply->payload);
+  co_return decoded.ok() ? Status::Ok() : decoded.status();
+}
+
+asio::awaitable<Status> Volume::TrimObject(Extent e) {
+  const DiskSet disks = UsableDisks(DiskSetFor(spec_, e.object));
+  if (disks.empty()) {
+    co_return Error(Code::kUnavailable, "{}: no usable disk for object {}", spec_.name, e.object);
+  }
+  auto version = co_await NextVersion(e.object, disks);
+  if (!version.ok()) co_return version.status();
+  // As in WriteObject: nothing suspends until the requests are spawned, in version order.
+  std::vector<asio::awaitable<Status>> tasks;
+  for (DiskId d : disks) {
+    auto payload = std::make_shared<std::vector<uint8_t>>();
+    proto::EncodePayload(
+        proto::TrimRequest{d, spec_.layer, ObjectIndex(e.object), *version, e.offset, e.length},
+        *payload);
+    tasks.push_back(TrimReplica(d, std::move(payload)));
+  }
+  co_return FirstError(co_await RunAll(ex_, std::move(tasks)));
+}
+
+asio::awaitable<Status> Volume::StatusReplica(DiskId disk, Extent e,
+                                              std::shared_ptr<std::vector<bool>> out) {
+  auto payload = std::make_shared<std::vector<uint8_t>>();
+  proto::EncodePayload(
+      proto::BlockStatusRequest{disk, ObjectIndex(e.object), e.offset, e.length, spec_.chain},
+      *payload);
+  auto reply = co_await pool_.Call(disk, proto::MsgType::kBlockStatus, payload, kIoTimeout);
+  if (!reply.ok()) co_return reply.status();
+  auto r = proto::DecodeBlockStatusResponse(reply->payload);
+  if (!r.ok()) co_return r.status();
+  const uint32_t blocks = static_cast<uint32_t>(e.length / kBlockSize);
+  if (r->blocks != blocks) {
+    co_return Error(Code::kInternal, "block status of {} blocks, asked {}", r->blocks, blocks);
+  }
+  const size_t base = e.buffer_offset / kBlockSize;
+  for (uint32_t i = 0; i < blocks; ++i) (*out)[base + i] = (r->bitmap[i / 8] >> (i % 8)) & 1;
+  co_return Status::Ok();
+}
+
+asio::awaitable<Status> Volume::StatusObject(Extent e, std::shared_ptr<std::vector<bool>> out) {
+  const DiskSet disks = UsableDisks(DiskSetFor(spec_, e.object));
+  Status last = Error(Code::kUnavailable, "{}: no usable disk for object {}", spec_.name, e.object);
+  for (auto it = disks.rbegin(); it != disks.rend(); ++it) {
+    Status s = co_await StatusReplica(*it, e, out);
+    if (s.ok()) co_return s;
+    last = s;
+    SP_LOG_WARN("{}: block status of object {} from disk {} failed: {}", spec_.name, e.object,
+                it->value(), last.ToString());
+  }
+  co_return last;
+}
+
 }  // namespace spindle::client

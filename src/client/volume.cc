@@ -59,12 +59,67 @@ asio::awaitable<Status> Volume::Write(uint64_t offset, std::span<const uint8_t> 
     co_return Error(Code::kInvalidArgument, "unaligned write {}+{}", offset, data.size());
   }
   SP_ASSERT(offset + data.size() <= spec_.size_bytes);
+  const uint64_t seq = BeginWrite();
+  Status s = co_await WriteAligned(offset, data);
+  EndWrite(seq);
+  co_return s;
+}
+
+uint64_t Volume::BeginWrite() {
   const uint64_t seq = ++next_write_seq_;
   writes_in_flight_.insert(seq);
-  Status s = co_await WriteAligned(offset, data);
+  return seq;
+}
+
+void Volume::EndWrite(uint64_t seq) {
   writes_in_flight_.erase(seq);
   write_done_.NotifyAll();
+}
+
+asio::awaitable<Status> Volume::Trim(uint64_t offset, uint64_t length) {
+  if (spec_.read_only) co_return Error(Code::kPermissionDenied, "{} is read-only", spec_.name);
+  if (offset % kSectorSize != 0 || length % kSectorSize != 0 || length == 0) {
+    co_return Error(Code::kInvalidArgument, "unaligned trim {}+{}", offset, length);
+  }
+  SP_ASSERT(offset + length <= spec_.size_bytes);
+  const uint64_t seq = BeginWrite();
+  const std::vector<Extent> extents = SplitExtents(offset, length);
+  Status s;
+  for (size_t i = 0; i < extents.size() && s.ok(); i += kMaxTrimObjectsAtOnce) {
+    std::vector<asio::awaitable<Status>> tasks;
+    for (size_t j = i; j < std::min(extents.size(), i + kMaxTrimObjectsAtOnce); ++j) {
+      tasks.push_back(TrimObject(extents[j]));
+    }
+    s = FirstError(co_await RunAll(ex_, std::move(tasks)));
+  }
+  EndWrite(seq);
   co_return s;
+}
+
+asio::awaitable<Result<std::vector<AllocRun>>> Volume::BlockStatus(uint64_t offset,
+                                                                   uint64_t length) {
+  SP_ASSERT(length > 0 && offset + length <= spec_.size_bytes);
+  const uint64_t end = std::min(offset + length, offset + kMaxBlockStatusBytes);
+  const uint64_t first = offset / kBlockSize * kBlockSize;
+  const uint64_t last = (end + kBlockSize - 1) / kBlockSize * kBlockSize;
+  auto blocks = std::make_shared<std::vector<bool>>((last - first) / kBlockSize, false);
+  std::vector<asio::awaitable<Status>> tasks;
+  for (const Extent& e : SplitExtents(first, last - first))
+    tasks.push_back(StatusObject(e, blocks));
+  Status s = FirstError(co_await RunAll(ex_, std::move(tasks)));
+  if (!s.ok()) co_return s;
+  std::vector<AllocRun> runs;
+  for (uint64_t pos = offset; pos < end;) {
+    const bool data = (*blocks)[(pos - first) / kBlockSize];
+    const uint64_t next = std::min(end, (pos / kBlockSize + 1) * kBlockSize);
+    if (!runs.empty() && runs.back().data == data) {
+      runs.back().length += next - pos;
+    } else {
+      runs.push_back(AllocRun{next - pos, data});
+    }
+    pos = next;
+  }
+  co_return runs;
 }
 
 asio::awaitable<Status> Volume::WriteAligned(uint64_t offset, std::span<const uint8_t> data) {

@@ -29,8 +29,12 @@ namespace spindle::client {
 
 inline constexpr std::chrono::milliseconds kIoTimeout{30000};
 inline constexpr std::chrono::milliseconds kObjectInfoTimeout{10000};
-// WRITE_ZEROES is sent as writes of zeros in pieces of this size.
+// WRITE_ZEROES with NO_HOLE is sent as writes of zeros in pieces of this size.
 inline constexpr uint32_t kZeroPieceBytes = 4 * 1024 * 1024;
+// Objects trimmed at once by one Trim (each one TRIM per replica).
+inline constexpr size_t kMaxTrimObjectsAtOnce = 8;
+// The most one BlockStatus call looks at (a shorter answer is allowed by NBD).
+inline constexpr uint64_t kMaxBlockStatusBytes = 256ull * 1024 * 1024;
 
 // One piece of a byte range that falls inside a single object.
 struct Extent {
@@ -55,6 +59,12 @@ struct ObjectVersions {
   AsyncSignal loaded;  // notified when a version query finishes
 };
 
+// A run of equal allocation in a BlockStatus answer.
+struct AllocRun {
+  uint64_t length = 0;
+  bool data = false;  // false: a hole (reads as zeros, nothing stored)
+};
+
 class Volume {
  public:
   Volume(asio::any_io_executor ex, ServerPool& pool, VolumeSpec spec,
@@ -72,7 +82,16 @@ class Volume {
   asio::awaitable<Status> Read(uint64_t offset, std::span<uint8_t> out);
   // offset and data.size() are multiples of 512.
   asio::awaitable<Status> Write(uint64_t offset, std::span<const uint8_t> data);
+  // Writes real zeros (NBD WRITE_ZEROES with NO_HOLE).
   asio::awaitable<Status> WriteZeroes(uint64_t offset, uint64_t length);
+  // Makes the range read as zeros and frees it on the servers: TRIM with a new per-object
+  // version to every usable replica, like a write (and ordered with writes for Flush).
+  // offset and length are multiples of 512.
+  asio::awaitable<Status> Trim(uint64_t offset, uint64_t length);
+  // Allocation of [offset, offset + length) (length > 0): runs starting at `offset`, covering
+  // at most kMaxBlockStatusBytes and never past the end of the volume or the range, asked of
+  // the tail replica of each object (falling back towards the head). 4 KiB granularity.
+  asio::awaitable<Result<std::vector<AllocRun>>> BlockStatus(uint64_t offset, uint64_t length);
   // Completes after every write issued before it has completed.
   asio::awaitable<void> Flush();
 
@@ -83,6 +102,16 @@ class Volume {
   // replication.cc
   asio::awaitable<Status> WriteObject(Extent e, std::span<const uint8_t> data);
   asio::awaitable<Status> ReadObject(Extent e, std::span<uint8_t> out);
+  asio::awaitable<Status> TrimObject(Extent e);
+  // Fills (*out)[e.buffer_offset / 4096 + i] for the 4 KiB blocks of e (4 KiB-aligned).
+  asio::awaitable<Status> StatusObject(Extent e, std::shared_ptr<std::vector<bool>> out);
+  asio::awaitable<Status> StatusReplica(DiskId disk, Extent e,
+                                        std::shared_ptr<std::vector<bool>> out);
+  asio::awaitable<Status> TrimReplica(DiskId disk,
+                                      std::shared_ptr<const std::vector<uint8_t>> payload);
+  // Runs a write-like operation as one of writes_in_flight_ (for Flush).
+  uint64_t BeginWrite();
+  void EndWrite(uint64_t seq);
   asio::awaitable<Result<uint64_t>> NextVersion(uint32_t object, DiskSet disks);
   asio::awaitable<Result<uint64_t>> QueryVersion(uint32_t object, const DiskSet& disks);
   asio::awaitable<Status> WriteReplica(DiskId disk,

@@ -52,6 +52,25 @@ TEST_F(EnvTest, ShortReadAtEofAndSparseZeros) {
   for (size_t i = 0; i < 4096; ++i) ASSERT_EQ(in.data()[i], 0);
 }
 
+// A punched hole reads as zeros, keeps the file size, and leaves the data around it intact
+// (or is reported kUnimplemented where the filesystem cannot punch holes).
+TEST_F(EnvTest, PunchHoleZeroesRangeKeepsSize) {
+  auto f = Env::Default().OpenFile(dir_ + "/h", {Create::kYes, Direct::kTry});
+  ASSERT_TRUE(f.ok());
+  AlignedBuffer out(3 * 4096);
+  std::memset(out.data(), 0xab, out.size());
+  ASSERT_TRUE((*f)->PWrite(0, out.span()).ok());
+  Status s = (*f)->PunchHole(4096, 4096);
+  if (s.code() == Code::kUnimplemented) GTEST_SKIP() << s.ToString();
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ((*f)->Size().value(), 3u * 4096);
+  AlignedBuffer in(3 * 4096);
+  ASSERT_EQ((*f)->PRead(0, in.span()).value(), 3u * 4096);
+  for (size_t i = 0; i < in.size(); ++i) {
+    ASSERT_EQ(in.data()[i], (i >= 4096 && i < 8192) ? 0 : 0xab) << i;
+  }
+}
+
 // Opening a missing file without Create is kNotFound, and the message names the path.
 TEST_F(EnvTest, MissingFileIsNotFound) {
   auto f = Env::Default().OpenFile(dir_ + "/nope", {Create::kNo, Direct::kTry});

@@ -45,6 +45,11 @@ class File {
   virtual Result<uint64_t> Size() = 0;
   // Sets the size of a regular file (sparse when growing); kInvalidArgument on a block device.
   virtual Status Truncate(uint64_t size) = 0;
+  // Frees the storage of [offset, offset + length) without changing the size
+  // (fallocate PUNCH_HOLE | KEEP_SIZE); the range then reads as zeros. kUnimplemented when the
+  // filesystem or device cannot do it (the caller may ignore that: the data stays, unused).
+  // Alignment rules as for PWrite on a direct File.
+  virtual Status PunchHole(uint64_t offset, uint64_t length) = 0;
   virtual bool is_direct() const = 0;
   virtual bool is_block_device() const = 0;
   virtual const std::string& path() const = 0;

@@ -1,5 +1,6 @@
 // POSIX implementation of Env, File and Clock.
 #include <fcntl.h>
+#include <linux/falloc.h>
 #include <linux/fs.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
@@ -83,6 +84,23 @@ class PosixFile final : public File {
       return ErrnoStatus(errno, "ftruncate", path_);
     }
     return Status::Ok();
+  }
+
+  Status PunchHole(uint64_t offset, uint64_t length) override {
+    if (direct_ && (!Aligned(offset) || !Aligned(length))) {
+      return Error(Code::kInvalidArgument, "unaligned hole on {}: offset {} length {}", path_,
+                   offset, length);
+    }
+    int rc = 0;
+    do {
+      rc = ::fallocate(fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(offset),
+                       static_cast<off_t>(length));
+    } while (rc != 0 && errno == EINTR);
+    if (rc == 0) return Status::Ok();
+    if (errno == EOPNOTSUPP || errno == ENOSYS) {
+      return Error(Code::kUnimplemented, "{} cannot punch holes", path_);
+    }
+    return ErrnoStatus(errno, "fallocate(PUNCH_HOLE)", path_);
   }
 
   bool is_direct() const override { return direct_; }

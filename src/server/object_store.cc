@@ -16,7 +16,22 @@ struct WriteJob {
   uint64_t version;
   uint32_t offset;
   std::span<const uint8_t> data;
-  Result<uint64_t> operator()() const { return store->Write(layer, object, version, offset, data); }
+  uint32_t trim_length;  // data empty: trim
+  Result<uint64_t> operator()() const {
+    if (data.empty()) return store->Trim(layer, object, version, offset, trim_length);
+    return store->Write(layer, object, version, offset, data);
+  }
+};
+
+struct BlockStatusJob {
+  disk::DiskStore* store;
+  std::vector<LayerId> chain;
+  ObjectIndex object;
+  uint32_t offset;
+  uint32_t length;
+  Result<std::vector<bool>> operator()() const {
+    return store->BlockStatus(chain, object, offset, length);
+  }
 };
 
 struct ReadJob {
@@ -45,6 +60,28 @@ ObjectStore::ObjectStore(asio::io_context& io, asio::thread_pool& pool,
 asio::awaitable<Result<uint64_t>> ObjectStore::Write(LayerId layer, ObjectIndex object,
                                                      uint64_t version, uint32_t offset,
                                                      std::span<const uint8_t> data) {
+  if (data.empty()) co_return Error(Code::kInvalidArgument, "empty write");
+  co_return co_await Ordered(layer, object, version, Mutation{offset, data, 0});
+}
+
+asio::awaitable<Result<uint64_t>> ObjectStore::Trim(LayerId layer, ObjectIndex object,
+                                                    uint64_t version, uint32_t offset,
+                                                    uint32_t length) {
+  if (length == 0) co_return Error(Code::kInvalidArgument, "empty trim");
+  co_return co_await Ordered(layer, object, version, Mutation{offset, {}, length});
+}
+
+asio::awaitable<Result<std::vector<bool>>> ObjectStore::BlockStatus(std::vector<LayerId> chain,
+                                                                    ObjectIndex object,
+                                                                    uint32_t offset,
+                                                                    uint32_t length) {
+  BlockStatusJob job{store_.get(), {}, object, offset, length};
+  job.chain.swap(chain);
+  co_return co_await Offload(pool_, std::move(job));
+}
+
+asio::awaitable<Result<uint64_t>> ObjectStore::Ordered(LayerId layer, ObjectIndex object,
+                                                       uint64_t version, Mutation m) {
   if (version == 0) co_return Error(Code::kInvalidArgument, "version 0 is never written");
   const Key key{layer.value(), object.value()};
   IdleDropper dropper{this, key};  // forgets the queue entry on every way out
@@ -55,7 +92,7 @@ asio::awaitable<Result<uint64_t>> ObjectStore::Write(LayerId layer, ObjectIndex 
     Queue& q = queues_[key];
     if (version == current + 1 && !q.busy) {
       q.busy = true;
-      auto result = co_await ApplyOnPool(layer, object, version, offset, data);
+      auto result = co_await ApplyOnPool(layer, object, version, m);
       queues_[key].busy = false;
       WakeWaiters(key);
       co_return result;
@@ -82,9 +119,9 @@ asio::awaitable<Result<uint64_t>> ObjectStore::Write(LayerId layer, ObjectIndex 
 }
 
 asio::awaitable<Result<uint64_t>> ObjectStore::ApplyOnPool(LayerId layer, ObjectIndex object,
-                                                           uint64_t version, uint32_t offset,
-                                                           std::span<const uint8_t> data) {
-  co_return co_await Offload(pool_, WriteJob{store_.get(), layer, object, version, offset, data});
+                                                           uint64_t version, Mutation m) {
+  co_return co_await Offload(
+      pool_, WriteJob{store_.get(), layer, object, version, m.offset, m.data, m.trim_length});
 }
 
 void ObjectStore::WakeWaiters(const Key& key) {

@@ -42,6 +42,15 @@ class ObjectStore {
   // for an earlier version) and kResourceExhausted (too many writes waiting).
   asio::awaitable<Result<uint64_t>> Write(LayerId layer, ObjectIndex object, uint64_t version,
                                           uint32_t offset, std::span<const uint8_t> data);
+  // Versioned and ordered exactly like Write (one queue per object for both); see
+  // DiskStore::Trim for what it does to the blocks.
+  asio::awaitable<Result<uint64_t>> Trim(LayerId layer, ObjectIndex object, uint64_t version,
+                                         uint32_t offset, uint32_t length);
+  // DiskStore::BlockStatus on the pool (it only reads memory, but takes slot locks that a
+  // write holds during its I/O).
+  asio::awaitable<Result<std::vector<bool>>> BlockStatus(std::vector<LayerId> chain,
+                                                         ObjectIndex object, uint32_t offset,
+                                                         uint32_t length);
   asio::awaitable<Result<ReadResult>> Read(std::vector<LayerId> chain, ObjectIndex object,
                                            uint32_t offset, uint32_t length);
   disk::ObjectInfo Info(LayerId layer, ObjectIndex object) const {
@@ -58,8 +67,16 @@ class ObjectStore {
     bool busy = false;                         // a write of this object is on the pool
     std::vector<asio::steady_timer*> waiters;  // writes waiting for their turn
   };
+  // A write or a trim, run on the pool when its turn comes.
+  struct Mutation {
+    uint32_t offset = 0;
+    std::span<const uint8_t> data;  // empty: a trim of trim_length bytes
+    uint32_t trim_length = 0;
+  };
+  asio::awaitable<Result<uint64_t>> Ordered(LayerId layer, ObjectIndex object, uint64_t version,
+                                            Mutation m);
   asio::awaitable<Result<uint64_t>> ApplyOnPool(LayerId layer, ObjectIndex object, uint64_t version,
-                                                uint32_t offset, std::span<const uint8_t> data);
+                                                Mutation m);
   void WakeWaiters(const Key& key);
   void DropIfIdle(const Key& key);
   struct IdleDropper {

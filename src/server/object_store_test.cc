@@ -46,6 +46,11 @@ class ObjectStoreTest : public ::testing::Test {
   asio::awaitable<void> OutOfOrderBody();
   asio::awaitable<void> GapBody();
   asio::awaitable<void> ManyBody();
+  asio::awaitable<void> TrimOrderBody();
+  static asio::awaitable<void> TrimInto(ObjectStore* store, uint64_t version,
+                                        std::optional<Result<uint64_t>>* out) {
+    *out = co_await store->Trim(LayerId(1), ObjectIndex(0), version, 0, 4096);
+  }
 
   testing::ScratchDir dir_;
   asio::io_context io_;
@@ -120,6 +125,27 @@ TEST_F(ObjectStoreTest, ManyObjectsConcurrently) {
     EXPECT_EQ(store_->Info(LayerId(1), ObjectIndex(o)).version, kVersions);
     EXPECT_EQ(store_->Info(LayerId(1), ObjectIndex(o)).blocks_present, kVersions + 1);
   }
+}
+
+asio::awaitable<void> ObjectStoreTest::TrimOrderBody() {
+  asio::co_spawn(io_, TrimInto(store_.get(), 2, &r_[2]), asio::detached);
+  co_await Sleep(50ms);
+  EXPECT_FALSE(r_[2].has_value());  // the trim waits for write version 1
+  Spawn(0, 1, 0, Pattern(4096, 1), &r_[1]);
+  while (!(r_[1] && r_[2])) co_await Sleep(5ms);
+  EXPECT_EQ(co_await ReadBlock(0, 2), std::vector<uint8_t>(4096, 0));
+  std::vector<LayerId> chain{LayerId(1)};
+  auto status = co_await store_->BlockStatus(std::move(chain), ObjectIndex(0), 0, 8192);
+  EXPECT_TRUE(status.ok() && *status == (std::vector<bool>{false, false}));
+}
+
+// A trim shares the per-object version queue with writes: sent before the write it follows,
+// it waits, then applies, and the block reads as zeros and reports as a hole.
+TEST_F(ObjectStoreTest, TrimOrderedWithWrites) {
+  Make(5s);
+  RunCoroutine(io_, TrimOrderBody());
+  EXPECT_EQ(r_[1]->value(), 1u);
+  EXPECT_EQ(r_[2]->value(), 2u);
 }
 
 }  // namespace

@@ -27,6 +27,10 @@ asio::awaitable<net::Reply> Service::Handle(net::Frame request) {
       co_return co_await Read(request);
     case proto::MsgType::kObjectInfo:
       co_return ObjectInfo(request);
+    case proto::MsgType::kTrim:
+      co_return co_await Trim(request);
+    case proto::MsgType::kBlockStatus:
+      co_return co_await BlockStatus(request);
   }
   co_return net::Reply::Fail(
       Error(Code::kUnimplemented, "message type {} is not served", request.header.type));
@@ -101,6 +105,38 @@ net::Reply Service::ObjectInfo(const net::Frame& request) const {
                                                  info.blocks_present},
                        out);
   return net::Reply::Ok(std::move(out));
+}
+
+asio::awaitable<net::Reply> Service::Trim(const net::Frame& request) {
+  auto req = proto::DecodeTrimRequest(request.payload);
+  if (!req.ok()) co_return net::Reply::Fail(req.status());
+  auto store = Disk(req->disk);
+  if (!store.ok()) co_return net::Reply::Fail(store.status());
+  auto version =
+      co_await (*store)->Trim(req->layer, req->object, req->version, req->offset, req->length);
+  if (!version.ok()) co_return net::Reply::Fail(version.status());
+  std::vector<uint8_t> out;
+  proto::EncodePayload(proto::WriteResponse{*version}, out);
+  co_return net::Reply::Ok(std::move(out));
+}
+
+asio::awaitable<net::Reply> Service::BlockStatus(const net::Frame& request) {
+  auto req = proto::DecodeBlockStatusRequest(request.payload);
+  if (!req.ok()) co_return net::Reply::Fail(req.status());
+  auto store = Disk(req->disk);
+  if (!store.ok()) co_return net::Reply::Fail(store.status());
+  auto blocks =
+      co_await (*store)->BlockStatus(std::move(req->chain), req->object, req->offset, req->length);
+  if (!blocks.ok()) co_return net::Reply::Fail(blocks.status());
+  proto::BlockStatusResponse resp;
+  resp.blocks = static_cast<uint32_t>(blocks->size());
+  resp.bitmap.assign((blocks->size() + 7) / 8, 0);
+  for (size_t i = 0; i < blocks->size(); ++i) {
+    if ((*blocks)[i]) resp.bitmap[i / 8] |= static_cast<uint8_t>(1u << (i % 8));
+  }
+  std::vector<uint8_t> out;
+  proto::EncodePayload(resp, out);
+  co_return net::Reply::Ok(std::move(out));
 }
 
 }  // namespace spindle::server

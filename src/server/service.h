@@ -1,5 +1,5 @@
 // Service: the data-protocol handler of spindle-server (proto/wire.h). Serves HELLO, WRITE,
-// READ and OBJECT_INFO for the disks this server owns.
+// READ, OBJECT_INFO, TRIM and BLOCK_STATUS for the disks this server owns.
 //
 // Errors on the wire: unknown disk -> kNotFound; malformed payload or bad offset/length ->
 // kInvalidArgument; WRITE data that fails its crcs -> kCorruption (nothing is written); stored
@@ -35,6 +35,8 @@ class Service {
   asio::awaitable<net::Reply> Write(const net::Frame& request);
   asio::awaitable<net::Reply> Read(const net::Frame& request);
   net::Reply ObjectInfo(const net::Frame& request) const;
+  asio::awaitable<net::Reply> Trim(const net::Frame& request);
+  asio::awaitable<net::Reply> BlockStatus(const net::Frame& request);
 
   ServerId id_;
   std::map<DiskId, ObjectStore*> disks_;

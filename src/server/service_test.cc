@@ -54,6 +54,7 @@ class ServiceTest : public ::testing::Test {
   asio::awaitable<void> HelloWriteReadInfoBody();
   asio::awaitable<void> RejectsBadCrcUnknownDiskBadRangeBody();
   asio::awaitable<void> ReadOfCorruptedBlockIsCorruptionBody();
+  asio::awaitable<void> TrimAndBlockStatusBody();
 
   testing::ScratchDir dir_;
   asio::io_context io_;
@@ -146,6 +147,40 @@ asio::awaitable<void> ServiceTest::ReadOfCorruptedBlockIsCorruptionBody() {
   EXPECT_EQ(r.status().code(), Code::kCorruption);
 }
 
+// TRIM is versioned like WRITE over the wire and makes its range read as zeros;
+// BLOCK_STATUS then reports the trimmed blocks as holes and the rest as data, and refuses a
+// range that is not 4 KiB-aligned.
+asio::awaitable<void> ServiceTest::TrimAndBlockStatusBody() {
+  auto c = co_await Connect();
+  auto data = Pattern(4 * 4096, 4);
+  std::vector<uint32_t> crcs;
+  auto w = co_await c->Call(proto::MsgType::kWrite, Encode(WriteOf(101, 1, 0, data, crcs)), 2s);
+  EXPECT_TRUE(w.ok());
+  proto::TrimRequest trim{DiskId(101), LayerId(9), ObjectIndex(4), 2, 4096, 2 * 4096};
+  auto t = co_await c->Call(proto::MsgType::kTrim, Encode(trim), 2s);
+  EXPECT_TRUE(t.ok()) << t.status().ToString();
+  EXPECT_EQ(proto::DecodeWriteResponse(t->payload)->version, 2u);
+
+  proto::ReadRequest rr{DiskId(101), ObjectIndex(4), 0, 4 * 4096, Chain9()};
+  auto r = co_await c->Call(proto::MsgType::kRead, Encode(rr), 2s);
+  auto rd = proto::DecodeReadResponse(r->payload);
+  std::fill(data.begin() + 4096, data.begin() + 3 * 4096, 0);
+  EXPECT_TRUE(rd.ok() && std::vector<uint8_t>(rd->data.begin(), rd->data.end()) == data);
+
+  proto::BlockStatusRequest bs{DiskId(101), ObjectIndex(4), 0, 6 * 4096, Chain9()};
+  auto b = co_await c->Call(proto::MsgType::kBlockStatus, Encode(bs), 2s);
+  auto st = proto::DecodeBlockStatusResponse(b->payload);
+  EXPECT_TRUE(st.ok());
+  EXPECT_EQ(st->blocks, 6u);
+  EXPECT_EQ(st->bitmap, std::vector<uint8_t>{0x09});  // blocks 0 and 3
+  bs.offset = 512;
+  auto bad = co_await c->Call(proto::MsgType::kBlockStatus, Encode(bs), 2s);
+  EXPECT_EQ(bad.status().code(), Code::kInvalidArgument);
+}
+
+TEST_F(ServiceTest, TrimAndBlockStatus) {
+  RunCoroutine(io_, TrimAndBlockStatusBody());
+}
 TEST_F(ServiceTest, HelloWriteReadInfo) {
   RunCoroutine(io_, HelloWriteReadInfoBody());
 }

@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -85,6 +86,30 @@ class DiskStore {
   Status Read(std::span<const LayerId> chain, ObjectIndex object, uint32_t offset,
               std::span<uint8_t> out);
 
+  // Trims [offset, offset + length) of (layer, object) as `version`: afterwards the range reads
+  // as zeros through this layer, also where a lower layer of a chain has data. Versioned and
+  // ordered exactly like Write (same range rules, same return value and errors); a trim of an
+  // object this disk has never stored allocates its slot (header only) to record the version.
+  //  - Whole 4 KiB blocks: presence bit cleared, "zeroed" bit set (reads stop there, zeros;
+  //    BlockStatus reports a hole), their file space freed with env::File::PunchHole after
+  //    the new header is durable (a device that cannot punch keeps the bytes, unused).
+  //  - Partial blocks this layer stores: the covered sectors are zero-filled in place
+  //    (read-verify-modify-write, new crc), the block stays present.
+  //  - Limitation: a partial block this layer does not store is left untouched, so with a
+  //    multi-layer chain a lower layer's bytes would still show in it (one-layer chains, the
+  //    only kind today, read zeros there).
+  // A later Write of a zeroed block clears its zeroed bit (partial writes merge into zeros).
+  Result<uint64_t> Trim(LayerId layer, ObjectIndex object, uint64_t version, uint32_t offset,
+                        uint32_t length);
+
+  // Which 4 KiB blocks of [offset, offset + length) hold data through `chain` (top layer
+  // first): element i is true when, going down the chain, block offset/4096 + i is found
+  // present before it is found zeroed (trimmed) or the chain ends. offset and length are
+  // multiples of kBlockSize, length > 0, offset + length <= kObjectSize; chain has
+  // 1..kMaxChainLength layers (kInvalidArgument otherwise). Reads only the in-memory index.
+  Result<std::vector<bool>> BlockStatus(std::span<const LayerId> chain, ObjectIndex object,
+                                        uint32_t offset, uint32_t length) const;
+
   ObjectInfo Info(LayerId layer, ObjectIndex object) const;
   std::vector<ObjectEntry> List() const;
   StoreStats Stats() const;
@@ -109,6 +134,15 @@ class DiskStore {
   void Release(std::unique_ptr<Slot> slot);
   // Reads `count` blocks from `first` of the slot into dst and checks them against their crcs.
   Status ReadVerified(const Slot& slot, uint32_t first, uint32_t count, uint8_t* dst) const;
+  // The version gate shared by Write and Trim: runs apply(slot) under the slot's exclusive
+  // lock when version == current + 1, allocating (and indexing on success) a fresh slot for an
+  // object not stored yet.
+  Result<uint64_t> Versioned(LayerId layer, ObjectIndex object, uint64_t version,
+                             const std::function<Status(Slot&)>& apply);
+  Status ApplyTrim(Slot& slot, uint64_t version, uint32_t offset, uint32_t length);
+  // Zero-fills bytes [from, to) of stored block `block` and rewrites it with its new crc.
+  Status ZeroPartOfBlock(Slot& slot, uint32_t block, uint32_t from, uint32_t to);
+  void PunchBlocks(const Slot& slot, const BlockBitmap& freed);
   Status ApplyWrite(Slot& slot, uint64_t version, uint32_t offset, std::span<const uint8_t> data);
   Status ReadChainLayer(const Slot& slot, uint32_t first, uint32_t count, std::vector<bool>& filled,
                         uint8_t* dst) const;

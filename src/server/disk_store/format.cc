@@ -16,8 +16,18 @@ constexpr size_t kSbSlotsOffset = 104, kSbSlotStride = 112, kSbMetaSize = 120, k
 // Slot header field offsets.
 constexpr size_t kShMagic = 0, kShLayer = 8, kShObject = 16, kShState = 20, kShVersion = 24;
 constexpr size_t kShCount = 32, kShBitmap = 64;
+constexpr size_t kShZeroedBitmap = kShBitmap + kBlocksPerObject / 8;
 constexpr size_t kCrcAt = kMetaBlockSize - 4;
-static_assert(kShBitmap + kBlocksPerObject / 8 <= kCrcAt);
+static_assert(kShZeroedBitmap + kBlocksPerObject / 8 <= kCrcAt);
+
+void StoreBitmap(const BlockBitmap& bits, uint8_t* p) {
+  for (size_t b = 0; b < kBlocksPerObject; ++b) {
+    if (bits[b]) p[b / 8] |= static_cast<uint8_t>(1u << (b % 8));
+  }
+}
+void LoadBitmap(const uint8_t* p, BlockBitmap& bits) {
+  for (size_t b = 0; b < kBlocksPerObject; ++b) bits[b] = (p[b / 8] >> (b % 8)) & 1;
+}
 
 void StoreU64(uint8_t* p, uint64_t v) {
   for (int i = 0; i < 8; ++i) p[i] = static_cast<uint8_t>(v >> (8 * i));
@@ -118,9 +128,8 @@ void EncodeSlotHeader(const SlotHeader& h, std::span<uint8_t> out) {
   StoreU32(p + kShState, h.state);
   StoreU64(p + kShVersion, h.version);
   StoreU32(p + kShCount, static_cast<uint32_t>(h.present.count()));
-  for (size_t b = 0; b < kBlocksPerObject; ++b) {
-    if (h.present[b]) p[kShBitmap + b / 8] |= static_cast<uint8_t>(1u << (b % 8));
-  }
+  StoreBitmap(h.present, p + kShBitmap);
+  StoreBitmap(h.zeroed, p + kShZeroedBitmap);
   Seal(out);
 }
 
@@ -137,11 +146,13 @@ Result<SlotHeader> DecodeSlotHeader(std::span<const uint8_t> in) {
   h.object = ObjectIndex(LoadU32(p + kShObject));
   h.state = LoadU32(p + kShState);
   h.version = LoadU64(p + kShVersion);
-  for (size_t b = 0; b < kBlocksPerObject; ++b) {
-    h.present[b] = (p[kShBitmap + b / 8] >> (b % 8)) & 1;
-  }
+  LoadBitmap(p + kShBitmap, h.present);
+  LoadBitmap(p + kShZeroedBitmap, h.zeroed);
   if (h.present.count() != LoadU32(p + kShCount)) {
     return Error(Code::kCorruption, "slot header block count disagrees with its bitmap");
+  }
+  if ((h.present & h.zeroed).any()) {
+    return Error(Code::kCorruption, "slot header marks a block both present and zeroed");
   }
   return h;
 }

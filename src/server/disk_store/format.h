@@ -57,7 +57,10 @@ struct SlotHeader {
   ObjectIndex object;
   uint32_t state = static_cast<uint32_t>(ObjectState::kUndef);
   uint64_t version = 0;
-  BlockBitmap present;
+  BlockBitmap present;  // the block's data is stored in this slot
+  // The block was trimmed in this layer: it reads as zeros whatever lower layers of a chain
+  // hold. Never set together with `present` for the same block.
+  BlockBitmap zeroed;
 };
 
 uint32_t SlotCountFor(uint64_t device_bytes);
