@@ -1,5 +1,10 @@
 #include "client/block_service.h"
 
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 
 #include "common/log.h"
@@ -20,6 +25,8 @@ Result<BlockOptions> BlockOptions::FromConfig(const Config& config) {
     return Error(Code::kInvalidArgument, "SP_BLOCK_NBD_PORT {} out of range", port);
   }
   o.nbd_port = static_cast<uint16_t>(port);
+  o.dev_dir = config.GetOr("SP_DEV_DIR", o.dev_dir);
+  o.dev_byid_dir = config.GetOr("SP_DEV_BYID_DIR", o.dev_byid_dir);
   SP_ASSIGN_OR_RETURN(o.api, net::ApiEndpoint::FromConfig(config));
   return o;
 }
@@ -56,13 +63,65 @@ Status BlockService::Start() {
   std::filesystem::create_directories(options_.workdir, ec);
   if (ec) return Error(Code::kIoError, "workdir {}: {}", options_.workdir, ec.message());
   SP_RETURN_IF_ERROR(nbd_.Start());
+  if (kernel::Available()) {
+    auto k = std::make_unique<kernel::KernelNbd>(options_.dev_dir, options_.dev_byid_dir,
+                                                 options_.workdir + "/kernel-attach.json");
+    Status s = k->Open();
+    if (s.ok()) {
+      kernel_ = std::move(k);
+    } else {
+      SP_LOG_WARN("kernel nbd netlink unavailable ({}): serving NBD sockets only", s.ToString());
+    }
+  }
   link_.Start();
   return Status::Ok();
 }
 
 void BlockService::Apply(ClientState state) {
   for (const auto& gone : table_.Apply(state)) nbd_.CloseSessionsOf(gone.get());
+  if (kernel_) SyncKernel(state);
   SP_LOG_INFO("applied generation {}: {} volume(s)", state.generation, state.volumes.size());
+}
+
+void BlockService::SyncKernel(const ClientState& state) {
+  std::map<std::string, const VolumeSpec*> want;
+  for (const auto& v : state.volumes) want[v.global_id] = &v;
+  for (auto it = kernel_attached_.begin(); it != kernel_attached_.end();) {
+    if (want.count(it->first) != 0) {
+      ++it;
+      continue;
+    }
+    Status s = kernel_->Detach(it->second.first, it->first);
+    if (!s.ok()) SP_LOG_WARN("detach /dev of {}: {}", it->second.first, s.ToString());
+    it = kernel_attached_.erase(it);
+  }
+  for (const auto& [gid, spec] : want) {
+    auto v = table_.Find("~" + gid);
+    if (!v) continue;
+    auto at = kernel_attached_.find(gid);
+    if (at != kernel_attached_.end() && at->second.second == v.get()) continue;
+    // New, or its export changed (its old session was closed): hand the kernel a new socket.
+    int fds[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) {
+      SP_LOG_WARN("socketpair for {}: {}", spec->name, std::strerror(errno));
+      continue;
+    }
+    NbdSession::Socket ours(io_, asio::generic::stream_protocol(AF_UNIX, SOCK_STREAM), fds[0]);
+    kernel::ConnectParams p;
+    p.size_bytes = spec->size_bytes;
+    p.server_flags =
+        nbd::TransmissionFlags(nbd::ExportView{spec->size_bytes, spec->read_only, false, false});
+    p.socket_fd = fds[1];
+    auto index = kernel_->Attach(spec->name, gid, p);
+    close(fds[1]);  // the kernel holds its own reference now
+    if (!index.ok()) {
+      SP_LOG_WARN("attach /dev/nbdN for {}: {}", spec->name, index.status().ToString());
+      continue;
+    }
+    Status s = nbd_.Adopt(std::move(ours), v);
+    if (!s.ok()) SP_LOG_WARN("serving /dev/nbd{}: {}", *index, s.ToString());
+    kernel_attached_[gid] = {spec->name, v.get()};
+  }
 }
 
 void BlockService::Stop() {

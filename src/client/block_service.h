@@ -3,11 +3,13 @@
 // runs its own threads and posts states into the io_context.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <string>
 
 #include <asio.hpp>
 
+#include "client/kernel_attach.h"
 #include "client/mgmt_link.h"
 #include "client/nbd_server.h"
 #include "client/server_pool.h"
@@ -25,9 +27,13 @@ struct BlockOptions {
   uint16_t nbd_port = 10809;
   net::ApiEndpoint api;
 
+  // Kernel attach (hosts with the nbd module): symlink directories.
+  std::string dev_dir = "/dev/storpool";
+  std::string dev_byid_dir = "/dev/storpool-byid";
+
   std::string nbd_socket() const { return workdir + "/nbd.sock"; }
-  // Reads SP_OURID (required), SP_WORKDIR, SP_BLOCK_NBD_HOST, SP_BLOCK_NBD_PORT and the API
-  // endpoint keys.
+  // Reads SP_OURID (required), SP_WORKDIR, SP_BLOCK_NBD_HOST, SP_BLOCK_NBD_PORT,
+  // SP_DEV_DIR, SP_DEV_BYID_DIR and the API endpoint keys.
   static Result<BlockOptions> FromConfig(const Config& config);
 };
 
@@ -45,6 +51,9 @@ class BlockService {
 
  private:
   void Apply(ClientState state);
+  // Attaches /dev/nbdN for every volume of `state` that has none (or whose export changed)
+  // and detaches the devices of volumes that went away. Only with the kernel nbd driver.
+  void SyncKernel(const ClientState& state);
 
   asio::io_context& io_;
   BlockOptions options_;
@@ -52,6 +61,9 @@ class BlockService {
   VolumeTable table_;
   NbdServer nbd_;
   MgmtLink link_;
+  std::unique_ptr<kernel::KernelNbd> kernel_;  // null without the kernel nbd driver
+  // globalId -> (name, the Volume its device is served from)
+  std::map<std::string, std::pair<std::string, const Volume*>> kernel_attached_;
 };
 
 // Logs whether the kernel nbd driver is present; without it no /dev/nbdN is attached and the

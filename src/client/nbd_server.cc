@@ -88,4 +88,15 @@ void NbdServer::CloseSessionsOf(const Volume* v) {
   }
 }
 
+Status NbdServer::Adopt(NbdSession::Socket socket, std::shared_ptr<Volume> v) {
+  if (stopped_) return Error(Code::kUnavailable, "NBD server stopped");
+  if (sessions_.size() >= kMaxNbdConnections) {
+    return Error(Code::kResourceExhausted, "{} NBD connections open", sessions_.size());
+  }
+  auto session = std::make_shared<NbdSession>(std::move(socket), *this);
+  sessions_.insert(session.get());
+  asio::co_spawn(io_, NbdSession::RunAttached(session, std::move(v)), LogExceptions{});
+  return Status::Ok();
+}
+
 }  // namespace spindle::client

@@ -47,6 +47,9 @@ class NbdSession : public std::enable_shared_from_this<NbdSession> {
 
   // Handshake then transmission; returns when the connection is closed.
   static asio::awaitable<void> Run(std::shared_ptr<NbdSession> self);
+  // Transmission only, for `v` (the kernel's end of a socketpair does no handshake).
+  static asio::awaitable<void> RunAttached(std::shared_ptr<NbdSession> self,
+                                           std::shared_ptr<Volume> v);
   // Closes the socket; in-flight requests finish, their replies are dropped.
   void Close();
   const Volume* volume() const { return volume_.get(); }
@@ -120,6 +123,8 @@ class NbdServer {
   void Stop();
   // Closes every session using `v` (its export went away or changed).
   void CloseSessionsOf(const Volume* v);
+  // Serves `socket` (already connected, no handshake) as an export of `v`.
+  Status Adopt(NbdSession::Socket socket, std::shared_ptr<Volume> v);
   uint16_t tcp_port() const { return tcp_port_; }
 
   VolumeTable& table() { return table_; }

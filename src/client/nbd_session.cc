@@ -36,6 +36,12 @@ NbdSession::NbdSession(Socket socket, NbdServer& server)
       slot_freed_(socket_.get_executor()),
       reply_queued_(socket_.get_executor()) {}
 
+asio::awaitable<void> NbdSession::RunAttached(std::shared_ptr<NbdSession> self,
+                                              std::shared_ptr<Volume> v) {
+  self->volume_ = std::move(v);
+  co_await self->Transmission();
+}
+
 asio::awaitable<void> NbdSession::Run(std::shared_ptr<NbdSession> self) {
   const bool chosen = co_await self->Handshake();
   if (chosen) co_await self->Transmission();
