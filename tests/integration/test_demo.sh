@@ -18,6 +18,10 @@ check() {
 check "demo exits 0" '[[ $rc -eq 0 ]]'
 check "nbdcopy data read back identical" 'grep -q "read back identical" <<<"$out"'
 check "qemu-io pattern verified" 'grep -q "read 1048576/1048576 bytes" <<<"$out"'
+if [[ $(id -u) -eq 0 && -e /dev/fuse ]]; then
+  check "ext4 on the volume is clean after a cluster restart" 'grep -q "e2fsck -fn: clean" <<<"$out"'
+  check "files match their checksums after the restart" 'grep -q "files match their checksums" <<<"$out"'
+fi
 check "volume status shows demo-vol up" 'grep -E "demo-vol.*\|[[:space:]]*up[[:space:]]*\|" <<<"$out" >/dev/null'
 if ((failed)); then
   for f in "$dir"/log/*.log; do echo "--- $f"; tail -20 "$f"; done
