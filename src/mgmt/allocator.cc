@@ -51,26 +51,36 @@ class SetSearch {
     return it == m.end() ? 0 : it->second;
   }
 
+  // The failure domain of a disk: its fault set, else its server.
+  uint64_t Domain(uint32_t disk) const {
+    const AllocDisk& d = req_.disks.at(disk);
+    return d.fault_set != 0 ? (uint64_t{1} << 32) | d.fault_set : d.server_id;
+  }
+
   bool Fits(uint32_t disk, size_t depth, const std::vector<uint32_t>& chosen) const {
     uint32_t server = req_.disks.at(disk).server_id;
+    uint64_t domain = Domain(disk);
     for (size_t i = 0; i < depth; ++i) {
       if (chosen[i] == disk) return false;
-      if (!req_.reuse_server && req_.disks.at(chosen[i]).server_id == server) return false;
+      if (req_.reuse_server) continue;
+      if (req_.disks.at(chosen[i]).server_id == server || Domain(chosen[i]) == domain) {
+        return false;
+      }
     }
     return true;
   }
 
   bool Dfs(size_t depth, std::vector<uint32_t>& chosen, uint64_t& steps) {
     if (depth == roles_.size()) return true;
-    std::set<uint32_t> failed_servers;  // without reuse, one server failing means all its disks do
+    std::set<uint64_t> failed;  // without reuse, one domain failing means all its disks do
     for (uint32_t disk : Ordered(depth)) {
       if (++steps > kMaxAllocatorSteps) return false;
-      uint32_t server = req_.disks.at(disk).server_id;
-      if (!req_.reuse_server && failed_servers.count(server)) continue;
+      uint64_t domain = Domain(disk);
+      if (!req_.reuse_server && failed.count(domain)) continue;
       if (!Fits(disk, depth, chosen)) continue;
       chosen[depth] = disk;
       if (Dfs(depth + 1, chosen, steps)) return true;
-      failed_servers.insert(server);
+      failed.insert(domain);
     }
     return false;
   }
@@ -134,6 +144,26 @@ Result<std::vector<std::vector<uint32_t>>> AllocateDiskSets(const AllocRequest& 
     table.push_back(std::move(set));
   }
   return table;
+}
+
+Result<AllocResult> AllocateVolume(const AllocRequest& req, bool reuse_implicit) {
+  Result<std::vector<std::vector<uint32_t>>> strict = AllocateDiskSets(req);
+  if (strict.ok()) return AllocResult{std::move(*strict), false};
+  if (strict.status().code() != Code::kFailedPrecondition || !reuse_implicit || req.reuse_server) {
+    return strict.status();
+  }
+  bool any_down = false;
+  for (const auto* group : {&req.place_head, &req.place_all, &req.place_tail}) {
+    for (uint32_t d : *group) {
+      auto it = req.disks.find(d);
+      any_down |= it == req.disks.end() || !it->second.up;
+    }
+  }
+  if (!any_down) return strict.status();
+  AllocRequest relaxed = req;
+  relaxed.reuse_server = true;
+  SP_ASSIGN_OR_RETURN(auto sets, AllocateDiskSets(relaxed));
+  return AllocResult{std::move(sets), true};
 }
 
 }  // namespace spindle::mgmt

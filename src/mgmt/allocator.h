@@ -18,6 +18,7 @@ inline constexpr uint64_t kMaxAllocatorSteps = 1 << 22;  // search bound per tab
 struct AllocDisk {
   uint32_t server_id = 0;
   bool up = true;
+  uint32_t fault_set = 0;  // 0: none (the server is its own fault set)
 };
 
 struct AllocRequest {
@@ -32,11 +33,22 @@ struct AllocRequest {
 };
 
 // Returns table_size disk sets, each [head, all..., tail] with `replication` distinct up disks
-// (replication 1 → [tail], 2 → [head, tail]) on distinct servers unless reuse_server. Disks
+// (replication 1 → [tail], 2 → [head, tail]) on distinct servers and distinct fault sets unless
+// reuse_server. Disks
 // are spread evenly: each pick takes the least-used candidate (ties: least-used server, then
 // the lowest id). Only up disks that are known and in the role's group are candidates.
 // Errors: kInvalidArgument for a bad replication or table size; kFailedPrecondition
 // "Not enough servers or fault sets for replication N" when no valid set exists.
 Result<std::vector<std::vector<uint32_t>>> AllocateDiskSets(const AllocRequest& request);
+
+struct AllocResult {
+  std::vector<std::vector<uint32_t>> sets;
+  bool constraints_violated = false;  // reuseServer was implied (flag "C")
+};
+
+// AllocateDiskSets for a new volume. When the strict allocation fails, `reuse_implicit` is set
+// (mgmtConfig "reuse server implicit on disk down") and a disk of the request's placement
+// groups is down, retries as if reuse_server were set and reports constraints_violated.
+Result<AllocResult> AllocateVolume(const AllocRequest& request, bool reuse_implicit);
 
 }  // namespace spindle::mgmt

@@ -179,5 +179,47 @@ TEST(Allocator, ExistingUseIsBalanced) {
   EXPECT_EQ((*t)[0][0], 302u);
 }
 
+// Servers grouped into fault sets never hold two replicas of one disk set; with fewer fault
+// sets than replicas the allocation fails with StorPool's message.
+TEST(Allocator, ReplicasGoToDistinctFaultSets) {
+  AllocRequest r = Cluster(4, 2, 2);
+  for (auto& [id, d] : r.disks) d.fault_set = d.server_id <= 2 ? 1 : 2;  // {1,2} and {3,4}
+  auto t = AllocateDiskSets(r);
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  for (const auto& set : *t) {
+    EXPECT_NE(r.disks.at(set[0]).fault_set, r.disks.at(set[1]).fault_set);
+  }
+  r.replication = 3;
+  auto bad = AllocateDiskSets(r);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().message(), "Not enough servers or fault sets for replication 3");
+}
+
+// "reuse server implicit on disk down": with a node's disks down on a 3-node cluster,
+// replication 3 succeeds (flagged) only when the switch is on; off, it fails as StorPool does.
+TEST(Allocator, ReuseServerImplicitOnDiskDown) {
+  AllocRequest r = Cluster(3, 2, 3);
+  r.disks[301].up = false;
+  r.disks[302].up = false;
+  auto off = AllocateVolume(r, false);
+  ASSERT_FALSE(off.ok());
+  EXPECT_EQ(off.status().message(), "Not enough servers or fault sets for replication 3");
+  auto on = AllocateVolume(r, true);
+  ASSERT_TRUE(on.ok()) << on.status().ToString();
+  EXPECT_TRUE(on->constraints_violated);
+  for (const auto& set : on->sets) {
+    EXPECT_EQ(std::set<uint32_t>(set.begin(), set.end()).size(), 3u);
+    for (uint32_t d : set) EXPECT_TRUE(r.disks.at(d).up);
+  }
+  // All disks up: the strict allocation succeeds and nothing is flagged.
+  r.disks[301].up = r.disks[302].up = true;
+  auto ok = AllocateVolume(r, true);
+  ASSERT_TRUE(ok.ok());
+  EXPECT_FALSE(ok->constraints_violated);
+  // Too few servers with nothing down is not a disk-down case: still an error.
+  AllocRequest small = Cluster(2, 2, 3);
+  EXPECT_FALSE(AllocateVolume(small, true).ok());
+}
+
 }  // namespace
 }  // namespace spindle::mgmt

@@ -219,6 +219,26 @@ Api::Api(Cluster& cluster, ApiOptions options) : cluster_(cluster), options_(std
   RegisterTemplateCalls(public_calls_);
   RegisterVolumeCalls(public_calls_);
   RegisterAttachmentCalls(public_calls_);
+  RegisterSpaceCalls(public_calls_);
+  RegisterKvCalls(public_calls_);
+}
+
+Json Api::CallList() const {
+  Json impl = Json::array(), missing = Json::array();
+  auto method = [](Method m) {
+    return m == Method::kGet ? "GET" : m == Method::kPost ? "POST" : "*";
+  };
+  for (const auto& [name, spec] : public_calls_) {
+    impl.push_back({{"call", name},
+                    {"method", method(spec.method)},
+                    {"pathArgs", spec.args == kAnyArgs ? Json("*") : Json(spec.args)},
+                    {"multiCluster", IsMultiClusterCall(name)},
+                    {"extension", KnownCalls().count(name) == 0}});
+  }
+  for (const std::string& name : KnownCalls()) {
+    if (!public_calls_.count(name)) missing.push_back(name);
+  }
+  return {{"implemented", impl}, {"notImplemented", missing}};
 }
 
 Status Api::CheckAuth(const std::optional<std::string>& authorization) const {
@@ -282,6 +302,10 @@ Result<Json> Api::Dispatch(std::string_view method, std::string_view target,
   } else {
     return Error(Code::kNotFound, "no API at '{}'", path);
   }
+  if (table == &public_calls_ && seg.size() == 1 && seg[0].empty() && !req.multi_cluster &&
+      req.method == Method::kGet) {
+    return CallList();
+  }
   if (seg.empty() || seg[0].empty()) return Error(Code::kNotFound, "missing API call name");
   req.call = seg[0];
   req.args.assign(seg.begin() + 1, seg.end());
@@ -296,11 +320,11 @@ Result<Json> Api::Dispatch(std::string_view method, std::string_view target,
     return Error(Code::kInvalidArgument, "'{}' has no MultiCluster form", req.call);
   }
   const CallSpec& spec = it->second;
-  if (spec.method != req.method) {
+  if (spec.method != Method::kAny && spec.method != req.method) {
     return Error(Code::kInvalidArgument, "'{}' must be called with {}", req.call,
                  spec.method == Method::kGet ? "GET" : "POST");
   }
-  if (req.args.size() != spec.args) {
+  if (spec.args != kAnyArgs && req.args.size() != spec.args) {
     return Error(Code::kInvalidArgument, "'{}' takes {} path argument(s), got {}", req.call,
                  spec.args, req.args.size());
   }

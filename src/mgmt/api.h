@@ -19,7 +19,8 @@ namespace spindle::mgmt {
 inline constexpr size_t kMaxBodyBytes = 1 << 20;  // 1 MiB, requests only
 inline constexpr size_t kMaxPathArgs = 4;
 
-enum class Method { kGet, kPost };
+enum class Method { kGet, kPost, kAny };      // kAny: the handler checks the method itself
+inline constexpr size_t kAnyArgs = SIZE_MAX;  // the handler checks the path arguments itself
 
 struct ApiRequest {
   Method method = Method::kGet;
@@ -39,7 +40,7 @@ using CallHandler = std::function<Result<Json>(Cluster&, const ApiRequest&)>;
 
 struct CallSpec {
   Method method;
-  size_t args;  // exact number of path arguments
+  size_t args;  // exact number of path arguments, or kAnyArgs
   CallHandler handler;
 };
 
@@ -50,6 +51,8 @@ void RegisterDiskCalls(CallTable& calls);
 void RegisterTemplateCalls(CallTable& calls);
 void RegisterVolumeCalls(CallTable& calls);
 void RegisterAttachmentCalls(CallTable& calls);
+void RegisterSpaceCalls(CallTable& calls);
+void RegisterKvCalls(CallTable& calls);
 
 // {"ok": true, "generation": G} plus the extra members.
 Json ApiOk(int64_t generation, Json extra = Json::object());
@@ -69,6 +72,8 @@ class Api {
  private:
   Result<Json> Dispatch(std::string_view method, std::string_view target, const std::string& body);
   Status CheckAuth(const std::optional<std::string>& authorization) const;
+  // GET /ctrl/1.0/: the calls this build serves and the StorPool calls it does not.
+  Json CallList() const;
 
   Cluster& cluster_;
   const ApiOptions options_;

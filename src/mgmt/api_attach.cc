@@ -105,23 +105,81 @@ Status ApplyReassign(State& s, const Reassign& r) {
   return Status::Ok();
 }
 
-Result<Json> VolumesReassign(Cluster& c, const ApiRequest& req) {
-  if (!req.body || !req.body->is_array()) {
-    return Error(Code::kInvalidArgument, "VolumesReassign needs a JSON array body");
+Result<std::vector<Reassign>> ParseItems(const Json* list) {
+  if (list == nullptr || !list->is_array()) {
+    return Error(Code::kInvalidArgument, "reassign needs a JSON array");
   }
-  if (req.body->size() > kMaxReassignItems) {
+  if (list->size() > kMaxReassignItems) {
     return Error(Code::kInvalidArgument, "at most {} reassign items", kMaxReassignItems);
   }
   std::vector<Reassign> items;
-  for (const Json& item : *req.body) {
+  for (const Json& item : *list) {
     SP_ASSIGN_OR_RETURN(Reassign r, ParseItem(item));
     items.push_back(std::move(r));
   }
-  SP_ASSIGN_OR_RETURN(int64_t gen, c.Mutate([&](State& s) -> Status {
-    for (const Reassign& r : items) SP_RETURN_IF_ERROR(ApplyReassign(s, r));
+  return items;
+}
+
+// Applies the items as one change; `touched` gets every client attached, detached or changed.
+Result<int64_t> ApplyAll(Cluster& c, const std::vector<Reassign>& items,
+                         std::set<uint32_t>* touched) {
+  return c.Mutate([&](State& s) -> Status {
+    for (const Reassign& r : items) {
+      if (touched != nullptr) {
+        SP_ASSIGN_OR_RETURN(const VolumeRecord* v, LookupVolume(s, r.volume));
+        for (const auto& [client, _] : v->attachments) touched->insert(std::stoul(client));
+        touched->insert(r.rw.begin(), r.rw.end());
+        touched->insert(r.ro.begin(), r.ro.end());
+      }
+      SP_RETURN_IF_ERROR(ApplyReassign(s, r));
+    }
     return Status::Ok();
-  }));
+  });
+}
+
+Result<Json> VolumesReassign(Cluster& c, const ApiRequest& req) {
+  SP_ASSIGN_OR_RETURN(std::vector<Reassign> items, ParseItems(req.body ? &*req.body : nullptr));
+  SP_ASSIGN_OR_RETURN(int64_t gen, ApplyAll(c, items, nullptr));
   return ApiOk(gen);
+}
+
+// attachTimeout absent: wait up to kMaxAttachWaitS; 0: don't wait.
+constexpr int64_t kMaxAttachWaitS = 300;
+
+// VolumesReassignWait: VolumesReassign, then waits until every client involved that is up has
+// applied the new generation. On timeout the change stands; `info` names the late clients.
+Result<Json> VolumesReassignWait(Cluster& c, const ApiRequest& req) {
+  SP_ASSIGN_OR_RETURN(Json body, BodyObject(req, EmptyBody::kRejected));
+  std::optional<int64_t> timeout;
+  SP_RETURN_IF_ERROR(OptInt(body, "attachTimeout", timeout));
+  if (timeout && *timeout < 0) return Error(Code::kInvalidArgument, "attachTimeout < 0");
+  auto list = body.find("reassign");
+  SP_ASSIGN_OR_RETURN(std::vector<Reassign> items,
+                      ParseItems(list == body.end() ? nullptr : &*list));
+  std::set<uint32_t> touched;
+  SP_ASSIGN_OR_RETURN(int64_t gen, ApplyAll(c, items, &touched));
+  int64_t wait_s = std::min(timeout.value_or(kMaxAttachWaitS), kMaxAttachWaitS);
+  auto late = [&](const State& s, const Runtime& rt) {
+    std::vector<uint32_t> out;
+    for (uint32_t id : touched) {
+      auto cl = s.clients.find(id);
+      auto ap = rt.clientApplied.find(id);
+      bool done = cl == s.clients.end() || !cl->second.up ||
+                  (ap != rt.clientApplied.end() && ap->second >= gen);
+      if (!done) out.push_back(id);
+    }
+    return out;
+  };
+  if (wait_s > 0) {
+    c.WaitUntil([&](const State& s, const Runtime& rt) { return late(s, rt).empty(); },
+                std::chrono::seconds(wait_s));
+  }
+  std::vector<uint32_t> missing =
+      c.Read([&](const State& s, const Runtime& rt) { return late(s, rt); });
+  if (missing.empty()) return ApiOk(gen);
+  std::string names;
+  for (uint32_t id : missing) names += (names.empty() ? "" : ", ") + std::to_string(id);
+  return ApiOk(gen, {{"info", "clients not yet updated: " + names}});
 }
 
 Result<Json> AttachmentsList(Cluster& c, const ApiRequest& req) {
@@ -144,6 +202,7 @@ Result<Json> AttachmentsList(Cluster& c, const ApiRequest& req) {
 void RegisterAttachmentCalls(CallTable& t) {
   t["AttachmentsList"] = {Method::kGet, 0, AttachmentsList};
   t["VolumesReassign"] = {Method::kPost, 0, VolumesReassign};
+  t["VolumesReassignWait"] = {Method::kPost, 0, VolumesReassignWait};
 }
 
 }  // namespace spindle::mgmt

@@ -153,4 +153,68 @@ Status OptSize(const Json& body, const char* key, std::optional<int64_t>& out) {
   return Status::Ok();
 }
 
+bool DiskUsable(const State& s, uint32_t disk) {
+  auto d = s.disks.find(disk);
+  if (d == s.disks.end() || !DiskIsUp(d->second)) return false;
+  auto sv = s.servers.find(d->second.serverId);
+  return sv != s.servers.end() && sv->second.up;
+}
+
+AllocRequest AllocInput(const State& s, const VolumeRecord& v, uint32_t table_size) {
+  std::map<uint32_t, uint32_t> fault_set_of;  // server → fault set id
+  for (const auto& [_, fs] : s.faultSets) {
+    for (uint32_t server : fs.servers) fault_set_of[server] = static_cast<uint32_t>(fs.id);
+  }
+  AllocRequest r;
+  for (const auto& [id, d] : s.disks) {
+    auto fs = fault_set_of.find(d.serverId);
+    r.disks[id] = {d.serverId, DiskUsable(s, id), fs == fault_set_of.end() ? 0 : fs->second};
+  }
+  auto group = [&](const std::string& name) {
+    auto it = s.placementGroups.find(name);
+    return it == s.placementGroups.end() ? std::vector<uint32_t>{} : it->second.disks;
+  };
+  r.place_all = group(v.placeAll);
+  r.place_head = group(v.placeHead);
+  r.place_tail = group(v.placeTail);
+  r.replication = static_cast<uint32_t>(v.replication);
+  r.reuse_server = v.reuseServer;
+  r.table_size = table_size;
+  r.existing_use = s.diskUse;
+  if (auto self = s.volumes.find(v.id); self != s.volumes.end()) {
+    for (const auto& set : self->second.targetDiskSets) {
+      for (uint32_t d : set) {
+        if (auto it = r.existing_use.find(d); it != r.existing_use.end() && --it->second == 0) {
+          r.existing_use.erase(it);
+        }
+      }
+    }
+  }
+  return r;
+}
+
+VolumeUsage UsageOf(const State& s, const Runtime& rt, const VolumeRecord& v) {
+  VolumeUsage u;
+  std::map<int64_t, int64_t> largest;  // object → largest replica
+  bool exact = true;
+  for (const auto& [disk, st] : rt.diskStats) {
+    if (!s.disks.count(disk)) continue;
+    auto it = st.layers.find(v.id);
+    if (it == st.layers.end()) continue;
+    u.on_disk += it->second.storedBytes;
+    if (st.objects.empty() && it->second.objects > 0) exact = false;
+    for (const ObjectUsage& o : st.objects) {
+      if (o.layer != v.id) continue;
+      int64_t& m = largest[o.object];
+      m = std::max(m, o.storedBytes);
+    }
+  }
+  if (exact) {
+    for (const auto& [_, bytes] : largest) u.stored += bytes;
+  } else {
+    u.stored = u.on_disk / std::max<int64_t>(1, v.replication);
+  }
+  return u;
+}
+
 }  // namespace spindle::mgmt

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <string>
 
+#include "mgmt/allocator.h"
 #include "mgmt/api.h"
 #include "mgmt/state.h"
 
@@ -25,6 +26,20 @@ Json VolumeSummaryJson(const State& state, const VolumeRecord& v, bool multi_clu
 int64_t ObjectsCount(const VolumeRecord& v);
 // The volume by name or "~globalId"; kInvalidArgument for a bad name, kNotFound when absent.
 Result<const VolumeRecord*> LookupVolume(const State& state, const std::string& name);
+
+// A disk that is up on a server that is up.
+bool DiskUsable(const State& state, uint32_t disk);
+// Allocator input for a volume's placement: every known disk (up or not, with its server and
+// fault set), the volume's placement groups and replication, and the sets already in use.
+AllocRequest AllocInput(const State& state, const VolumeRecord& v, uint32_t table_size);
+
+// A volume's data as the servers last reported it: storedSize = one copy (per object the
+// largest replica), onDiskSize = all copies. Zero until servers report usage.
+struct VolumeUsage {
+  int64_t stored = 0;
+  int64_t on_disk = 0;
+};
+VolumeUsage UsageOf(const State& state, const Runtime& runtime, const VolumeRecord& v);
 
 // The VolumePolicyDesc members shared by volume and template requests, validated.
 struct Policy {

@@ -38,10 +38,84 @@ Result<Json> DiskDescribe(Cluster& c, const ApiRequest& req) {
     auto it = s.disks.find(static_cast<uint32_t>(id));
     if (it == s.disks.end()) return Error(Code::kNotFound, "disk {} is not known", id);
     Json j = DiskSummaryJson(it->second, rt);
-    // Per-object details come from the servers; mgmt does not track them yet.
-    j["objects"] = Json::object();
+    Json objects = Json::object();
+    auto st = rt.diskStats.find(it->first);
+    if (st != rt.diskStats.end()) {
+      int64_t n = 0;
+      for (const ObjectUsage& o : st->second.objects) {
+        auto v = s.volumes.find(o.layer);
+        objects[std::to_string(n++)] = {
+            {"objectId", o.object},
+            {"generation", s.generation},
+            {"version", o.version},
+            {"volume",
+             v == s.volumes.end() ? "#deleted-" + std::to_string(o.layer) : v->second.name},
+            {"parentVolume", ""},
+            {"onDiskSize", o.storedBytes},
+            {"storedSize", o.storedBytes},
+            {"state", o.state},
+            {"volumeId", o.layer}};
+      }
+    }
+    j["objects"] = std::move(objects);
     return j;
   });
+}
+
+Result<int64_t> DiskArg(const ApiRequest& req) {
+  return IntArg(req.args[0], "disk id", 0, 4095);
+}
+
+// The known disk `id` or kNotFound; with must_be_down, kFailedPrecondition while it is up.
+Result<DiskRecord*> FindDisk(State& s, int64_t id, bool must_be_down) {
+  auto it = s.disks.find(static_cast<uint32_t>(id));
+  if (it == s.disks.end()) return Error(Code::kNotFound, "disk {} is not known", id);
+  if (must_be_down && DiskUsable(s, it->second.id)) {
+    return Error(Code::kFailedPrecondition, "disk {} is up; eject it first", id);
+  }
+  return &it->second;
+}
+
+// DiskForget: a down disk leaves the cluster: its record and its placement-group memberships.
+// Volumes keep the id in their disk sets (shown as missingDrives) until they are relocated.
+Result<Json> DiskForget(Cluster& c, const ApiRequest& req) {
+  SP_ASSIGN_OR_RETURN(int64_t id, DiskArg(req));
+  SP_ASSIGN_OR_RETURN(int64_t gen, c.Mutate([&](State& s) -> Status {
+    SP_RETURN_IF_ERROR(FindDisk(s, id, true).status());
+    for (auto& [_, pg] : s.placementGroups) {
+      std::erase(pg.disks, static_cast<uint32_t>(id));
+    }
+    for (auto& [_, sv] : s.servers) std::erase(sv.disks, static_cast<uint32_t>(id));
+    s.disks.erase(static_cast<uint32_t>(id));
+    return Status::Ok();
+  }));
+  return ApiOk(gen);
+}
+
+// DiskIgnore: the cluster stops waiting for a down disk (it leaves missingDisks).
+Result<Json> DiskIgnore(Cluster& c, const ApiRequest& req) {
+  SP_ASSIGN_OR_RETURN(int64_t id, DiskArg(req));
+  SP_ASSIGN_OR_RETURN(int64_t gen, c.Mutate([&](State& s) -> Status {
+    SP_ASSIGN_OR_RETURN(DiskRecord * d, FindDisk(s, id, true));
+    d->ignored = true;
+    return Status::Ok();
+  }));
+  return ApiOk(gen);
+}
+
+Result<Json> DiskSetDescription(Cluster& c, const ApiRequest& req) {
+  SP_ASSIGN_OR_RETURN(int64_t id, DiskArg(req));
+  SP_ASSIGN_OR_RETURN(Json body, BodyObject(req, EmptyBody::kRejected));
+  std::optional<std::string> text;
+  SP_RETURN_IF_ERROR(OptString(body, "description", text));
+  if (!text) return Error(Code::kInvalidArgument, "missing 'description'");
+  SP_RETURN_IF_ERROR(proto::ValidateDiskDescription("description", *text));
+  SP_ASSIGN_OR_RETURN(int64_t gen, c.Mutate([&](State& s) -> Status {
+    SP_ASSIGN_OR_RETURN(DiskRecord * d, FindDisk(s, id, false));
+    d->description = *text;
+    return Status::Ok();
+  }));
+  return ApiOk(gen);
 }
 
 Json PlacementGroupJson(const PlacementGroupRecord& pg) {
@@ -160,8 +234,91 @@ Result<Json> PlacementGroupDelete(Cluster& c, const ApiRequest& req) {
   return ApiOk(gen);
 }
 
-Result<Json> FaultSetsList(Cluster&, const ApiRequest&) {
-  return Json::object();  // fault sets cannot be defined yet, so there are none
+constexpr size_t kMaxFaultSets = 256;
+
+Result<Json> FaultSetsList(Cluster& c, const ApiRequest&) {
+  return c.Read([](const State& s, const Runtime&) {
+    Json out = Json::object();
+    for (const auto& [name, fs] : s.faultSets) {
+      out[name] = {{"name", name}, {"servers", fs.servers}};
+    }
+    return out;
+  });
+}
+
+// Server ids of a body list: integers (or decimal strings) in ServerId's range.
+Status ServerIdList(const Json& body, const char* key, std::vector<uint32_t>& out) {
+  auto it = body.find(key);
+  if (it == body.end()) return Status::Ok();
+  if (!it->is_array()) return Error(Code::kInvalidArgument, "'{}' must be a list", key);
+  for (const Json& x : *it) {
+    std::string text = x.is_string()           ? x.get<std::string>()
+                       : x.is_number_integer() ? std::to_string(x.get<int64_t>())
+                                               : "";
+    SP_ASSIGN_OR_RETURN(int64_t id, IntArg(text, key, 1, 32767));
+    out.push_back(static_cast<uint32_t>(id));
+  }
+  return Status::Ok();
+}
+
+Status UpdateFaultSet(State& s, const std::string& name, const std::optional<std::string>& rename,
+                      const std::vector<uint32_t>& add, const std::vector<uint32_t>& rm) {
+  for (uint32_t sv : add) {
+    if (!s.servers.count(sv)) return Error(Code::kNotFound, "server {} is not known", sv);
+    for (const auto& [other, fs] : s.faultSets) {
+      if (other != name && std::count(fs.servers.begin(), fs.servers.end(), sv)) {
+        return Error(Code::kFailedPrecondition, "server {} is in fault set '{}'", sv, other);
+      }
+    }
+  }
+  auto it = s.faultSets.find(name);
+  if (it == s.faultSets.end()) {
+    if (s.faultSets.size() >= kMaxFaultSets) {
+      return Error(Code::kResourceExhausted, "at most {} fault sets", kMaxFaultSets);
+    }
+    it = s.faultSets.emplace(name, FaultSetRecord{s.counters.nextFaultSetId++, name, {}}).first;
+  }
+  std::set<uint32_t> servers(it->second.servers.begin(), it->second.servers.end());
+  servers.insert(add.begin(), add.end());
+  for (uint32_t sv : rm) servers.erase(sv);
+  it->second.servers.assign(servers.begin(), servers.end());
+  if (rename && *rename != name) {
+    if (s.faultSets.count(*rename)) {
+      return Error(Code::kAlreadyExists, "fault set '{}' already exists", *rename);
+    }
+    FaultSetRecord fs = std::move(it->second);
+    s.faultSets.erase(it);
+    fs.name = *rename;
+    s.faultSets.emplace(*rename, std::move(fs));
+  }
+  return Status::Ok();
+}
+
+// FaultSetUpdate/{name} {rename, addServers, rmServers} (Spindle extension; creates the set).
+Result<Json> FaultSetUpdate(Cluster& c, const ApiRequest& req) {
+  SP_RETURN_IF_ERROR(proto::ValidatePlacementGroupName("fault set", req.args[0]));
+  SP_ASSIGN_OR_RETURN(Json body, BodyObject(req, EmptyBody::kAllowed));
+  std::optional<std::string> rename;
+  std::vector<uint32_t> add, rm;
+  SP_RETURN_IF_ERROR(OptString(body, "rename", rename));
+  if (rename) SP_RETURN_IF_ERROR(proto::ValidatePlacementGroupName("rename", *rename));
+  SP_RETURN_IF_ERROR(ServerIdList(body, "addServers", add));
+  SP_RETURN_IF_ERROR(ServerIdList(body, "rmServers", rm));
+  SP_ASSIGN_OR_RETURN(int64_t gen, c.Mutate([&](State& s) {
+    return UpdateFaultSet(s, req.args[0], rename, add, rm);
+  }));
+  return ApiOk(gen);
+}
+
+Result<Json> FaultSetDelete(Cluster& c, const ApiRequest& req) {
+  SP_RETURN_IF_ERROR(proto::ValidatePlacementGroupName("fault set", req.args[0]));
+  SP_ASSIGN_OR_RETURN(int64_t gen, c.Mutate([&](State& s) -> Status {
+    if (!s.faultSets.erase(req.args[0])) {
+      return Error(Code::kNotFound, "fault set '{}' does not exist", req.args[0]);
+    }
+    return Status::Ok();
+  }));
+  return ApiOk(gen);
 }
 
 }  // namespace
@@ -175,6 +332,11 @@ void RegisterDiskCalls(CallTable& t) {
   t["PlacementGroupUpdate"] = {Method::kPost, 1, PlacementGroupUpdate};
   t["PlacementGroupDelete"] = {Method::kPost, 1, PlacementGroupDelete};
   t["FaultSetsList"] = {Method::kGet, 0, FaultSetsList};
+  t["FaultSetUpdate"] = {Method::kPost, 1, FaultSetUpdate};
+  t["FaultSetDelete"] = {Method::kPost, 1, FaultSetDelete};
+  t["DiskForget"] = {Method::kPost, 1, DiskForget};
+  t["DiskIgnore"] = {Method::kPost, 1, DiskIgnore};
+  t["DiskSetDescription"] = {Method::kPost, 1, DiskSetDescription};
 }
 
 }  // namespace spindle::mgmt

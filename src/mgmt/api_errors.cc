@@ -38,9 +38,18 @@ ApiErrorInfo ErrorInfoFor(Code code) {
 
 std::string ErrorBody(const Status& status, int64_t generation) {
   ApiErrorInfo info = ErrorInfoFor(status.code());
-  nlohmann::json j = {
-      {"generation", generation},
-      {"error", {{"name", info.name}, {"descr", status.message()}, {"transient", info.transient}}}};
+  std::string name = info.name, descr = status.message();
+  bool transient = info.transient;
+  if (!descr.empty() && descr[0] == kNamedErrorMark) {
+    size_t colon = descr.find(": ");
+    if (colon != std::string::npos) {
+      name = descr.substr(1, colon - 1);
+      descr = descr.substr(colon + 2);
+      transient = false;
+    }
+  }
+  nlohmann::json j = {{"generation", generation},
+                      {"error", {{"name", name}, {"descr", descr}, {"transient", transient}}}};
   return j.dump(-1, ' ', true, nlohmann::json::error_handler_t::replace);
 }
 

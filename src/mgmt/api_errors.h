@@ -16,6 +16,9 @@ struct ApiErrorInfo {
 };
 
 ApiErrorInfo ErrorInfoFor(Code code);
+// A handler that must answer with a specific StorPool error name (e.g. KV/Set's
+// runIfVersionIsMismatch) starts its message with "@<name>: "; it is not transient.
+inline constexpr char kNamedErrorMark = '@';
 // {"generation": G, "error": {"name", "descr", "transient"}} for a non-OK status.
 std::string ErrorBody(const Status& status, int64_t generation);
 

@@ -19,15 +19,20 @@ constexpr size_t kMaxDisksPerServer = 256;
 Json ClusterStatusJson(const Cluster& cluster, const State& s, bool with_clients) {
   Json servers = Json::object(), clients = Json::object();
   size_t up = 0;
+  std::map<uint32_t, std::vector<uint32_t>> missing;  // server → down disks it waits for
+  for (const auto& [id, d] : s.disks) {
+    if (!DiskIsUp(d) && !d.ignored) missing[d.serverId].push_back(id);
+  }
   for (const auto& [id, sv] : s.servers) {
     up += sv.up;
-    servers[std::to_string(id)] = {{"id", id},
-                                   {"nodeId", sv.nodeId},
-                                   {"version", sv.version},
-                                   {"startTime", sv.startTime},
-                                   {"status", sv.up ? "running" : "down"},
-                                   {"missingDisks", Json::array()},
-                                   {"pendingDisks", Json::array()}};
+    servers[std::to_string(id)] = {
+        {"id", id},
+        {"nodeId", sv.nodeId},
+        {"version", sv.version},
+        {"startTime", sv.startTime},
+        {"status", sv.up ? "running" : "down"},
+        {"missingDisks", missing.count(id) ? Json(missing[id]) : Json::array()},
+        {"pendingDisks", Json::array()}};
   }
   if (with_clients) {
     for (const auto& [id, c] : s.clients) {
@@ -58,25 +63,105 @@ Result<Json> ServicesList(Cluster& c, const ApiRequest&) {
 Result<Json> ServersList(Cluster& c, const ApiRequest&) {
   return c.Read([&](const State& s, const Runtime&) { return ClusterStatusJson(c, s, false); });
 }
+// The same listing as ServersList; Spindle answers it whether or not the cluster is running.
+Result<Json> ServersListBlocked(Cluster& c, const ApiRequest&) {
+  return c.Read([&](const State& s, const Runtime&) { return ClusterStatusJson(c, s, false); });
+}
 Result<Json> TasksList(Cluster&, const ApiRequest&) {
   return Json::array();  // nothing relocates or recovers through mgmt tasks yet
+}
+
+int64_t Applied(const Runtime& rt, uint32_t client) {
+  auto it = rt.clientApplied.find(client);
+  return it == rt.clientApplied.end() ? 0 : it->second;
+}
+
+Json ConfigStatusJson(const State& s, const Runtime& rt, const ClientRecord& cl, int64_t delay) {
+  int64_t applied = Applied(rt, cl.id);
+  const char* st = !cl.up ? "down" : (applied >= s.generation ? "ok" : "updating");
+  return {{"id", cl.id},
+          {"generation", s.generation},
+          {"clientGeneration", applied},
+          {"configStatus", st},
+          {"delay", delay}};
 }
 
 Result<Json> ClientsConfigDump(Cluster& c, const ApiRequest&) {
   return c.Read([&](const State& s, const Runtime& rt) {
     Json out = Json::array();
-    for (const auto& [id, cl] : s.clients) {
-      auto it = rt.clientApplied.find(id);
-      int64_t applied = it == rt.clientApplied.end() ? 0 : it->second;
-      const char* st = !cl.up ? "down" : (applied >= s.generation ? "ok" : "updating");
-      out.push_back({{"id", id},
-                     {"generation", s.generation},
-                     {"clientGeneration", applied},
-                     {"configStatus", st},
-                     {"delay", 0}});
-    }
+    for (const auto& [id, cl] : s.clients) out.push_back(ConfigStatusJson(s, rt, cl, 0));
     return out;
   });
+}
+
+// Blocks (at most kMaxConfigWaitMs) until the client has applied the generation current when
+// the request arrived, or is down; delay = how long that took, in milliseconds.
+constexpr int64_t kMaxConfigWaitMs = 60000;
+
+Result<Json> ClientConfigWait(Cluster& c, const ApiRequest& req) {
+  SP_ASSIGN_OR_RETURN(int64_t id64, IntArg(req.args[0], "client id", 1, 4095));
+  auto id = static_cast<uint32_t>(id64);
+  int64_t target = c.generation();
+  bool known = c.Read([&](const State& s, const Runtime&) { return s.clients.count(id) > 0; });
+  if (!known) return Error(Code::kNotFound, "client {} is not known", id);
+  auto t0 = std::chrono::steady_clock::now();
+  c.WaitUntil(
+      [&](const State& s, const Runtime& rt) {
+        auto it = s.clients.find(id);
+        return it == s.clients.end() || !it->second.up || Applied(rt, id) >= target;
+      },
+      std::chrono::milliseconds(kMaxConfigWaitMs));
+  int64_t delay =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0)
+          .count();
+  return c.Read([&](const State& s, const Runtime& rt) -> Result<Json> {
+    auto it = s.clients.find(id);
+    if (it == s.clients.end()) return Error(Code::kNotFound, "client {} is not known", id);
+    return Json::array({ConfigStatusJson(s, rt, it->second, delay)});
+  });
+}
+
+constexpr size_t kMaxReportedLayers = 65536;
+constexpr size_t kMaxReportedObjects = 65536;
+
+// Per-layer usage ("usage": [{layer, objects, storedBytes}]) and per-object entries
+// ("objectList": [{layer, object, version, state, storedBytes}]) of one registered disk.
+Status ParseUsage(const Json& d, DiskStats& out) {
+  auto num = [](const Json& o, const char* k) -> Result<int64_t> {
+    auto it = o.find(k);
+    if (it == o.end() || !it->is_number_integer() || it->get<int64_t>() < 0) {
+      return Error(Code::kInvalidArgument, "usage entry needs a non-negative '{}'", k);
+    }
+    return it->get<int64_t>();
+  };
+  auto list = [&](const char* key, size_t max) -> Result<const Json*> {
+    auto it = d.find(key);
+    if (it == d.end()) return nullptr;
+    if (!it->is_array() || it->size() > max) {
+      return Error(Code::kInvalidArgument, "'{}' must be a list of at most {}", key, max);
+    }
+    return &*it;
+  };
+  SP_ASSIGN_OR_RETURN(const Json* usage, list("usage", kMaxReportedLayers));
+  for (const Json& u : usage ? *usage : Json::array()) {
+    if (!u.is_object()) return Error(Code::kInvalidArgument, "usage entries must be objects");
+    SP_ASSIGN_OR_RETURN(int64_t layer, num(u, "layer"));
+    SP_ASSIGN_OR_RETURN(int64_t objects, num(u, "objects"));
+    SP_ASSIGN_OR_RETURN(int64_t bytes, num(u, "storedBytes"));
+    out.layers[layer] = {objects, bytes};
+  }
+  SP_ASSIGN_OR_RETURN(const Json* objects, list("objectList", kMaxReportedObjects));
+  for (const Json& o : objects ? *objects : Json::array()) {
+    if (!o.is_object()) return Error(Code::kInvalidArgument, "objectList entries must be objects");
+    ObjectUsage ou;
+    SP_ASSIGN_OR_RETURN(ou.layer, num(o, "layer"));
+    SP_ASSIGN_OR_RETURN(ou.object, num(o, "object"));
+    SP_ASSIGN_OR_RETURN(ou.version, num(o, "version"));
+    SP_ASSIGN_OR_RETURN(ou.state, num(o, "state"));
+    SP_ASSIGN_OR_RETURN(ou.storedBytes, num(o, "storedBytes"));
+    out.objects.push_back(ou);
+  }
+  return Status::Ok();
 }
 
 struct RegisteredDisk {
@@ -110,8 +195,15 @@ Result<RegisteredDisk> ParseDisk(const Json& d) {
   out.rec.ssd = ssd.value_or(false);
   out.rec.journaled = journaled.value_or(false);
   out.rec.sectorsCount = sectors.value_or(0);
-  out.stats = {oc.value_or(0), oa.value_or(0), ood.value_or(0),
-               ss.value_or(0), ec.value_or(0), ea.value_or(0)};
+  out.stats = {oc.value_or(0),
+               oa.value_or(0),
+               ood.value_or(0),
+               ss.value_or(0),
+               ec.value_or(0),
+               ea.value_or(0),
+               {},
+               {}};
+  SP_RETURN_IF_ERROR(ParseUsage(d, out.stats));
   return out;
 }
 
@@ -319,6 +411,8 @@ void RegisterServiceCalls(CallTable& pub, CallTable& internal) {
   pub["ServersList"] = {Method::kGet, 0, ServersList};
   pub["TasksList"] = {Method::kGet, 0, TasksList};
   pub["ClientsConfigDump"] = {Method::kGet, 0, ClientsConfigDump};
+  pub["ClientConfigWait"] = {Method::kGet, 1, ClientConfigWait};
+  pub["ServersListBlocked"] = {Method::kGet, 0, ServersListBlocked};
   internal["ServiceRegister"] = {Method::kPost, 0, ServiceRegister};
   internal["ClientState"] = {Method::kGet, 1, ClientState};
   internal["ClientReport"] = {Method::kPost, 1, ClientReport};

@@ -50,15 +50,9 @@ Result<Json> VolumeDescribe(Cluster& c, const ApiRequest& req) {
   });
 }
 
-bool DiskUsable(const State& s, uint32_t disk) {
-  auto d = s.disks.find(disk);
-  if (d == s.disks.end() || !DiskIsUp(d->second)) return false;
-  auto sv = s.servers.find(d->second.serverId);
-  return sv != s.servers.end() && sv->second.up;
-}
-
-Json VolumeStatusJson(const State& s, const VolumeRecord& v, const std::string& cluster_name,
-                      bool mc) {
+// VolumeStatus (quick: VolumeStatusQuick, without the reported sizes).
+Json VolumeStatusJson(const State& s, const Runtime& rt, const VolumeRecord& v,
+                      const std::string& cluster_name, bool mc, bool quick) {
   Json j = VolumeSummaryJson(s, v, mc, cluster_name);
   std::set<uint32_t> down_drives, missing;
   int64_t objects = ObjectsCount(v), down_objects = 0;
@@ -91,40 +85,33 @@ Json VolumeStatusJson(const State& s, const VolumeRecord& v, const std::string& 
             {"missingDrives", Json(std::vector<uint32_t>(missing.begin(), missing.end()))},
             {"missingTargetDrives", Json::array()},
             {"softEjectingDrives", Json::array()},
-            {"storedSize", 0},
-            {"onDiskSize", 0}});
+            {"constraintsViolated", v.constraintsViolated}});
+  if (!quick) {
+    VolumeUsage u = UsageOf(s, rt, v);
+    j["storedSize"] = u.stored;
+    j["onDiskSize"] = u.on_disk;
+  }
   return j;
 }
 
-Result<Json> VolumesGetStatus(Cluster& c, const ApiRequest& req) {
-  return c.Read([&](const State& s, const Runtime&) {
+Result<Json> StatusOfAll(Cluster& c, const ApiRequest& req, bool quick) {
+  return c.Read([&](const State& s, const Runtime& rt) {
     Json out = Json::object();
     for (const auto& [_, v] : s.volumes) {
-      out[v.name] = VolumeStatusJson(s, v, ClusterName(c), req.multi_cluster);
+      out[v.name] = VolumeStatusJson(s, rt, v, ClusterName(c), req.multi_cluster, quick);
     }
     return out;
   });
 }
+Result<Json> VolumesGetStatus(Cluster& c, const ApiRequest& req) {
+  return StatusOfAll(c, req, false);
+}
+Result<Json> VolumesGetStatusQuick(Cluster& c, const ApiRequest& req) {
+  return StatusOfAll(c, req, true);
+}
 
 Result<Json> SnapshotsList(Cluster&, const ApiRequest&) {
   return Json::array();  // snapshots cannot be created yet, so there are none
-}
-
-// Disk sets for a new volume from the current disks and placement groups.
-Result<std::vector<std::vector<uint32_t>>> Allocate(const State& s, const VolumeRecord& v) {
-  AllocRequest r;
-  for (const auto& [id, d] : s.disks) r.disks[id] = {d.serverId, DiskUsable(s, id)};
-  r.place_all = s.placementGroups.at(v.placeAll).disks;
-  r.place_head = s.placementGroups.at(v.placeHead).disks;
-  r.place_tail = s.placementGroups.at(v.placeTail).disks;
-  r.replication = static_cast<uint32_t>(v.replication);
-  r.reuse_server = v.reuseServer;
-  for (const auto& [_, other] : s.volumes) {
-    for (const auto& set : other.targetDiskSets) {
-      for (uint32_t d : set) ++r.existing_use[d];
-    }
-  }
-  return AllocateDiskSets(r);
 }
 
 struct CreateArgs {
@@ -204,13 +191,16 @@ Status CreateVolume(State& s, const CreateArgs& a, VolumeRecord& out) {
   }
   VolumeRecord v;
   SP_RETURN_IF_ERROR(ResolveSettings(s, a, v));
-  SP_ASSIGN_OR_RETURN(v.targetDiskSets, Allocate(s, v));
+  SP_ASSIGN_OR_RETURN(AllocResult alloc, AllocateVolume(AllocInput(s, v, kDefaultTableSize),
+                                                        s.config.reuseServerImplicitOnDiskDown));
+  v.targetDiskSets = std::move(alloc.sets);
+  v.constraintsViolated = alloc.constraints_violated;
   v.id = s.counters.nextVolumeId++;
   v.globalId = s.counters.clusterId + "." + Base36(s.counters.nextGlobalLocal++);
   v.name = a.name.value_or("~" + v.globalId);
   v.creationTimestamp = static_cast<int64_t>(std::time(nullptr));
-  s.volumes[v.id] = v;
   out = v;
+  s.PutVolume(std::move(v));
   return Status::Ok();
 }
 
@@ -309,7 +299,7 @@ Result<Json> VolumeDelete(Cluster& c, const ApiRequest& req) {
       return Error(Code::kFailedPrecondition, "volume '{}' is attached to client {}", v->name,
                    v->attachments.begin()->first);
     }
-    s.volumes.erase(v->id);
+    s.EraseVolume(v->id);
     return Status::Ok();
   }));
   return ApiOk(gen);
@@ -322,6 +312,7 @@ void RegisterVolumeCalls(CallTable& t) {
   t["Volume"] = {Method::kGet, 1, VolumeList};
   t["VolumeDescribe"] = {Method::kGet, 1, VolumeDescribe};
   t["VolumesGetStatus"] = {Method::kGet, 0, VolumesGetStatus};
+  t["VolumesGetStatusQuick"] = {Method::kGet, 0, VolumesGetStatusQuick};
   t["VolumeCreate"] = {Method::kPost, 0, VolumeCreate};
   t["VolumeUpdate"] = {Method::kPost, 1, VolumeUpdate};
   t["VolumeDelete"] = {Method::kPost, 1, VolumeDelete};

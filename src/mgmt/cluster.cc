@@ -31,13 +31,12 @@ Result<std::unique_ptr<Cluster>> Cluster::Open(std::unique_ptr<StateStore> store
   std::unique_ptr<Cluster> c(new Cluster(std::move(store), std::move(options)));
   SP_ASSIGN_OR_RETURN(StoreSnapshot snap, c->store_->Load());
   SP_ASSIGN_OR_RETURN(c->state_, FromSnapshot(snap));
-  c->persisted_ = snap.entities;
+  c->working_ = c->state_;
   std::string want = c->options_.cluster_id;
   if (want.empty()) want = c->state_.counters.clusterId;
   if (want.empty()) want = RandomClusterId();
   if (want != c->state_.counters.clusterId) {
-    std::lock_guard<std::mutex> lock(c->mu_);
-    SP_RETURN_IF_ERROR(c->MutateLocked([&](State& s) {
+    SP_RETURN_IF_ERROR(c->Mutate([&](State& s) {
                           s.counters.clusterId = want;
                           return Status::Ok();
                         }).status());
@@ -60,27 +59,64 @@ Cluster::~Cluster() {
 }
 
 Result<int64_t> Cluster::Mutate(const std::function<Status(State&)>& fn) {
-  std::lock_guard<std::mutex> lock(mu_);
-  return MutateLocked(fn);
+  std::unique_lock<std::mutex> lock(mu_);
+  State next = working_;
+  SP_RETURN_IF_ERROR(fn(next));
+  std::vector<EntityChange> changes = DiffStates(working_, next);
+  if (!changes.empty()) {
+    next.generation = working_.generation + 1;
+    working_ = std::move(next);
+    for (EntityChange& ch : changes) pending_[ch.key] = std::move(ch.json);
+  }
+  const int64_t mine = working_.generation;
+  const uint64_t epoch = epoch_;
+  for (;;) {
+    if (epoch_ != epoch) {
+      // A commit failed since: ours made it only if it was durable before that failure.
+      if (mine <= durable_at_failure_[epoch]) return mine;
+      return last_failure_;
+    }
+    if (state_.generation >= mine) return mine;
+    if (!committing_) {
+      CommitPendingLocked(lock);
+    } else {
+      durable_.wait(lock);
+    }
+  }
 }
 
-Result<int64_t> Cluster::MutateLocked(const std::function<Status(State&)>& fn) {
-  State next = state_;
-  SP_RETURN_IF_ERROR(fn(next));
-  std::map<EntityKey, std::string> entities = ToEntities(next);
-  std::vector<EntityChange> changes = Diff(persisted_, entities);
-  if (changes.empty()) return state_.generation;
-  SP_RETURN_IF_ERROR(store_->Commit(state_.generation, changes));
-  next.generation = state_.generation + 1;
-  state_ = std::move(next);
-  persisted_ = std::move(entities);
-  changed_.notify_all();
-  return state_.generation;
+void Cluster::CommitPendingLocked(std::unique_lock<std::mutex>& lock) {
+  committing_ = true;
+  std::vector<EntityChange> changes;
+  changes.reserve(pending_.size());
+  for (auto& [key, json] : pending_) changes.push_back({key, std::move(json)});
+  pending_.clear();
+  State snapshot = working_;
+  const int64_t from = state_.generation;
+  lock.unlock();
+  Status st = store_->Commit(from, snapshot.generation, changes);
+  lock.lock();
+  committing_ = false;
+  if (st.ok()) {
+    state_ = std::move(snapshot);
+    changed_.notify_all();
+    runtime_changed_.notify_all();
+  } else {
+    SP_LOG_ERROR("state commit of generations {}..{} failed: {}", from + 1, snapshot.generation,
+                 st.ToString());
+    durable_at_failure_[epoch_] = state_.generation;
+    ++epoch_;
+    last_failure_ = st;
+    working_ = state_;
+    pending_.clear();
+  }
+  durable_.notify_all();
 }
 
 void Cluster::UpdateRuntime(const std::function<void(Runtime&)>& fn) {
   std::lock_guard<std::mutex> lock(mu_);
   fn(runtime_);
+  runtime_changed_.notify_all();
 }
 
 int64_t Cluster::generation() const {
@@ -95,17 +131,20 @@ int64_t Cluster::WaitForChange(int64_t since, std::chrono::milliseconds timeout)
 }
 
 Status Cluster::CheckLiveness(std::chrono::steady_clock::time_point now) {
-  std::lock_guard<std::mutex> lock(mu_);
   auto stale = [&](const auto& heard, uint32_t id) {
     auto it = heard.find(id);
     return it == heard.end() || now - it->second > options_.heartbeat_timeout;
   };
-  bool any = false;
-  for (const auto& [id, s] : state_.servers) any |= s.up && stale(runtime_.serverHeard, id);
-  for (const auto& [id, c] : state_.clients) any |= c.up && stale(runtime_.clientHeard, id);
+  bool any = Read([&](const State& s, const Runtime& rt) {
+    bool found = false;
+    for (const auto& [id, sv] : s.servers) found |= sv.up && stale(rt.serverHeard, id);
+    for (const auto& [id, c] : s.clients) found |= c.up && stale(rt.clientHeard, id);
+    return found;
+  });
   if (!any) return Status::Ok();
-  int64_t gen = state_.generation;
-  return MutateLocked([&](State& s) {
+  // fn runs under the lock, so runtime_ may be read inside it.
+  return Mutate([&](State& s) {
+           int64_t gen = s.generation;
            for (auto& [id, server] : s.servers) {
              if (server.up && stale(runtime_.serverHeard, id)) {
                SP_LOG_WARN("server {} missed its heartbeats: down", id);
@@ -143,6 +182,7 @@ void Cluster::Stop() {
     stopping_ = true;
   }
   changed_.notify_all();
+  runtime_changed_.notify_all();
   if (liveness_.joinable()) liveness_.join();
 }
 

@@ -1,14 +1,17 @@
 // Cluster: the state spindle-mgmt owns, its store, its generation, and liveness. Thread-safe:
 // every method takes the one mutex; HTTP handler threads and the liveness thread share it.
-// A change is validated and applied to a copy of State, then the entities that differ are
-// committed to the store in one transaction that moves the generation up by exactly one; only
-// then does the copy replace the live state and waiters wake. A failed change leaves nothing
-// changed, in memory or on disk.
+// A change is validated and applied to a copy of the latest (working) State and takes the next
+// generation; the entities that differ are committed to the store. Changes that arrive while a
+// commit is being made durable are committed together by the next one (group commit: one
+// fsync for many changes, each still its own generation). A change returns only once durable;
+// readers see only durable state. A failed change leaves nothing changed, in memory or on
+// disk; a failed commit fails every change it carried and the ones queued behind it.
 #pragma once
 
 #include <chrono>
 #include <condition_variable>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -35,9 +38,9 @@ class Cluster {
                                                ClusterOptions options);
   ~Cluster();
 
-  // Runs fn on a copy of the state. If fn fails nothing changes and its Status is returned;
-  // if the copy differs from the live state it is committed as generation+1. Returns the
-  // generation after the change. fn must not block.
+  // Runs fn on a copy of the working state. If fn fails nothing changes and its Status is
+  // returned; if the copy differs it becomes the next generation. Returns that generation once
+  // it is durable. fn must not block.
   Result<int64_t> Mutate(const std::function<Status(State&)>& fn);
 
   // Runs fn(state, runtime) under the lock and returns its result. fn must not block.
@@ -46,8 +49,16 @@ class Cluster {
     std::lock_guard<std::mutex> lock(mu_);
     return fn(static_cast<const State&>(state_), static_cast<const Runtime&>(runtime_));
   }
-  // Runs fn(runtime) under the lock (for heartbeat times and usage counters).
+  // Runs fn(runtime) under the lock (for heartbeat times and usage counters); wakes WaitUntil.
   void UpdateRuntime(const std::function<void(Runtime&)>& fn);
+  // Blocks until pred(state, runtime) holds (true), `timeout` passes or the cluster stops
+  // (false). pred runs under the lock on every runtime or state change.
+  template <typename Pred>
+  bool WaitUntil(Pred&& pred, std::chrono::milliseconds timeout) {
+    std::unique_lock<std::mutex> lock(mu_);
+    runtime_changed_.wait_for(lock, timeout, [&] { return stopping_ || pred(state_, runtime_); });
+    return !stopping_ && pred(state_, runtime_);
+  }
 
   int64_t generation() const;
   // Blocks until the generation exceeds `since` or `timeout` passes; returns the generation.
@@ -63,14 +74,23 @@ class Cluster {
  private:
   Cluster(std::unique_ptr<StateStore> store, ClusterOptions options)
       : store_(std::move(store)), options_(std::move(options)) {}
-  Result<int64_t> MutateLocked(const std::function<Status(State&)>& fn);
+  // Commits everything pending as one store transaction; called with the lock held, releases
+  // it around the store call.
+  void CommitPendingLocked(std::unique_lock<std::mutex>& lock);
 
   std::unique_ptr<StateStore> store_;
   const ClusterOptions options_;
   mutable std::mutex mu_;
-  std::condition_variable changed_;
-  State state_;
-  std::map<EntityKey, std::string> persisted_;  // state_ as stored
+  std::condition_variable changed_;          // durable generation moved
+  std::condition_variable durable_;          // a commit finished (well or not)
+  std::condition_variable runtime_changed_;  // runtime or durable state changed
+  State state_;                              // durable; what readers see
+  State working_;                            // state_ plus the changes not yet durable
+  std::map<EntityKey, std::optional<std::string>> pending_;  // merged, not yet committed
+  bool committing_ = false;
+  uint64_t epoch_ = 0;                              // bumped by every failed commit
+  std::map<uint64_t, int64_t> durable_at_failure_;  // epoch → durable generation when it failed
+  Status last_failure_ = Status::Ok();
   Runtime runtime_;
   std::thread liveness_;
   bool stopping_ = false;

@@ -112,7 +112,11 @@ Status SqliteStore::WriteChanges(int64_t new_generation, const std::vector<Entit
   return Status::Ok();
 }
 
-Status SqliteStore::Commit(int64_t expected_generation, const std::vector<EntityChange>& changes) {
+Status SqliteStore::Commit(int64_t expected_generation, int64_t new_generation,
+                           const std::vector<EntityChange>& changes) {
+  if (new_generation <= expected_generation) {
+    return Error(Code::kInternal, "commit must move the generation up");
+  }
   SP_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
   Result<int64_t> stored = ReadGeneration();
   Status st = stored.ok() ? Status::Ok() : stored.status();
@@ -120,7 +124,7 @@ Status SqliteStore::Commit(int64_t expected_generation, const std::vector<Entity
     st = Error(Code::kAborted, "state store generation is {}, expected {}", *stored,
                expected_generation);
   }
-  if (st.ok()) st = WriteChanges(expected_generation + 1, changes);
+  if (st.ok()) st = WriteChanges(new_generation, changes);
   if (st.ok()) st = Exec("COMMIT");
   if (!st.ok()) {
     (void)Exec("ROLLBACK");

@@ -19,7 +19,8 @@ class SqliteStore : public StateStore {
   ~SqliteStore() override;
 
   Result<StoreSnapshot> Load() override;
-  Status Commit(int64_t expected_generation, const std::vector<EntityChange>& changes) override;
+  Status Commit(int64_t expected_generation, int64_t new_generation,
+                const std::vector<EntityChange>& changes) override;
 
  private:
   explicit SqliteStore(sqlite3* db) : db_(db) {}

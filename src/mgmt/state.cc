@@ -2,9 +2,20 @@
 
 namespace spindle::mgmt {
 
+std::shared_ptr<const std::vector<DiskSetTable::Set>> DiskSetTable::Empty() {
+  static const auto kEmpty = std::make_shared<const std::vector<Set>>();
+  return kEmpty;
+}
+void to_json(nlohmann::json& j, const DiskSetTable& t) {
+  j = t.get();
+}
+void from_json(const nlohmann::json& j, DiskSetTable& t) {
+  t = DiskSetTable(j.get<std::vector<DiskSetTable::Set>>());
+}
+
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(DiskRecord, id, serverId, ssd, journaled, device,
                                                 sectorsCount, model, serial, description, softEject,
-                                                generationLeft)
+                                                generationLeft, ignored)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ServerRecord, id, nodeId, version, startTime, addr,
                                                 port, up, disks)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ClientRecord, id, nodeId, version, startTime, up,
@@ -17,22 +28,50 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(AttachmentRecord, rights, pos)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(VolumeRecord, id, name, globalId, size, replication,
                                                 placeAll, placeTail, placeHead, templateName,
                                                 templateId, reuseServer, bw, iops, tags,
-                                                creationTimestamp, targetDiskSets, attachments)
+                                                creationTimestamp, targetDiskSets, attachments,
+                                                constraintsViolated)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Counters, nextVolumeId, nextGlobalLocal,
-                                                nextPlacementGroupId, nextTemplateId, clusterId)
+                                                nextPlacementGroupId, nextTemplateId,
+                                                nextFaultSetId, clusterId)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(FaultSetRecord, id, name, servers)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(KvBucketRecord, name, version, pairs)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(MgmtConfigRecord, reuseServerImplicitOnDiskDown)
 
 namespace {
 
+template <typename K>
+std::string KeyString(const K& k) {
+  if constexpr (std::is_same_v<K, std::string>) {
+    return k;
+  } else {
+    return std::to_string(k);
+  }
+}
+
 template <typename Map>
 void Put(std::map<EntityKey, std::string>& out, const char* kind, const Map& m) {
-  for (const auto& [k, v] : m) {
-    std::string key;
-    if constexpr (std::is_same_v<typename Map::key_type, std::string>) {
-      key = k;
+  for (const auto& [k, v] : m) out[{kind, KeyString(k)}] = nlohmann::json(v).dump();
+}
+
+// Appends the changes of one kind: a merge walk over two maps sorted the same way.
+template <typename Map>
+void DiffKind(std::vector<EntityChange>& out, const char* kind, const Map& a, const Map& b) {
+  auto ia = a.begin(), ib = b.begin();
+  auto less = a.key_comp();
+  while (ia != a.end() || ib != b.end()) {
+    if (ib == b.end() || (ia != a.end() && less(ia->first, ib->first))) {
+      out.push_back({{kind, KeyString(ia->first)}, std::nullopt});
+      ++ia;
+    } else if (ia == a.end() || less(ib->first, ia->first)) {
+      out.push_back({{kind, KeyString(ib->first)}, nlohmann::json(ib->second).dump()});
+      ++ib;
     } else {
-      key = std::to_string(k);
+      if (!(ia->second == ib->second)) {
+        out.push_back({{kind, KeyString(ib->first)}, nlohmann::json(ib->second).dump()});
+      }
+      ++ia;
+      ++ib;
     }
-    out[{kind, key}] = nlohmann::json(v).dump();
   }
 }
 
@@ -60,6 +99,12 @@ Status LoadEntity(const EntityKey& key, const std::string& text, State& s) {
     Take<TemplateRecord>(j, s.templates, [](const TemplateRecord& r) { return r.name; });
   } else if (kind == "volume") {
     Take<VolumeRecord>(j, s.volumes, [](const VolumeRecord& r) { return r.id; });
+  } else if (kind == "faultset") {
+    Take<FaultSetRecord>(j, s.faultSets, [](const FaultSetRecord& r) { return r.name; });
+  } else if (kind == "kv") {
+    Take<KvBucketRecord>(j, s.kv, [](const KvBucketRecord& r) { return r.name; });
+  } else if (kind == "config") {
+    s.config = j.get<MgmtConfigRecord>();
   } else {
     return Error(Code::kCorruption, "unknown entity kind '{}'", kind);
   }
@@ -76,6 +121,39 @@ const VolumeRecord* State::FindVolume(const std::string& name_or_gid) const {
   return nullptr;
 }
 
+namespace {
+void CountUse(std::map<uint32_t, uint64_t>& use, const DiskSetTable& t, bool add) {
+  for (const auto& set : t) {
+    for (uint32_t d : set) {
+      if (add) {
+        ++use[d];
+      } else if (auto it = use.find(d); it != use.end() && --it->second == 0) {
+        use.erase(it);
+      }
+    }
+  }
+}
+}  // namespace
+
+void State::PutVolume(VolumeRecord v) {
+  auto it = volumes.find(v.id);
+  if (it != volumes.end()) CountUse(diskUse, it->second.targetDiskSets, false);
+  CountUse(diskUse, v.targetDiskSets, true);
+  volumes[v.id] = std::move(v);
+}
+
+void State::EraseVolume(int64_t id) {
+  auto it = volumes.find(id);
+  if (it == volumes.end()) return;
+  CountUse(diskUse, it->second.targetDiskSets, false);
+  volumes.erase(it);
+}
+
+void State::RecountDiskUse() {
+  diskUse.clear();
+  for (const auto& [_, v] : volumes) CountUse(diskUse, v.targetDiskSets, true);
+}
+
 VolumeRecord* State::FindVolume(const std::string& name_or_gid) {
   return const_cast<VolumeRecord*>(std::as_const(*this).FindVolume(name_or_gid));
 }
@@ -89,6 +167,27 @@ std::map<EntityKey, std::string> ToEntities(const State& state) {
   Put(out, "pg", state.placementGroups);
   Put(out, "template", state.templates);
   Put(out, "volume", state.volumes);
+  Put(out, "faultset", state.faultSets);
+  Put(out, "kv", state.kv);
+  out[{"config", "config"}] = nlohmann::json(state.config).dump();
+  return out;
+}
+
+std::vector<EntityChange> DiffStates(const State& a, const State& b) {
+  std::vector<EntityChange> out;
+  if (!(a.counters == b.counters)) {
+    out.push_back({{"counters", "counters"}, nlohmann::json(b.counters).dump()});
+  }
+  if (!(a.config == b.config))
+    out.push_back({{"config", "config"}, nlohmann::json(b.config).dump()});
+  DiffKind(out, "server", a.servers, b.servers);
+  DiffKind(out, "client", a.clients, b.clients);
+  DiffKind(out, "disk", a.disks, b.disks);
+  DiffKind(out, "pg", a.placementGroups, b.placementGroups);
+  DiffKind(out, "template", a.templates, b.templates);
+  DiffKind(out, "volume", a.volumes, b.volumes);
+  DiffKind(out, "faultset", a.faultSets, b.faultSets);
+  DiffKind(out, "kv", a.kv, b.kv);
   return out;
 }
 
@@ -102,6 +201,7 @@ Result<State> FromSnapshot(const StoreSnapshot& snap) {
       return Error(Code::kCorruption, "state entity {}/{}: {}", key.first, key.second, e.what());
     }
   }
+  s.RecountDiskUse();
   return s;
 }
 

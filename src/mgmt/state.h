@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -31,6 +32,8 @@ struct DiskRecord {
   std::string description;
   std::string softEject = "off";
   int64_t generationLeft = -1;  // -1: up; else the last generation it was seen in
+  bool ignored = false;         // DiskIgnore: the cluster does not wait for it while down
+  bool operator==(const DiskRecord&) const = default;
 };
 
 struct ServerRecord {
@@ -42,6 +45,7 @@ struct ServerRecord {
   uint32_t port = 0;
   bool up = false;
   std::vector<uint32_t> disks;  // as last registered
+  bool operator==(const ServerRecord&) const = default;
 };
 
 struct ClientRecord {
@@ -51,12 +55,37 @@ struct ClientRecord {
   int64_t startTime = 0;
   bool up = false;
   nlohmann::json nbd = nlohmann::json::object();
+  bool operator==(const ClientRecord&) const = default;
 };
 
 struct PlacementGroupRecord {
   int64_t id = 0;
   std::string name;
   std::vector<uint32_t> disks;  // sorted, unique
+  bool operator==(const PlacementGroupRecord&) const = default;
+};
+
+// A fault set: servers that can fail together; replicas go to distinct fault sets. A server in
+// no fault set is its own (docs/decisions/0007-fault-sets.md).
+struct FaultSetRecord {
+  int64_t id = 0;
+  std::string name;
+  std::vector<uint32_t> servers;  // sorted, unique
+  bool operator==(const FaultSetRecord&) const = default;
+};
+
+// A key-value bucket (KV/...): every change bumps its version.
+struct KvBucketRecord {
+  std::string name;
+  int64_t version = 0;
+  std::map<std::string, std::string> pairs;
+  bool operator==(const KvBucketRecord&) const = default;
+};
+
+// `storpool mgmtConfig` settings that exist in Spindle (docs/api.md).
+struct MgmtConfigRecord {
+  bool reuseServerImplicitOnDiskDown = false;
+  bool operator==(const MgmtConfigRecord&) const = default;
 };
 
 struct TemplateRecord {
@@ -69,12 +98,37 @@ struct TemplateRecord {
   int64_t iops = kUnlimited;
   bool reuseServer = false;
   std::map<std::string, std::string> tags;
+  bool operator==(const TemplateRecord&) const = default;
 };
 
 struct AttachmentRecord {
   std::string rights;  // "rw" | "ro"
   uint32_t pos = 0;
+  bool operator==(const AttachmentRecord&) const = default;
 };
+
+// A volume's disk-set table, shared copy-on-write: copying a State (once per change) does not
+// copy the tables, and unchanged tables compare equal by pointer.
+class DiskSetTable {
+ public:
+  using Set = std::vector<uint32_t>;
+  DiskSetTable() : sets_(Empty()) {}
+  DiskSetTable(std::vector<Set> sets)  // NOLINT: implicit, a table is its sets
+      : sets_(std::make_shared<const std::vector<Set>>(std::move(sets))) {}
+  const std::vector<Set>& get() const { return *sets_; }
+  size_t size() const { return sets_->size(); }
+  bool empty() const { return sets_->empty(); }
+  const Set& operator[](size_t i) const { return (*sets_)[i]; }
+  auto begin() const { return sets_->begin(); }
+  auto end() const { return sets_->end(); }
+  bool operator==(const DiskSetTable& o) const { return sets_ == o.sets_ || *sets_ == *o.sets_; }
+
+ private:
+  static std::shared_ptr<const std::vector<Set>> Empty();
+  std::shared_ptr<const std::vector<Set>> sets_;
+};
+void to_json(nlohmann::json& j, const DiskSetTable& t);
+void from_json(const nlohmann::json& j, DiskSetTable& t);
 
 struct VolumeRecord {
   int64_t id = 0;    // also its layer id; never reused
@@ -90,8 +144,11 @@ struct VolumeRecord {
   int64_t iops = kUnlimited;
   std::map<std::string, std::string> tags;
   int64_t creationTimestamp = 0;
-  std::vector<std::vector<uint32_t>> targetDiskSets;
+  DiskSetTable targetDiskSets;
   std::map<std::string, AttachmentRecord> attachments;  // client id (decimal) → attachment
+  // Created with reuseServer implied because a disk or node was down (flag "C").
+  bool constraintsViolated = false;
+  bool operator==(const VolumeRecord&) const = default;
 };
 
 struct Counters {
@@ -99,7 +156,9 @@ struct Counters {
   int64_t nextGlobalLocal = 1;
   int64_t nextPlacementGroupId = 1;
   int64_t nextTemplateId = 1;
+  int64_t nextFaultSetId = 1;
   std::string clusterId;  // "location.cluster", fixed at first start
+  bool operator==(const Counters&) const = default;
 };
 
 struct State {
@@ -111,16 +170,38 @@ struct State {
   std::map<std::string, PlacementGroupRecord> placementGroups;
   std::map<std::string, TemplateRecord> templates;
   std::map<int64_t, VolumeRecord> volumes;
+  std::map<std::string, FaultSetRecord> faultSets;
+  std::map<std::string, KvBucketRecord> kv;
+  MgmtConfigRecord config;
+  // Derived, not persisted: disk id → disk sets of all volumes' tables that hold it. Kept by
+  // PutVolume / EraseVolume (use those to change volumes' tables), rebuilt at load.
+  std::map<uint32_t, uint64_t> diskUse;
+
+  void PutVolume(VolumeRecord v);
+  void EraseVolume(int64_t id);
+  void RecountDiskUse();
 
   // Finds a volume by name or "~<globalId>"; nullptr when absent.
   const VolumeRecord* FindVolume(const std::string& name_or_gid) const;
   VolumeRecord* FindVolume(const std::string& name_or_gid);
 };
 
+// One layer's share of a disk, as its server reports it.
+struct LayerUsage {
+  int64_t objects = 0;
+  int64_t storedBytes = 0;
+};
+// One object on a disk, as its server reports it (for DiskDescribe).
+struct ObjectUsage {
+  int64_t layer = 0, object = 0, version = 0, state = 0, storedBytes = 0;
+};
+
 // Usage numbers a server reports with each heartbeat; not configuration, not persisted.
 struct DiskStats {
   int64_t objectsCount = 0, objectsAllocated = 0, objectsOnDiskSize = 0, storedSize = 0;
   int64_t entriesCount = 0, entriesAllocated = 0;
+  std::map<int64_t, LayerUsage> layers;  // layer id (= volume id) → usage
+  std::vector<ObjectUsage> objects;      // may be empty when the server sends none
 };
 
 struct Runtime {
@@ -131,6 +212,9 @@ struct Runtime {
 
 // Every entity of `state` serialized: ("disk", "101") → JSON text, and so on.
 std::map<EntityKey, std::string> ToEntities(const State& state);
+// The changes turning `before` into `after`: records are compared in memory and only the ones
+// that differ are serialized (cost grows with the change, plus a cheap compare per record).
+std::vector<EntityChange> DiffStates(const State& before, const State& after);
 // Rebuilds a State from a store snapshot. kCorruption names a bad entity.
 Result<State> FromSnapshot(const StoreSnapshot& snap);
 // The changes turning `before` into `after`.

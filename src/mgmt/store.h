@@ -34,10 +34,12 @@ class StateStore {
   virtual ~StateStore() = default;
   // Reads everything (once, at start).
   virtual Result<StoreSnapshot> Load() = 0;
-  // Atomically applies `changes` and sets the generation to expected_generation + 1.
+  // Atomically applies `changes` and sets the generation to new_generation (> expected). A
+  // group commit passes the merged changes of new_generation - expected_generation changes.
   // Errors: kAborted when the stored generation is not expected_generation; kIoError when the
   // transaction could not be made durable (nothing changed then).
-  virtual Status Commit(int64_t expected_generation, const std::vector<EntityChange>& changes) = 0;
+  virtual Status Commit(int64_t expected_generation, int64_t new_generation,
+                        const std::vector<EntityChange>& changes) = 0;
 };
 
 }  // namespace spindle::mgmt

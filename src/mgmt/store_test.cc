@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <set>
+#include <thread>
 
 #include "mgmt/cluster.h"
 
@@ -30,9 +32,9 @@ TEST(SqliteStore, GenerationIsMonotonicAcrossReopen) {
     auto snap = (*s)->Load();
     ASSERT_TRUE(snap.ok());
     EXPECT_EQ(snap->generation, 0);
-    ASSERT_TRUE((*s)->Commit(0, {{{"pg", "hdd"}, "{\"a\":1}"}}).ok());
-    ASSERT_TRUE((*s)->Commit(1, {{{"pg", "ssd"}, "{}"}}).ok());
-    EXPECT_EQ((*s)->Commit(1, {{{"pg", "x"}, "{}"}}).code(), Code::kAborted);
+    ASSERT_TRUE((*s)->Commit(0, 1, {{{"pg", "hdd"}, "{\"a\":1}"}}).ok());
+    ASSERT_TRUE((*s)->Commit(1, 2, {{{"pg", "ssd"}, "{}"}}).ok());
+    EXPECT_EQ((*s)->Commit(1, 2, {{{"pg", "x"}, "{}"}}).code(), Code::kAborted);
   }
   auto s = SqliteStore::Open(path);
   ASSERT_TRUE(s.ok());
@@ -41,7 +43,7 @@ TEST(SqliteStore, GenerationIsMonotonicAcrossReopen) {
   EXPECT_EQ(snap->generation, 2);
   EXPECT_EQ(snap->entities.size(), 2u);
   EXPECT_EQ((snap->entities[{"pg", "hdd"}]), "{\"a\":1}");
-  ASSERT_TRUE((*s)->Commit(2, {{{"pg", "hdd"}, std::nullopt}}).ok());
+  ASSERT_TRUE((*s)->Commit(2, 3, {{{"pg", "hdd"}, std::nullopt}}).ok());
   snap = (*s)->Load();
   EXPECT_EQ(snap->generation, 3);
   EXPECT_EQ(snap->entities.count({"pg", "hdd"}), 0u);
@@ -85,6 +87,91 @@ TEST(Cluster, MutateIsAllOrNothingAndPersists) {
     EXPECT_EQ(s.counters.clusterId, "a.b");
     EXPECT_EQ(s.placementGroups.count("x"), 0u);
     EXPECT_EQ(s.placementGroups.at("y").disks, (std::vector<uint32_t>{1, 2}));
+    return 0;
+  });
+}
+
+// Concurrent changes are group-committed: every change still gets its own generation, each
+// acknowledged one is durable (a reopened Cluster sees all of them), and the count matches.
+TEST(Cluster, ConcurrentChangesGetDistinctDurableGenerations) {
+  std::string path = TempDb("c.db");
+  constexpr int kThreads = 8, kEach = 40;
+  std::vector<int64_t> gens[kThreads];
+  {
+    auto store = SqliteStore::Open(path);
+    ASSERT_TRUE(store.ok());
+    ClusterOptions o;
+    o.cluster_id = "a.b";
+    auto c = Cluster::Open(std::move(*store), o);
+    ASSERT_TRUE(c.ok());
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t) {
+      threads.emplace_back([&, t] {
+        for (int i = 0; i < kEach; ++i) {
+          auto g = (*c)->Mutate([&](State& s) {
+            std::string name = "pg" + std::to_string(t) + "_" + std::to_string(i);
+            s.placementGroups[name] = {i, name, {}};
+            return Status::Ok();
+          });
+          ASSERT_TRUE(g.ok());
+          gens[t].push_back(*g);
+        }
+      });
+    }
+    for (auto& th : threads) th.join();
+    EXPECT_EQ((*c)->generation(), 1 + kThreads * kEach);
+  }
+  std::set<int64_t> all;
+  for (const auto& g : gens) {
+    EXPECT_TRUE(std::is_sorted(g.begin(), g.end()));
+    all.insert(g.begin(), g.end());
+  }
+  EXPECT_EQ(all.size(), static_cast<size_t>(kThreads * kEach));
+  auto store = SqliteStore::Open(path);
+  ASSERT_TRUE(store.ok());
+  auto c = Cluster::Open(std::move(*store), ClusterOptions{});
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ((*c)->generation(), 1 + kThreads * kEach);
+  (*c)->Read([&](const State& s, const Runtime&) {
+    EXPECT_EQ(s.placementGroups.size(), static_cast<size_t>(kThreads * kEach));
+    return 0;
+  });
+}
+
+// A store that fails its commits: the change is refused and nothing changes in memory.
+class FailingStore : public StateStore {
+ public:
+  Result<StoreSnapshot> Load() override { return StoreSnapshot{}; }
+  Status Commit(int64_t, int64_t, const std::vector<EntityChange>&) override {
+    return fail ? Error(Code::kIoError, "disk full") : Status::Ok();
+  }
+  bool fail = false;
+};
+
+TEST(Cluster, FailedCommitChangesNothing) {
+  auto owned = std::make_unique<FailingStore>();
+  FailingStore* store = owned.get();
+  ClusterOptions o;
+  o.cluster_id = "a.b";
+  auto c = Cluster::Open(std::move(owned), o);
+  ASSERT_TRUE(c.ok());
+  int64_t gen = (*c)->generation();
+  store->fail = true;
+  auto r = (*c)->Mutate([](State& s) {
+    s.placementGroups["x"] = {1, "x", {}};
+    return Status::Ok();
+  });
+  EXPECT_EQ(r.status().code(), Code::kIoError);
+  EXPECT_EQ((*c)->generation(), gen);
+  store->fail = false;
+  auto ok = (*c)->Mutate([](State& s) {
+    s.placementGroups["y"] = {1, "y", {}};
+    return Status::Ok();
+  });
+  ASSERT_TRUE(ok.ok());
+  EXPECT_EQ(*ok, gen + 1);
+  (*c)->Read([](const State& s, const Runtime&) {
+    EXPECT_EQ(s.placementGroups.count("x"), 0u);
     return 0;
   });
 }

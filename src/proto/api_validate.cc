@@ -152,4 +152,23 @@ Status ValidateTargetsCount(std::string_view field, int64_t count) {
   return Status::Ok();
 }
 
+Status ValidateKvsName(std::string_view field, std::string_view name) {
+  return CheckName(field, name, {'#', "_-.:", false, false, false, kMaxKvsNameChars});
+}
+
+Status ValidateKvsKeyName(std::string_view field, std::string_view name) {
+  if (name.empty() || name.size() > kMaxKvsNameChars) {
+    return Error(Code::kInvalidArgument, "{}: key must have 1..{} characters", field,
+                 kMaxKvsNameChars);
+  }
+  return Status::Ok();
+}
+
+Status ValidateDiskDescription(std::string_view field, std::string_view text) {
+  if (text.size() > kMaxDiskDescriptionChars || !AllOf(text, "_- ")) {
+    return Error(Code::kInvalidArgument, "{}: invalid disk description '{}'", field, text);
+  }
+  return Status::Ok();
+}
+
 }  // namespace spindle::proto

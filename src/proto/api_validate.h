@@ -15,6 +15,8 @@ inline constexpr uint64_t kMaxPlacementGroupNameChars = 127;
 inline constexpr uint64_t kMaxTemplateNameChars = 199;
 inline constexpr uint64_t kMaxTagChars = 199;
 inline constexpr uint64_t kMaxClusterNameChars = 63;
+inline constexpr uint64_t kMaxKvsNameChars = 1022;
+inline constexpr uint64_t kMaxDiskDescriptionChars = 30;
 
 // `^\#?[A-Za-z0-9_\-.:]+$`, not "list"/"status", at most 199 chars.
 Status ValidateVolumeName(std::string_view field, std::string_view name);
@@ -31,6 +33,12 @@ Status ValidateTagName(std::string_view field, std::string_view name);
 Status ValidateTagValue(std::string_view field, std::string_view value);
 // `^\#?[A-Za-z0-9_\-.:]+$`, at most 63 chars.
 Status ValidateClusterName(std::string_view field, std::string_view name);
+// KvsName: `^\#?[A-Za-z0-9_\-.:]+$`, at most 1022 chars.
+Status ValidateKvsName(std::string_view field, std::string_view name);
+// KvsKeyName: any string of 1..1022 chars.
+Status ValidateKvsKeyName(std::string_view field, std::string_view name);
+// DiskDescription: `^[A-Za-z0-9_\- ]{0,30}$`.
+Status ValidateDiskDescription(std::string_view field, std::string_view text);
 // Three dot-separated lowercase base-36 parts.
 bool IsGlobalId(std::string_view id);
 // Two dot-separated lowercase base-36 parts ("location.cluster").

@@ -71,5 +71,18 @@ TEST(ApiValidate, NumericRanges) {
   EXPECT_FALSE(ValidateTargetsCount("t", 65536).ok());
 }
 
+// KV bucket names, KV keys and disk descriptions follow the reference's rules (§2.1).
+TEST(ApiValidate, KvsAndDiskDescription) {
+  EXPECT_TRUE(ValidateKvsName("b", "#app.cfg:1").ok());
+  EXPECT_FALSE(ValidateKvsName("b", "a/b").ok());
+  EXPECT_FALSE(ValidateKvsName("b", std::string(1023, 'a')).ok());
+  EXPECT_TRUE(ValidateKvsKeyName("k", "any/thing?%").ok());
+  EXPECT_FALSE(ValidateKvsKeyName("k", "").ok());
+  EXPECT_TRUE(ValidateDiskDescription("d", "").ok());
+  EXPECT_TRUE(ValidateDiskDescription("d", "slot 1 - front_a").ok());
+  EXPECT_FALSE(ValidateDiskDescription("d", std::string(31, 'a')).ok());
+  EXPECT_FALSE(ValidateDiskDescription("d", "a.b").ok());
+}
+
 }  // namespace
 }  // namespace spindle::proto

@@ -124,7 +124,7 @@ class Mgmt:
     def snapshot(self):
         out = {}
         for call in ("VolumesList", "PlacementGroupsList", "VolumeTemplatesList",
-                     "AttachmentsList"):
+                     "AttachmentsList", "FaultSetsList", "KV", "MgmtConfigList"):
             st, j = self.raw("GET", "/ctrl/1.0/" + call)
             out[call] = j.get("data")
             out["generation"] = j.get("generation")
@@ -356,6 +356,303 @@ def test_down_server(m):
     check(m.get("DisksList")["302"]["generationLeft"] == -1, "disk back up")
 
 
+def test_disk_calls(m):
+    """DiskSetDescription shows in lists; DiskIgnore / DiskForget act on down disks only."""
+    m.post("DiskSetDescription/101", {"description": "slot 1 - front"})
+    check(m.get("DisksList")["101"]["description"] == "slot 1 - front", "description listed")
+    for bad in ({"description": "x" * 31}, {"description": "a.b"}, {"description": 5}, {}):
+        m.fails("POST", "/ctrl/1.0/DiskSetDescription/101", bad)
+    m.fails("POST", "/ctrl/1.0/DiskSetDescription/9999", {"description": "x"})
+    m.fails("POST", "/ctrl/1.0/DiskIgnore/101")  # up
+    m.fails("POST", "/ctrl/1.0/DiskForget/101")  # up
+    register(m, 3, [301])  # 302 leaves
+    blocked = m.get("ServersListBlocked")
+    check(blocked["servers"]["3"]["missingDisks"] == [302], f"missingDisks {blocked['servers']}")
+    m.post("DiskIgnore/302", None)
+    check(m.get("ServersListBlocked")["servers"]["3"]["missingDisks"] == [], "ignored disk")
+    m.post("PlacementGroupUpdate/extra", {"addDisks": [302], "rmDisks": []})
+    m.post("DiskForget/302", None)
+    check("302" not in m.get("DisksList"), "forgotten disk gone")
+    check(302 not in m.get("PlacementGroupDescribe/extra")["disks"], "forgotten disk left pg")
+    m.fails("POST", "/ctrl/1.0/DiskForget/302")
+    register(m, 3, [301, 302])
+    m.post("PlacementGroupUpdate/hdd", {"addDisks": [302], "rmDisks": []})
+    check(m.get("DisksList")["302"]["generationLeft"] == -1, "disk back")
+
+
+def test_fault_sets(m):
+    """Fault sets are listed and keep replicas apart: 3 servers in 2 fault sets hold rep 2 only."""
+    m.post("FaultSetUpdate/rack1", {"addServers": [1, 2]})
+    fs = m.get("FaultSetsList")
+    check(fs == {"rack1": {"name": "rack1", "servers": [1, 2]}}, f"FaultSetsList {fs}")
+    st, j = m.raw("POST", "/ctrl/1.0/VolumeCreate",
+                  {"name": "fs3", "size": 512, "replication": 3, "placeAll": "hdd"})
+    check(st >= 400 and "Not enough servers or fault sets for replication 3"
+          in j.get("error", {}).get("descr", ""), f"rep 3 over 2 fault sets: {j}")
+    m.post("VolumeCreate", {"name": "fs2", "size": 512, "replication": 2, "placeAll": "hdd"})
+    servers = {101: 1, 102: 1, 201: 2, 202: 2, 301: 3, 302: 3}
+    for ds in m.get("VolumeDescribe/fs2")["targetDiskSets"]:
+        check(sum(servers[d] in (1, 2) for d in ds) == 1, f"fault sets apart {ds}")
+    m.fails("POST", "/ctrl/1.0/FaultSetUpdate/rack2", {"addServers": [1]})  # in rack1
+    m.fails("POST", "/ctrl/1.0/FaultSetUpdate/rack2", {"addServers": [99]})
+    m.fails("POST", "/ctrl/1.0/FaultSetUpdate/bad.name", {"addServers": []})
+    m.fails("POST", "/ctrl/1.0/FaultSetUpdate/rack2", {"addServers": [0]})
+    m.fails("POST", "/ctrl/1.0/FaultSetUpdate/rack2", {"addServers": "1"})
+    m.post("FaultSetUpdate/rack1", {"rename": "rackA", "rmServers": [2]})
+    check(m.get("FaultSetsList") == {"rackA": {"name": "rackA", "servers": [1]}}, "renamed")
+    m.post("FaultSetDelete/rackA", None)
+    m.fails("POST", "/ctrl/1.0/FaultSetDelete/rackA")
+    m.post("VolumeDelete/fs2", None)
+
+
+def test_space_and_info(m):
+    """Registered per-layer usage becomes storedSize/onDiskSize, VolumesSpace, DiskDescribe."""
+    vid = m.get("Volume/v1")[0]["id"]
+    sets = m.get("VolumeDescribe/v1")["targetDiskSets"]
+    g0 = m.raw("GET", "/ctrl/1.0/VolumesList")[1]["generation"]
+    for sid in (1, 2, 3):
+        disks = [sid * 100 + 1, sid * 100 + 2]
+        body = {"type": "server", "id": sid, "nodeId": sid, "version": "0.1.0",
+                "startTime": 1732440000, "addr": "127.0.0.1", "port": 47000 + sid, "disks": []}
+        for d in disks:
+            objs = [{"layer": vid, "object": 0, "version": 3, "state": 1,
+                     "storedBytes": 8192}] if d in sets[0] else []
+            body["disks"].append({"id": d, "device": f"/tmp/disk{d}.img", "ssd": False,
+                                  "journaled": False, "sectorsCount": 8388608,
+                                  "objectsCount": 127, "objectsAllocated": len(objs),
+                                  "usage": [{"layer": vid, "objects": len(objs),
+                                             "storedBytes": 8192 * len(objs)}],
+                                  "objectList": objs})
+        st, j = m.raw("POST", "/spindle/1/ServiceRegister", body)
+        check(st == 200, f"register with usage {j}")
+    check(m.raw("GET", "/ctrl/1.0/VolumesList")[1]["generation"] == g0, "usage is not a change")
+    s = m.get("VolumesGetStatus")["v1"]
+    check(s["storedSize"] == 8192 and s["onDiskSize"] == 8192 * 3, f"sizes {s['storedSize']}")
+    q = m.get("VolumesGetStatusQuick")["v1"]
+    check("storedSize" not in q and q["status"] == "up" and "downDrives" in q, "quick status")
+    sp = {x["name"]: x for x in m.get("VolumesSpace")}
+    check(sp["v1"]["storedSize"] == 8192 and sp["v1"]["spaceUsed"] == 8192, f"space {sp['v1']}")
+    for f in SUMMARY_FIELDS:
+        check(f in sp["v1"], f"VolumeSpace.{f}")
+    obj = list(m.get(f"DiskDescribe/{sets[0][0]}")["objects"].values())
+    check(len(obj) == 1 and obj[0]["volume"] == "v1" and obj[0]["version"] == 3
+          and obj[0]["storedSize"] == 8192 and obj[0]["state"] == 1, f"DiskObject {obj}")
+    info = m.get("VolumeGetInfo/v1")
+    check(info["disksCount"] == 6 and sum(info["objectsPerDisk"].values()) == 3 * 2
+          and len(info["objectsPerDiskSet"]) == 32
+          and sum(x["count"] for x in info["objectsPerDiskSet"]) == 2
+          and sum(x["count"] for x in info["objectsPerChain"]) == 2, f"VolumeGetInfo {info}")
+    ts = {t["name"]: t for t in m.get("VolumeTemplatesStatus")}["t3"]
+    for f in ("volumesCount", "snapshotsCount", "removingSnapshotsCount", "size", "totalSize",
+              "onDiskSize", "storedSize", "availablePlaceAll", "availablePlaceTail",
+              "availablePlaceHead", "capacityPlaceAll", "capacityPlaceTail", "capacityPlaceHead",
+              "stored"):
+        check(f in ts, f"VolumeTemplateStatusDesc.{f}")
+    check(ts["volumesCount"] == 1 and ts["storedSize"] == 8192
+          and ts["capacityPlaceAll"] == 6 * 127 * (32 << 20) and ts["availablePlaceAll"] == 0,
+          f"template status {ts}")
+    for f in ("free", "capacity", "placeAll", "placeTail", "placeHead"):
+        check(f in ts["stored"], f"stored.{f}")
+
+
+def test_vag(m):
+    """VagList shows a volume's table; VagUpdate resizes it without moving any object."""
+    vid = m.get("Volume/v1")[0]["id"]
+    before = m.get("VolumeDescribe/v1")
+    vag = m.get(f"VagList/{vid}")
+    for f in ("name", "chains", "diskSetsConstraintsViolated", "overrides", "placeAll",
+              "placeTail", "placeHead", "replication", "targetDiskSets", "templateName"):
+        check(f in vag, f"Vag.{f}")
+    check(vag["targetDiskSets"] == before["targetDiskSets"], "vag table")
+    m.post("VagUpdate", {"vagId": str(vid), "targetsCount": 64})
+    after = m.get("VolumeDescribe/v1")
+    check(len(after["targetDiskSets"]) == 64 and after["objects"] == before["objects"],
+          "64 sets, objects unchanged")
+    m.post("VagUpdate", {"vagId": str(vid), "targetsCount": 1024})
+    check(len(m.get("VolumeDescribe/v1")["targetDiskSets"]) == 1024, "1024 sets")
+    for bad in ({"vagId": str(vid), "targetsCount": 3}, {"vagId": str(vid), "targetsCount": 0},
+                {"vagId": str(vid), "targetsCount": 65536}, {"vagId": "x", "targetsCount": 2},
+                {"vagId": "99999", "targetsCount": 2}, {"targetsCount": 2}, {"vagId": str(vid)},
+                {"vagId": str(vid), "targetsCount": "2"}):
+        m.fails("POST", "/ctrl/1.0/VagUpdate", bad)
+    m.fails("GET", "/ctrl/1.0/VagList/0")
+    m.fails("GET", "/ctrl/1.0/VagList/abc")
+    m.fails("GET", "/ctrl/1.0/VagList/99999")
+
+
+def test_kv(m):
+    """The KV store: buckets, versions, conditional set, empty value deletes."""
+    m.post("KV/Create/app.cfg", None)
+    check(m.get("KV")["buckets"].get("app.cfg") == 1, "bucket listed with version")
+    m.post("KV/Set/app.cfg", {"set": {"a/b": "1", "k": "v"}})
+    lst = m.get("KV/List/app.cfg")
+    check(lst == {"name": "app.cfg", "version": 2, "pairs": {"a/b": "1", "k": "v"}}, f"{lst}")
+    check(m.get("KV/Get/app.cfg/a/b")["pairs"] == {"a/b": "1"}, "key with /")
+    st, j = m.raw("GET", "/ctrl/1.0/KV/Get/app.cfg/k")
+    check(st == 200 and j["data"]["pairs"] == {"k": "v"}, f"KV/Get {j}")
+    m.post("KV/Set/app.cfg", {"runIfVersionIs": 2, "set": {"k": ""}})
+    check(m.get("KV/List/app.cfg")["pairs"] == {"a/b": "1"}, "empty value deletes")
+    check(m.fails("POST", "/ctrl/1.0/KV/Set/app.cfg", {"runIfVersionIs": 2, "set": {"k": "x"}})
+          == "runIfVersionIsMismatch", "version mismatch error name")
+    for path, body in (("KV/Set/app.cfg", {"set": {"k": 1}}), ("KV/Set/app.cfg", {"set": []}),
+                       ("KV/Set/app.cfg", {}), ("KV/Set/nope", {"set": {}}),
+                       ("KV/Create/app.cfg", None), ("KV/Create/bad*name", None),
+                       ("KV/Delete/nope", None), ("KV/Frob/app.cfg", None),
+                       ("KV/Set/app.cfg", {"runIfVersionIs": "3", "set": {}})):
+        m.fails("POST", "/ctrl/1.0/" + path, body)
+    m.fails("GET", "/ctrl/1.0/KV/Get/app.cfg/missing")
+    m.fails("POST", "/ctrl/1.0/KV/List/app.cfg")  # wrong method
+    m.fails("GET", "/ctrl/1.0/KV/Create/x")  # wrong method
+    m.post("KV/Delete/app.cfg", None)
+    check(m.get("KV") == {"buckets": {}}, "bucket deleted")
+
+
+def test_mgmt_config_reuse(m):
+    """reuse server implicit on disk down: off → StorPool's error; on → created, flagged C."""
+    check(m.get("MgmtConfigList") == {"reuseServerImplicitOnDiskDown": False}, "default off")
+    register(m, 3, [])  # node 3's disks down: 2 servers left for replication 3
+    m.post("PlacementGroupUpdate/hdd", {"addDisks": [], "rmDisks": []})
+    st, j = m.raw("POST", "/ctrl/1.0/VolumeCreate",
+                  {"name": "c1", "size": 512, "replication": 3, "placeAll": "hdd"})
+    check(st >= 400 and j["error"]["descr"] ==
+          "Not enough servers or fault sets for replication 3", f"off: {j}")
+    m.post("MgmtConfigSet", {"reuseServerImplicitOnDiskDown": True})
+    m.post("VolumeCreate", {"name": "c1", "size": 512, "replication": 3, "placeAll": "hdd"})
+    s = m.get("VolumesGetStatus")["c1"]
+    check(s["constraintsViolated"] is True, "flag C in status")
+    check(m.get("VolumesGetStatusQuick")["c1"]["constraintsViolated"] is True, "flag C quick")
+    vid = m.get("Volume/c1")[0]["id"]
+    check(m.get(f"VagList/{vid}")["diskSetsConstraintsViolated"] is True, "vag flag")
+    alerts = m.get("AlertsList")
+    check(any(a["volume"] == "c1" for a in alerts), f"alert recorded {alerts}")
+    check(m.get("Volume/v1") and m.get("VolumesGetStatus")["v1"]["constraintsViolated"] is False,
+          "others not flagged")
+    for bad in ({"reuseServerImplicitOnDiskDown": "yes"}, {"frob": 1}, {}):
+        m.fails("POST", "/ctrl/1.0/MgmtConfigSet", bad)
+    check(m.fails("POST", "/ctrl/1.0/MgmtConfigSet", {"maxLocalRecoveryRequests": 2})
+          == "notImplemented", "StorPool setting absent from Spindle")
+    m.post("MgmtConfigSet", {"reuseServerImplicitOnDiskDown": False})
+    m.post("VolumeDelete/c1", None)
+    register(m, 3, [301, 302])
+
+
+def test_waits(m):
+    """ClientConfigWait returns once the client reports; VolumesReassignWait honours attachTimeout."""
+    gen = m.raw("GET", "/ctrl/1.0/VolumesList")[1]["generation"]
+    m.raw("POST", "/spindle/1/ClientReport/7", {"generation": gen})
+    t0 = time.time()
+    w = m.get("ClientConfigWait/7")
+    check(w[0]["configStatus"] == "ok" and w[0]["clientGeneration"] >= gen
+          and time.time() - t0 < 5, f"ClientConfigWait current {w}")
+    m.fails("GET", "/ctrl/1.0/ClientConfigWait/99")
+    m.fails("GET", "/ctrl/1.0/ClientConfigWait/0")
+    st, j = m.raw("POST", "/spindle/1/ServiceRegister",
+                  {"type": "client", "id": 7, "nodeId": 11, "version": "0.1.0", "startTime": 1})
+    t0 = time.time()
+    r = m.post("VolumesReassignWait", {"reassign": [{"volume": "v1", "rw": [7], "force": False}],
+                                       "attachTimeout": 0})
+    check(time.time() - t0 < 3 and "7" in r.get("info", ""), f"attachTimeout 0: {r}")
+    t0 = time.time()
+    r = m.post("VolumesReassignWait", {"reassign": [{"volume": "v1", "detach": [7],
+                                                     "force": False}], "attachTimeout": 1})
+    check(0.9 <= time.time() - t0 < 5 and "7" in r.get("info", ""), f"attachTimeout 1: {r}")
+    check(m.get("AttachmentsList") == [], "detached anyway")
+    import threading
+    def report():
+        time.sleep(0.5)
+        g = m.raw("GET", "/ctrl/1.0/VolumesList")[1]["generation"]
+        m.raw("POST", "/spindle/1/ClientReport/7", {"generation": g})
+    th = threading.Thread(target=report)
+    th.start()
+    r = m.post("VolumesReassignWait", {"reassign": [{"volume": "v1", "ro": [7], "force": False}],
+                                       "attachTimeout": 10})
+    th.join()
+    check("info" not in r, f"client confirmed: {r}")
+    m.post("VolumesReassign", [{"volume": "v1", "detach": "all", "force": False}])
+    for bad in ({"reassign": {}}, {"reassign": [{"volume": "nope", "rw": [7], "force": False}]},
+                {"reassign": [], "attachTimeout": -1}, {"reassign": [], "attachTimeout": "1"},
+                {"attachTimeout": 1}):
+        m.fails("POST", "/ctrl/1.0/VolumesReassignWait", bad)
+
+
+def test_call_list(m):
+    """GET /ctrl/1.0/ lists implemented and notImplemented calls."""
+    d = m.get("")
+    names = {c["call"] for c in d["implemented"]}
+    for c in ("VolumeCreate", "KV", "VagUpdate", "VolumesReassignWait", "ClientConfigWait",
+              "VolumeTemplatesStatus", "MgmtConfigSet"):
+        check(c in names, f"{c} implemented")
+    check("NetworkPeersList" in d["notImplemented"] and not names & set(d["notImplemented"]),
+          "notImplemented disjoint")
+    docs = os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../docs/api.md")
+    if os.path.exists(docs):
+        text = open(docs).read()
+        missing = [c for c in names if f"`{c}`" not in text]
+        check(not missing, f"docs/api.md lists every implemented call; missing {missing}")
+
+
+def test_bad_input_all(m):
+    """Every implemented call: no/wrong token, wrong method, extra or invalid path arguments,
+    bodies that are not JSON, not an object, or over the limit → StorPool error, state unchanged.
+    Unknown body fields are ignored (as the bindings' decoders ignore unknown members)."""
+    calls = m.get("")["implemented"]
+    over = "{" + " " * (1 << 20) + "}"
+    for c in calls:
+        name, method, nargs = c["call"], c["method"], c["pathArgs"]
+        if name in ("ClientConfigWait",):  # blocks on a valid id; covered in test_waits
+            continue
+        n = 1 if nargs == "*" else nargs
+        path = "/ctrl/1.0/" + "/".join([name] + ["1"] * n)
+        send = "GET" if method in ("GET", "*") else "POST"
+        check(m.fails(send, path, token=None) == "authFailed", f"{name}: no token")
+        check(m.fails(send, path, token="nope") == "authFailed", f"{name}: wrong token")
+        if nargs == "*":
+            continue
+        m.fails("POST" if method == "GET" else "GET", path)
+        m.fails(method, "/ctrl/1.0/" + "/".join([name] + ["1"] * (nargs + 1)))
+        if nargs:
+            for bad in ("list", "bad*name", "x" * 300, "a%25b"):
+                m.fails(method, "/ctrl/1.0/" + "/".join([name] + [bad] * nargs),
+                        {} if method == "POST" else None)
+        if method == "POST":
+            m.fails("POST", path, raw_body="{not json")
+            m.fails("POST", path, raw_body=over)
+            if name not in ("VolumesReassign",) and nargs == 0:
+                m.fails("POST", path, raw_body="[1]")
+    # Missing required fields and wrong types on the body-taking calls.
+    for path, body in (("VolumeTemplateCreate", {"placeAll": "hdd"}),
+                       ("VolumeTemplateCreate", {"name": 5}),
+                       ("VolumeCreate", {"size": 512}),
+                       ("VolumeCreate", {"name": "n", "size": 512.5, "replication": 1,
+                                         "placeAll": "hdd"}),
+                       ("VolumeCreate", {"name": "n", "size": 512, "replication": 1,
+                                         "placeAll": "hdd", "tags": ["a"]}),
+                       ("VolumeCreate", {"name": "n", "size": 512, "replication": 1,
+                                         "placeAll": "hdd", "reuseServer": "yes"}),
+                       ("VolumeCreate", {"name": "n", "size": 512, "replication": 1,
+                                         "placeAll": "hdd", "iops": -1}),
+                       ("VolumeCreate", {"name": "n", "size": 2 ** 70, "replication": 1,
+                                         "placeAll": "hdd"}),
+                       ("VolumeUpdate/v1", {"sizeAdd": 100}), ("VolumeUpdate/v1", {"rename": 1}),
+                       ("VolumeUpdate/v1", {"rename": "list"}),
+                       ("VolumeUpdate/v1", {"template": "nope"}),
+                       ("VolumeTemplateUpdate/t3", {"replication": 0}),
+                       ("VolumeTemplateUpdate/t3", {"rename": "a b"}),
+                       ("PlacementGroupUpdate/hdd", {"addDisks": [4096]}),
+                       ("PlacementGroupUpdate/hdd", {"addDisks": [-1]}),
+                       ("PlacementGroupUpdate/hdd", {"rename": "x" * 128}),
+                       ("VolumesReassign", [{"rw": [7], "force": False}]),
+                       ("VolumesReassign", [{"volume": "v1", "rw": [4096], "force": False}]),
+                       ("VolumesReassign", [{"volume": "v1", "rw": "7", "force": False}]),
+                       ("DiskSetDescription/101", {"description": None})):
+        m.fails("POST", "/ctrl/1.0/" + path, body)
+    # Unknown fields are ignored: the call succeeds as if they were absent.
+    r = m.post("VolumeCreate", {"name": "uf", "size": 512, "replication": 1, "placeAll": "hdd",
+                                "frobnicate": {"x": 1}})
+    check(r.get("name") == "uf" and "frobnicate" not in m.get("Volume/uf")[0], "unknown ignored")
+    m.post("VolumeDelete/uf", None)
+
+
 def test_restart(m):
     before = m.snapshot()
     m.stop()
@@ -377,6 +674,8 @@ def main():
             m.start()
             for t in (test_services_and_disks, test_placement_groups, test_templates,
                       test_volumes, test_bad_volume_input, test_attachments, test_down_server,
+                      test_disk_calls, test_fault_sets, test_space_and_info, test_vag, test_kv,
+                      test_mgmt_config_reuse, test_waits, test_call_list, test_bad_input_all,
                       test_restart):
                 try:
                     t(m)
