@@ -62,6 +62,7 @@ Status BlockService::Start() {
   std::error_code ec;
   std::filesystem::create_directories(options_.workdir, ec);
   if (ec) return Error(Code::kIoError, "workdir {}: {}", options_.workdir, ec.message());
+  nbd_.set_on_in_use([this](std::vector<std::string> ids) { link_.SetInUse(std::move(ids)); });
   SP_RETURN_IF_ERROR(nbd_.Start());
   if (kernel::Available()) {
     auto k = std::make_unique<kernel::KernelNbd>(options_.dev_dir, options_.dev_byid_dir,

@@ -56,10 +56,21 @@ nlohmann::json MgmtLink::RegisterBody() const {
           {"version", SPINDLE_VERSION},
           {"startTime", start_time_},
           {"appliedGeneration", applied_generation_.load()},
+          {"openVolumes", InUseCopy()},
           {"nbd",
            {{"socket", options_.nbd_socket},
             {"host", options_.nbd_host},
             {"port", options_.nbd_port}}}};
+}
+
+void MgmtLink::SetInUse(std::vector<std::string> global_ids) {
+  std::lock_guard lock(in_use_mu_);
+  in_use_ = std::move(global_ids);
+}
+
+std::vector<std::string> MgmtLink::InUseCopy() const {
+  std::lock_guard lock(in_use_mu_);
+  return in_use_;
 }
 
 void MgmtLink::HeartbeatLoop() {

@@ -46,6 +46,9 @@ class MgmtLink {
   MgmtLink& operator=(const MgmtLink&) = delete;
 
   void Start();
+  // Volumes (globalIds) in use on this node; sent with every heartbeat so mgmt can refuse a
+  // detach while a volume is open. Any thread.
+  void SetInUse(std::vector<std::string> global_ids);
   void RequestStop();
   void Join();
   int64_t applied_generation() const { return applied_generation_.load(); }
@@ -56,6 +59,7 @@ class MgmtLink {
   bool PollOnce(net::ApiClient& api, int64_t& since);
   Status ApplyOnIo(ClientState state);
   nlohmann::json RegisterBody() const;
+  std::vector<std::string> InUseCopy() const;
   // Sleeps up to `d`; false when a stop was requested.
   bool Sleep(std::chrono::milliseconds d);
   bool stopping() const { return stop_.load(); }
@@ -66,6 +70,8 @@ class MgmtLink {
   int64_t start_time_ = 0;
   bool poll_failing_ = false;  // poll thread only: log transitions, not every retry
   std::atomic<bool> stop_{false};
+  mutable std::mutex in_use_mu_;
+  std::vector<std::string> in_use_;
   std::atomic<int64_t> applied_generation_{0};
   std::atomic<int64_t> heartbeat_interval_ms_{1000};
   std::mutex mu_;

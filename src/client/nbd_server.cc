@@ -88,6 +88,19 @@ void NbdServer::CloseSessionsOf(const Volume* v) {
   }
 }
 
+void NbdServer::NoteInUse(const std::string& global_id, int delta) {
+  int& n = in_use_[global_id];
+  const bool was = n > 0;
+  n += delta;
+  SP_ASSERT(n >= 0);
+  const bool now = n > 0;
+  if (n == 0) in_use_.erase(global_id);
+  if (was == now || !on_in_use_) return;
+  std::vector<std::string> ids;
+  for (const auto& [gid, _] : in_use_) ids.push_back(gid);
+  on_in_use_(std::move(ids));
+}
+
 Status NbdServer::Adopt(NbdSession::Socket socket, std::shared_ptr<Volume> v) {
   if (stopped_) return Error(Code::kUnavailable, "NBD server stopped");
   if (sessions_.size() >= kMaxNbdConnections) {

@@ -7,6 +7,8 @@
 #include <array>
 #include <cstdint>
 #include <deque>
+#include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <span>
@@ -128,6 +130,12 @@ class NbdServer {
   uint16_t tcp_port() const { return tcp_port_; }
 
   VolumeTable& table() { return table_; }
+  // Counts NBD connections in transmission per volume (globalId); `on_in_use` gets the set of
+  // volumes with at least one, whenever it changes.
+  void NoteInUse(const std::string& global_id, int delta);
+  void set_on_in_use(std::function<void(std::vector<std::string>)> fn) {
+    on_in_use_ = std::move(fn);
+  }
   void Forget(NbdSession* s) { sessions_.erase(s); }
 
  private:
@@ -142,6 +150,8 @@ class NbdServer {
   Acceptor tcp_acceptor_;
   uint16_t tcp_port_ = 0;
   std::unordered_set<NbdSession*> sessions_;
+  std::map<std::string, int> in_use_;
+  std::function<void(std::vector<std::string>)> on_in_use_;
   bool stopped_ = false;
 };
 

@@ -40,11 +40,19 @@ asio::awaitable<void> NbdSession::RunAttached(std::shared_ptr<NbdSession> self,
                                               std::shared_ptr<Volume> v) {
   self->volume_ = std::move(v);
   co_await self->Transmission();
+  self->Close();
+  self->server_.Forget(self.get());
 }
 
 asio::awaitable<void> NbdSession::Run(std::shared_ptr<NbdSession> self) {
   const bool chosen = co_await self->Handshake();
-  if (chosen) co_await self->Transmission();
+  if (chosen) {
+    // Counted as "in use" for detach (a kernel-attached device's own session is not).
+    const std::string gid = self->volume_->spec().global_id;
+    self->server_.NoteInUse(gid, +1);
+    co_await self->Transmission();
+    self->server_.NoteInUse(gid, -1);
+  }
   self->Close();
   self->server_.Forget(self.get());
 }

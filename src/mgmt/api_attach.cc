@@ -95,9 +95,28 @@ Status Attach(State& s, VolumeRecord& v, uint32_t client, const std::string& rig
   return Status::Ok();
 }
 
-Status ApplyReassign(State& s, const Reassign& r) {
+// client id -> globalIds of volumes open there (NBD connections or a kernel device in use).
+using OpenVolumes = std::map<uint32_t, std::set<std::string>>;
+
+// As StorPool does, a detach is refused while the device is in use on that client, unless
+// forced (a forced detach closes the client's connections to the volume).
+Status CheckNotOpen(const VolumeRecord& v, uint32_t client, const Reassign& r,
+                    const OpenVolumes& open) {
+  if (r.force || !v.attachments.count(std::to_string(client))) return Status::Ok();
+  auto it = open.find(client);
+  if (it == open.end() || !it->second.count(v.globalId)) return Status::Ok();
+  return Error(Code::kFailedPrecondition,
+               "volume {} is in use on client {}; detach with force to close it", v.name, client);
+}
+
+Status ApplyReassign(State& s, const Reassign& r, const OpenVolumes& open) {
   SP_ASSIGN_OR_RETURN(const VolumeRecord* found, LookupVolume(s, r.volume));
   VolumeRecord& v = s.volumes.at(found->id);
+  std::vector<uint32_t> leaving = r.detach;
+  if (r.detach_all) {
+    for (const auto& [client, _] : v.attachments) leaving.push_back(std::stoul(client));
+  }
+  for (uint32_t c : leaving) SP_RETURN_IF_ERROR(CheckNotOpen(v, c, r, open));
   if (r.detach_all) v.attachments.clear();
   for (uint32_t c : r.detach) v.attachments.erase(std::to_string(c));
   for (uint32_t c : r.rw) SP_RETURN_IF_ERROR(Attach(s, v, c, "rw", r.force));
@@ -123,6 +142,7 @@ Result<std::vector<Reassign>> ParseItems(const Json* list) {
 // Applies the items as one change; `touched` gets every client attached, detached or changed.
 Result<int64_t> ApplyAll(Cluster& c, const std::vector<Reassign>& items,
                          std::set<uint32_t>* touched) {
+  OpenVolumes open = c.Read([](const State&, const Runtime& rt) { return rt.clientOpen; });
   return c.Mutate([&](State& s) -> Status {
     for (const Reassign& r : items) {
       if (touched != nullptr) {
@@ -131,7 +151,7 @@ Result<int64_t> ApplyAll(Cluster& c, const std::vector<Reassign>& items,
         touched->insert(r.rw.begin(), r.rw.end());
         touched->insert(r.ro.begin(), r.ro.end());
       }
-      SP_RETURN_IF_ERROR(ApplyReassign(s, r));
+      SP_RETURN_IF_ERROR(ApplyReassign(s, r, open));
     }
     return Status::Ok();
   });

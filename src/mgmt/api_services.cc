@@ -299,11 +299,25 @@ Result<Json> RegisterServer(Cluster& c, const Json& body, const ServiceHeader& h
   return ApiOk(gen, {{"heartbeatIntervalMs", kHeartbeatIntervalMs}});
 }
 
+// Bound on the volumes one client may report open (its attachment positions).
+constexpr size_t kMaxOpenVolumes = 1024;
+
 Result<Json> RegisterClient(Cluster& c, const Json& body, const ServiceHeader& h) {
   std::optional<int64_t> applied;
   SP_RETURN_IF_ERROR(OptInt(body, "appliedGeneration", applied));
   Json nbd = body.contains("nbd") ? body["nbd"] : Json::object();
   if (!nbd.is_object()) return Error(Code::kInvalidArgument, "'nbd' must be an object");
+  std::set<std::string> open;
+  if (auto it = body.find("openVolumes"); it != body.end()) {
+    if (!it->is_array() || it->size() > kMaxOpenVolumes) {
+      return Error(Code::kInvalidArgument, "'openVolumes' must be a list of at most {} ids",
+                   kMaxOpenVolumes);
+    }
+    for (const Json& g : *it) {
+      if (!g.is_string()) return Error(Code::kInvalidArgument, "'openVolumes' holds strings");
+      open.insert(g.get<std::string>());
+    }
+  }
   ClientRecord reg{static_cast<uint32_t>(h.id),
                    static_cast<uint32_t>(h.node_id),
                    h.version,
@@ -313,6 +327,7 @@ Result<Json> RegisterClient(Cluster& c, const Json& body, const ServiceHeader& h
   c.UpdateRuntime([&](Runtime& rt) {
     rt.clientHeard[reg.id] = std::chrono::steady_clock::now();
     if (applied) rt.clientApplied[reg.id] = *applied;
+    rt.clientOpen[reg.id] = std::move(open);
   });
   SP_ASSIGN_OR_RETURN(int64_t gen, c.Mutate([&](State& s) {
     s.clients[reg.id] = reg;

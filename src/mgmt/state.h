@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -208,6 +209,8 @@ struct Runtime {
   std::map<uint32_t, std::chrono::steady_clock::time_point> serverHeard, clientHeard;
   std::map<uint32_t, DiskStats> diskStats;
   std::map<uint32_t, int64_t> clientApplied;  // client id → generation it applied
+  // client id → globalIds of volumes with open NBD connections or an open kernel device there
+  std::map<uint32_t, std::set<std::string>> clientOpen;
 };
 
 // Every entity of `state` serialized: ("disk", "101") → JSON text, and so on.
