@@ -10,7 +10,7 @@ namespace {
 // Jobs run on the disk pool. Plain structs rather than lambdas: GCC 12 mishandles lambda
 // captures of coroutine parameters (double destruction of a moved vector).
 struct WriteJob {
-  disk::DiskStore* store;
+  jdisk::JStore* store;
   LayerId layer;
   ObjectIndex object;
   uint64_t version;
@@ -24,7 +24,7 @@ struct WriteJob {
 };
 
 struct BlockStatusJob {
-  disk::DiskStore* store;
+  jdisk::JStore* store;
   std::vector<LayerId> chain;
   ObjectIndex object;
   uint32_t offset;
@@ -35,7 +35,7 @@ struct BlockStatusJob {
 };
 
 struct ReadJob {
-  disk::DiskStore* store;
+  jdisk::JStore* store;
   std::vector<LayerId> chain;
   ObjectIndex object;
   uint32_t offset;
@@ -53,7 +53,7 @@ struct ReadJob {
 }  // namespace
 
 ObjectStore::ObjectStore(asio::io_context& io, asio::thread_pool& pool,
-                         std::unique_ptr<disk::DiskStore> store,
+                         std::unique_ptr<jdisk::JStore> store,
                          std::chrono::milliseconds version_wait)
     : io_(io), pool_(pool), store_(std::move(store)), version_wait_(version_wait) {}
 
@@ -138,9 +138,9 @@ void ObjectStore::DropIfIdle(const Key& key) {
 asio::awaitable<Result<ReadResult>> ObjectStore::Read(std::vector<LayerId> chain,
                                                       ObjectIndex object, uint32_t offset,
                                                       uint32_t length) {
-  if (chain.empty() || chain.size() > disk::DiskStore::kMaxChainLength) {
+  if (chain.empty() || chain.size() > jdisk::JStore::kMaxChainLength) {
     co_return Error(Code::kInvalidArgument, "chain of {} layers (1..{})", chain.size(),
-                    disk::DiskStore::kMaxChainLength);
+                    jdisk::JStore::kMaxChainLength);
   }
   if (length == 0 || length > kObjectSize) {
     co_return Error(Code::kInvalidArgument, "read length {} (1..{})", length, kObjectSize);

@@ -20,7 +20,7 @@
 #include <asio.hpp>
 
 #include "common/status.h"
-#include "server/disk_store/disk_store.h"
+#include "server/disk_store/jstore.h"
 
 namespace spindle::server {
 
@@ -34,7 +34,7 @@ struct ReadResult {
 
 class ObjectStore {
  public:
-  ObjectStore(asio::io_context& io, asio::thread_pool& pool, std::unique_ptr<disk::DiskStore> store,
+  ObjectStore(asio::io_context& io, asio::thread_pool& pool, std::unique_ptr<jdisk::JStore> store,
               std::chrono::milliseconds version_wait = kDefaultVersionWait);
 
   // REQUIRES: data stays valid until the returned awaitable completes. Returns the object's
@@ -53,13 +53,14 @@ class ObjectStore {
                                                          uint32_t length);
   asio::awaitable<Result<ReadResult>> Read(std::vector<LayerId> chain, ObjectIndex object,
                                            uint32_t offset, uint32_t length);
-  disk::ObjectInfo Info(LayerId layer, ObjectIndex object) const {
+  jdisk::ObjectInfo Info(LayerId layer, ObjectIndex object) const {
     return store_->Info(layer, object);
   }
 
   DiskId disk() const { return store_->superblock().disk; }
   // Thread-safe (for the heartbeat thread).
-  const disk::DiskStore& store() const { return *store_; }
+  const jdisk::JStore& store() const { return *store_; }
+  jdisk::JStore& mutable_store() { return *store_; }  // tests: Checkpoint, corruption
 
  private:
   using Key = std::pair<uint64_t, uint32_t>;
@@ -87,7 +88,7 @@ class ObjectStore {
 
   asio::io_context& io_;
   asio::thread_pool& pool_;
-  std::unique_ptr<disk::DiskStore> store_;
+  std::unique_ptr<jdisk::JStore> store_;
   std::chrono::milliseconds version_wait_;
   std::map<Key, Queue> queues_;  // only objects with a write in progress or waiting
 };

@@ -1,14 +1,54 @@
 #include "server/registrar.h"
 
 #include <algorithm>
+#include <map>
 
 #include "common/log.h"
 #include "common/units.h"
 
 namespace spindle::server {
+namespace {
+
+// At most this many per-object entries (~70 bytes each) go into one registration, keeping the
+// body well under mgmt's 1 MiB limit; a disk whose objects do not fit sends none (mgmt then
+// estimates one copy from the per-layer totals, which are always complete).
+constexpr size_t kMaxReportedObjects = 8192;
+
+// Per-layer usage and per-object entries of one disk for the registration body; `budget` is
+// what is left of kMaxReportedObjects.
+void AddUsage(const jdisk::JStore& d, nlohmann::json& out, size_t& budget) {
+  struct Layer {
+    uint64_t objects = 0, stored = 0;
+  };
+  std::map<uint64_t, Layer> layers;
+  nlohmann::json objects = nlohmann::json::array();
+  std::vector<jdisk::ObjectEntry> entries = d.List();
+  for (const jdisk::ObjectEntry& e : entries) {
+    uint64_t stored = uint64_t{e.info.blocks_present} * kBlockSize;
+    Layer& l = layers[e.layer.value()];
+    ++l.objects;
+    l.stored += stored;
+    if (entries.size() <= budget) {
+      objects.push_back({{"layer", e.layer.value()},
+                         {"object", e.object.value()},
+                         {"version", e.info.version},
+                         {"state", static_cast<uint32_t>(e.info.state)},
+                         {"storedBytes", stored}});
+    }
+  }
+  nlohmann::json usage = nlohmann::json::array();
+  for (const auto& [layer, l] : layers) {
+    usage.push_back({{"layer", layer}, {"objects", l.objects}, {"storedBytes", l.stored}});
+  }
+  out["usage"] = std::move(usage);
+  out["objectList"] = std::move(objects);
+  if (entries.size() <= budget) budget -= entries.size();
+}
+
+}  // namespace
 
 Registrar::Registrar(net::ApiEndpoint endpoint, RegistrationInfo info,
-                     std::vector<const disk::DiskStore*> disks)
+                     std::vector<const jdisk::JStore*> disks)
     : endpoint_(std::move(endpoint)), info_(std::move(info)), disks_(std::move(disks)) {
   endpoint_.timeout = std::min(endpoint_.timeout, kHeartbeatCallTimeout);
 }
@@ -40,19 +80,22 @@ uint64_t Registrar::registrations() const {
 
 nlohmann::json Registrar::Body() const {
   nlohmann::json disks = nlohmann::json::array();
-  for (const disk::DiskStore* d : disks_) {
-    disk::StoreStats s = d->Stats();
+  size_t object_budget = kMaxReportedObjects;
+  for (const jdisk::JStore* d : disks_) {
+    jdisk::StoreStats s = d->Stats();
     disks.push_back({{"id", d->superblock().disk.value()},
                      {"device", d->path()},
                      {"ssd", false},
-                     {"journaled", false},
+                     {"journaled", true},
                      {"sectorsCount", s.device_bytes / kSectorSize},
-                     {"objectsCount", s.slots_total},
-                     {"objectsAllocated", s.slots_used},
-                     {"objectsOnDiskSize", uint64_t{s.slots_used} * kObjectSize},
+                     // Thin: capacity and use in whole 32 MiB objects' worth of space.
+                     {"objectsCount", s.data_bytes / kObjectSize},
+                     {"objectsAllocated", (s.on_disk_bytes + kObjectSize - 1) / kObjectSize},
+                     {"objectsOnDiskSize", s.on_disk_bytes},
                      {"storedSize", s.bytes_stored},
-                     {"entriesCount", s.slots_total},
-                     {"entriesAllocated", s.slots_used}});
+                     {"entriesCount", s.max_objects},
+                     {"entriesAllocated", s.objects}});
+    AddUsage(*d, disks.back(), object_budget);
   }
   return {{"type", "server"},
           {"id", info_.id.value()},

@@ -19,7 +19,7 @@
 
 #include "common/ids.h"
 #include "net/api_client.h"
-#include "server/disk_store/disk_store.h"
+#include "server/disk_store/jstore.h"
 
 namespace spindle::server {
 
@@ -41,7 +41,7 @@ class Registrar {
  public:
   // disks: not owned; must outlive the Registrar.
   Registrar(net::ApiEndpoint endpoint, RegistrationInfo info,
-            std::vector<const disk::DiskStore*> disks);
+            std::vector<const jdisk::JStore*> disks);
   ~Registrar();
 
   void Start();
@@ -58,7 +58,7 @@ class Registrar {
 
   net::ApiEndpoint endpoint_;
   const RegistrationInfo info_;
-  const std::vector<const disk::DiskStore*> disks_;
+  const std::vector<const jdisk::JStore*> disks_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
   bool stop_ = false;

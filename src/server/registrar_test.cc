@@ -25,9 +25,9 @@ TEST(Registrar, BodyMatchesInternalApi) {
   EXPECT_EQ(d["device"], store->path());
   EXPECT_EQ(d["objectsCount"], 3);
   EXPECT_EQ(d["objectsAllocated"], 1);
-  EXPECT_EQ(d["objectsOnDiskSize"], kObjectSize);
+  EXPECT_EQ(d["objectsOnDiskSize"], jdisk::kChunkBytes);  // thin: one 64 KiB chunk
   EXPECT_EQ(d["storedSize"], 8192);
-  EXPECT_EQ(d["sectorsCount"], (disk::kSlotsOffset + 3 * disk::kSlotStride) / kSectorSize);
+  EXPECT_EQ(d["sectorsCount"], testing::ScratchDir::DiskBytes(3) / kSectorSize);
 }
 
 // With mgmt unreachable the registrar keeps retrying without blocking, and Stop() returns

@@ -59,7 +59,7 @@ Result<std::unique_ptr<Server>> Server::Create(env::Env& env, ServerOptions opti
   std::unique_ptr<Server> s(new Server(env, std::move(options)));
   SP_RETURN_IF_ERROR(s->OpenDisks());
   std::vector<ObjectStore*> stores;
-  std::vector<const disk::DiskStore*> disks;
+  std::vector<const jdisk::JStore*> disks;
   for (auto& st : s->stores_) {
     stores.push_back(st.get());
     disks.push_back(&st->store());
@@ -76,15 +76,15 @@ Result<std::unique_ptr<Server>> Server::Create(env::Env& env, ServerOptions opti
 Status Server::OpenDisks() {
   std::set<DiskId> seen;
   for (const std::string& path : options_.disk_paths) {
-    SP_ASSIGN_OR_RETURN(auto store, disk::DiskStore::Open(env_, path, options_.cluster_id));
+    SP_ASSIGN_OR_RETURN(auto store, jdisk::JStore::Open(env_, path, options_.cluster_id));
     DiskId id = store->superblock().disk;
     if (!seen.insert(id).second) {
       return Error(Code::kFailedPrecondition, "{} is disk {}, which another path already is", path,
                    id.value());
     }
-    disk::StoreStats st = store->Stats();
-    SP_LOG_INFO("disk {} at {}: {} of {} slots used, {} bytes stored, {} damaged", id.value(), path,
-                st.slots_used, st.slots_total, st.bytes_stored, st.slots_damaged);
+    jdisk::StoreStats st = store->Stats();
+    SP_LOG_INFO("disk {} at {}: {} objects, {} bytes stored, {} of {} bytes allocated", id.value(),
+                path, st.objects, st.bytes_stored, st.on_disk_bytes, st.data_bytes);
     stores_.push_back(std::make_unique<ObjectStore>(io_, pool_, std::move(store)));
   }
   return Status::Ok();

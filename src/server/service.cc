@@ -99,7 +99,7 @@ net::Reply Service::ObjectInfo(const net::Frame& request) const {
   if (!req.ok()) return net::Reply::Fail(req.status());
   auto store = Disk(req->disk);
   if (!store.ok()) return net::Reply::Fail(store.status());
-  disk::ObjectInfo info = (*store)->Info(req->layer, req->object);
+  jdisk::ObjectInfo info = (*store)->Info(req->layer, req->object);
   std::vector<uint8_t> out;
   proto::EncodePayload(proto::ObjectInfoResponse{info.version, static_cast<uint32_t>(info.state),
                                                  info.blocks_present},

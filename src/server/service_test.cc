@@ -134,11 +134,15 @@ asio::awaitable<void> ServiceTest::ReadOfCorruptedBlockIsCorruptionBody() {
   std::vector<uint32_t> crcs;
   auto w = co_await c->Call(proto::MsgType::kWrite, Encode(WriteOf(101, 1, 0, data, crcs)), 2s);
   EXPECT_TRUE(w.ok());
-  uint32_t slot = stores_[0]->store().List().at(0).slot;
+  // Write the journaled block in place, then damage it there.
+  jdisk::JStore& js = stores_[0]->mutable_store();
+  EXPECT_TRUE(js.Checkpoint().ok());
+  auto at = js.BlockOffset(LayerId(9), ObjectIndex(4), 0);
+  EXPECT_TRUE(at.ok());
   {
-    std::string path = stores_[0]->store().path();
+    std::string path = js.path();
     std::FILE* f = std::fopen(path.c_str(), "r+b");
-    std::fseek(f, static_cast<long>(disk::SlotDataOffset(slot) + 10), SEEK_SET);
+    std::fseek(f, static_cast<long>(*at + 10), SEEK_SET);
     std::fputc(data[10] ^ 0xff, f);
     std::fclose(f);
   }

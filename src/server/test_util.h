@@ -12,7 +12,7 @@
 #include <asio.hpp>
 
 #include "common/assert.h"
-#include "server/disk_store/disk_store.h"
+#include "server/disk_store/jstore.h"
 
 namespace spindle::server::testing {
 
@@ -27,17 +27,27 @@ class ScratchDir {
     dir_ = tmpl;
   }
   ~ScratchDir() { std::filesystem::remove_all(dir_); }
-  // Initialises a disk with `slots` object slots and opens it.
-  std::unique_ptr<disk::DiskStore> NewDisk(uint32_t disk_id, uint32_t slots = 4) {
+  // Initialises a disk whose data area holds `objects` whole objects and opens it.
+  std::unique_ptr<jdisk::JStore> NewDisk(uint32_t disk_id, uint32_t objects = 4) {
     std::string path = dir_ + "/disk" + std::to_string(disk_id) + ".img";
-    uint64_t bytes = disk::kSlotsOffset + slots * disk::kSlotStride;
-    Status s =
-        disk::DiskStore::Init(env::Env::Default(), path, {DiskId(disk_id), kTestCluster, bytes});
+    Status s = jdisk::JStore::Init(env::Env::Default(), path,
+                                   {DiskId(disk_id), kTestCluster, DiskBytes(objects), kJournal});
     EXPECT_TRUE(s.ok()) << s.ToString();
-    auto store = disk::DiskStore::Open(env::Env::Default(), path, kTestCluster);
+    auto store = jdisk::JStore::Open(env::Env::Default(), path, kTestCluster);
     EXPECT_TRUE(store.ok()) << store.status().ToString();
     return store.ok() ? std::move(store).value() : nullptr;
   }
+
+  // Device bytes whose data area holds `objects` whole objects (and less than one more).
+  static uint64_t DiskBytes(uint32_t objects) {
+    uint64_t bytes = uint64_t{objects} * kObjectSize;
+    while (jdisk::Layout(bytes, kJournal)->data_chunks * jdisk::kChunkBytes <
+           uint64_t{objects} * kObjectSize) {
+      bytes += kMiB;
+    }
+    return bytes;
+  }
+  static constexpr uint64_t kJournal = 2 * kMiB;
 
  private:
   std::string dir_;

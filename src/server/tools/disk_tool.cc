@@ -1,6 +1,7 @@
 // spindle-disk: initialise and inspect Spindle disks, and read an object from a running server.
 //   spindle-disk init --file PATH --disk-id N --cluster-id ID --size BYTES
 //   spindle-disk info --file PATH                       (superblock + objects as JSON)
+//   spindle-disk check --file PATH     (verifies every structure and block crc, read-only)
 //   spindle-disk read-object --server HOST:PORT --disk N --layer L --object I
 //       (HELLO, OBJECT_INFO, READ of the whole object; prints {"version", "state",
 //        "blocks_present", "crc32c"} — integration tests compare replicas with it)
@@ -19,7 +20,7 @@
 #include "env/env.h"
 #include "net/rpc.h"
 #include "proto/wire.h"
-#include "server/disk_store/disk_store.h"
+#include "server/disk_store/jstore.h"
 
 namespace spindle::server {
 namespace {
@@ -32,30 +33,57 @@ int Fail(const Status& s) {
 }
 
 int Init(const std::string& file, uint32_t disk_id, const std::string& cluster, uint64_t size) {
-  Status s = disk::DiskStore::Init(env::Env::Default(), file, {DiskId(disk_id), cluster, size});
+  Status s = jdisk::JStore::Init(env::Env::Default(), file, {DiskId(disk_id), cluster, size, 0});
   if (!s.ok()) return Fail(s);
   std::cout << "OK\n";
   return 0;
 }
 
-int Info(const std::string& file) {
-  auto store = disk::DiskStore::Open(env::Env::Default(), file, "");
+// Inspection opens read-only: the journal is replayed in memory, nothing is written.
+Result<std::unique_ptr<jdisk::JStore>> OpenReadOnly(const std::string& file) {
+  jdisk::StoreOptions opts;
+  opts.read_only = true;
+  return jdisk::JStore::Open(env::Env::Default(), file, "", opts);
+}
+
+int Check(const std::string& file) {
+  auto store = OpenReadOnly(file);
   if (!store.ok()) return Fail(store.status());
-  const disk::Superblock& sb = (*store)->superblock();
-  disk::StoreStats st = (*store)->Stats();
+  std::vector<std::string> problems = (*store)->CheckIndex();
+  auto bad_blocks = (*store)->Verify();
+  if (!bad_blocks.ok()) return Fail(bad_blocks.status());
+  const jdisk::OpenReport& r = (*store)->open_report();
+  bool ok = problems.empty() && bad_blocks->empty();
+  nlohmann::json out = {{"checkpointGeneration", r.checkpoint_generation},
+                        {"otherCheckpointCopy", r.other_copy},
+                        {"journalRecordsReplayed", r.replayed_records},
+                        {"lastSeq", r.last_seq},
+                        {"objects", (*store)->Stats().objects},
+                        {"indexProblems", problems},
+                        {"badBlocks", *bad_blocks},
+                        {"ok", ok}};
+  std::cout << out.dump(2) << "\n";
+  return ok ? 0 : 1;
+}
+
+int Info(const std::string& file) {
+  auto store = OpenReadOnly(file);
+  if (!store.ok()) return Fail(store.status());
+  const jdisk::Superblock& sb = (*store)->superblock();
+  jdisk::StoreStats st = (*store)->Stats();
   nlohmann::json objects = nlohmann::json::array();
-  for (const disk::ObjectEntry& e : (*store)->List()) {
+  for (const jdisk::ObjectEntry& e : (*store)->List()) {
     objects.push_back({{"layer", e.layer.value()},
                        {"object", e.object.value()},
-                       {"slot", e.slot},
+                       {"chunks", e.chunks},
                        {"version", e.info.version},
                        {"state", static_cast<uint32_t>(e.info.state)},
                        {"blocks_present", e.info.blocks_present}});
   }
   nlohmann::json out = {{"formatVersion", sb.format_version}, {"diskId", sb.disk.value()},
                         {"clusterId", sb.cluster_id},         {"deviceBytes", sb.device_bytes},
-                        {"slotsTotal", st.slots_total},       {"slotsUsed", st.slots_used},
-                        {"slotsDamaged", st.slots_damaged},   {"bytesStored", st.bytes_stored},
+                        {"journalBytes", sb.journal_bytes},   {"dataBytes", st.data_bytes},
+                        {"onDiskBytes", st.on_disk_bytes},    {"bytesStored", st.bytes_stored},
                         {"initTime", sb.init_unix_seconds},   {"objects", std::move(objects)}};
   std::cout << out.dump(2) << "\n";
   return 0;
@@ -158,6 +186,8 @@ int main(int argc, char** argv) {
   init->add_option("--size", size, "size in bytes (0: current size)");
   auto* info = app.add_subcommand("info", "print superblock and objects as JSON");
   info->add_option("--file", file, "disk file or block device")->required();
+  auto* check = app.add_subcommand("check", "verify every structure and block, read-only");
+  check->add_option("--file", file, "disk file or block device")->required();
   auto* read = app.add_subcommand("read-object", "read one object from a server");
   read->add_option("--server", server, "HOST:PORT")->required();
   read->add_option("--disk", disk_id, "disk id")->required();
@@ -166,6 +196,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   if (init->parsed()) return Init(file, disk_id, cluster, size);
   if (info->parsed()) return Info(file);
+  if (check->parsed()) return Check(file);
   ReadObjectArgs a;
   a.disk = spindle::DiskId(disk_id);
   a.layer = spindle::LayerId(layer);

@@ -1,0 +1,247 @@
+// JStore: the journaled disk store, format version 2 (docs/formats/disk.md).
+//
+// Write path: a write below `large_write_bytes` becomes one journal record holding its 4 KiB
+// block images; the committer thread appends every pending record in one sequential write and
+// one fdatasync (group commit), applies them to the in-memory index and acknowledges them.
+// The record's blocks stay in memory ("dirty") until the flusher writes them in place. A write
+// of at least `large_write_bytes` writes its fully covered 64 KiB chunks to freshly allocated
+// chunks first (fdatasync), and journals only their location and crcs.
+// Checkpoint (flusher thread, when the journal is a quarter full or dirty blocks are older than
+// `flush_interval`): write the dirty blocks, fdatasync, write the whole index to the inactive
+// checkpoint copy, fdatasync, then release the journal space and deferred chunk frees.
+// Open: load the newest valid checkpoint, replay the journal after it, checkpoint.
+//
+// Threads: every public method is blocking and thread-safe. The caller runs at most one
+// Write/Trim per (layer, object) at a time (ObjectStore serialises them).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+#include <thread>
+#include <tuple>
+#include <vector>
+
+#include "common/status.h"
+#include "env/env.h"
+#include "server/disk_store/allocator.h"
+#include "server/disk_store/jformat.h"
+#include "server/disk_store/journal.h"
+
+namespace spindle::server::jdisk {
+
+struct InitOptions {
+  DiskId disk;
+  std::string cluster_id;      // 1..kMaxClusterIdBytes bytes
+  uint64_t size_bytes = 0;     // 0: the current size of the file/device
+  uint64_t journal_bytes = 0;  // 0: device/32, clamped to 2..256 MiB
+};
+
+struct StoreOptions {
+  uint64_t large_write_bytes = 128 * kKiB;
+  std::chrono::milliseconds flush_interval{200};
+  // Inspection: load and replay in memory only; nothing is written, writes are refused.
+  bool read_only = false;
+};
+
+// What Open found on the disk (for inspection tools and logs).
+struct OpenReport {
+  uint64_t checkpoint_generation = 0;
+  int checkpoint_copy = 0;
+  std::string other_copy;  // the other copy's state ("generation N" or why it is not valid)
+  uint64_t checkpoint_seq = 0;
+  uint64_t replayed_records = 0;
+  uint64_t last_seq = 0;
+  uint64_t journal_end = 0;  // logical position after the last valid record
+};
+
+struct ObjectInfo {
+  uint64_t version = 0;  // 0: never written on this disk
+  ObjectState state = ObjectState::kUndef;
+  uint32_t blocks_present = 0;
+};
+
+struct ObjectEntry {
+  LayerId layer;
+  ObjectIndex object;
+  ObjectInfo info;
+  uint32_t chunks = 0;  // data chunks it owns
+};
+
+struct StoreStats {
+  uint64_t device_bytes = 0;
+  uint64_t data_bytes = 0;     // data area capacity
+  uint64_t on_disk_bytes = 0;  // chunks in use (including frees not yet released)
+  uint64_t bytes_stored = 0;   // blocks present, in bytes
+  uint64_t objects = 0;
+  uint64_t max_objects = 0;   // the format's limit (one per data chunk)
+  uint64_t index_bytes = 0;   // estimated in-memory index, without checksums
+  uint64_t crc_bytes = 0;     // in-memory checksums
+  uint64_t dirty_blocks = 0;  // journaled blocks not yet written in place
+  uint64_t journal_bytes = 0;
+  uint64_t journal_used = 0;
+  uint64_t checkpoints = 0;
+};
+
+struct LayerStats {
+  uint64_t stored_bytes = 0;   // storedSize: blocks present
+  uint64_t on_disk_bytes = 0;  // onDiskSize: chunks owned
+};
+
+class JStore {
+ public:
+  // Writes a superblock and an empty checkpoint. Refuses (kAlreadyExists) a device that has a
+  // Spindle superblock magic, so a live disk is never wiped by mistake.
+  static Status Init(env::Env& env, const std::string& path, const InitOptions& options);
+  // Opens, loads the checkpoint and replays the journal. kFailedPrecondition: not a Spindle
+  // disk, another format version, or another cluster (cluster_id empty: accept any).
+  static Result<std::unique_ptr<JStore>> Open(env::Env& env, const std::string& path,
+                                              const std::string& cluster_id,
+                                              StoreOptions options = {});
+  ~JStore();
+
+  // As DiskStore::Write: sector-aligned non-empty range within the object, version order
+  // (<= current: no change, returns current; > current + 1: kFailedPrecondition).
+  // kResourceExhausted "no space" when the data area is full (nothing changed).
+  Result<uint64_t> Write(LayerId layer, ObjectIndex object, uint64_t version, uint32_t offset,
+                         std::span<const uint8_t> data);
+  // As DiskStore::Trim: whole blocks become zeroed (holes that stop chain fall-through) and
+  // their chunks are freed when empty; partial blocks this layer stores are zero-filled.
+  Result<uint64_t> Trim(LayerId layer, ObjectIndex object, uint64_t version, uint32_t offset,
+                        uint32_t length);
+  // Chain read, top layer first; zeros where no layer has data; every block's crc32c checked.
+  Status Read(std::span<const LayerId> chain, ObjectIndex object, uint32_t offset,
+              std::span<uint8_t> out);
+  Result<std::vector<bool>> BlockStatus(std::span<const LayerId> chain, ObjectIndex object,
+                                        uint32_t offset, uint32_t length) const;
+  // Forgets every object of `layer` and frees its chunks (journaled).
+  Status DeleteLayer(LayerId layer);
+
+  ObjectInfo Info(LayerId layer, ObjectIndex object) const;
+  std::vector<ObjectEntry> List() const;
+  StoreStats Stats() const;
+  LayerStats Layer(LayerId layer) const;
+  // Verifies the crc of every stored block (read-only); returns the bad ones as messages.
+  Result<std::vector<std::string>> Verify();
+  // Writes dirty blocks and a checkpoint now.
+  Status Checkpoint();
+  // Where `block` of (layer, object) is stored on the device; kNotFound when it is not
+  // present. Until the next checkpoint the current image may exist only in the journal.
+  Result<uint64_t> BlockOffset(LayerId layer, ObjectIndex object, uint32_t block) const;
+  // Cross-checks the index (read-only): chunk ownership, ranges, bits, limits. Problems found.
+  std::vector<std::string> CheckIndex() const;
+  const OpenReport& open_report() const { return report_; }
+
+  const Superblock& superblock() const { return sb_; }
+  const std::string& path() const { return file_->path(); }
+
+  static constexpr size_t kMaxChainLength = 64;
+  static constexpr size_t kMaxBatchRecords = 64;  // records per group commit
+  static constexpr int kReadAttempts = 3;         // re-resolve after a racing flush/reuse
+
+ private:
+  using Key = std::pair<uint64_t, uint32_t>;                  // (layer, object)
+  using BlockKey = std::tuple<uint64_t, uint32_t, uint32_t>;  // (layer, object, block)
+  struct Pending {
+    Record* rec;
+    Status status;
+    bool done = false;
+  };
+  // Where one block of a read comes from.
+  struct Source {
+    enum Kind { kZero, kMemory, kDisk } kind = kZero;
+    BlockImage image;
+    uint64_t offset = 0;
+    uint32_t crc = 0;
+    uint64_t layer = 0;
+  };
+  struct FlushItem {
+    BlockKey key;
+    uint64_t offset;
+    BlockImage image;
+  };
+
+  JStore(std::unique_ptr<env::File> file, Superblock sb, StoreOptions options);
+  // Open steps.
+  Status LoadCheckpoint(CheckpointHeader* header);
+  Result<CheckpointHeader> ReadCheckpointCopy(int copy, std::vector<uint8_t>* body);
+  void IndexObjects(std::vector<ObjectRec> objects);
+  void Start();
+
+  // Index (mu_ held).
+  void Apply(Record& rec);
+  void ApplyChunk(ObjectRec& obj, const ChunkEntry& e);
+  void ApplyZero(ObjectRec& obj, uint32_t first, uint32_t count);
+  void DropLayer(LayerId layer);
+  ChunkRec& ChunkAt(ObjectRec& obj, uint16_t index);
+  void FreeChunkDisk(ChunkRec& c);
+  void EraseEmptyChunks(ObjectRec& obj);
+  const ChunkRec* FindChunk(const ObjectRec& obj, uint16_t index) const;
+  const ObjectRec* FindObject(LayerId layer, ObjectIndex object) const;
+  Source Resolve(std::span<const LayerId> chain, ObjectIndex object, uint32_t block) const;
+
+  // Write path.
+  Status VersionGate(LayerId layer, ObjectIndex object, uint64_t version, uint64_t* current);
+  Status BuildWrite(Record& rec, uint32_t offset, std::span<const uint8_t> data,
+                    env::AlignedBuffer& redirect_data);
+  Status BuildTrim(Record& rec, uint32_t offset, uint32_t length);
+  Result<BlockImage> OldImage(LayerId layer, ObjectIndex object, uint32_t block);
+  Status AllocateChunks(Record& rec, uint32_t count, std::vector<uint32_t>* out);
+  void ReturnChunks(const Record& rec);
+  Status WriteRedirected(const Record& rec, const env::AlignedBuffer& data);
+  Status Commit(Record& rec);
+  Status ReadOnce(std::span<const LayerId> chain, ObjectIndex object, uint32_t offset,
+                  std::span<uint8_t> out);
+  Status ReadVerified(const std::vector<Source>& src, size_t i, size_t n, uint8_t* dst,
+                      ObjectIndex object, uint32_t first_block);
+
+  // Background threads.
+  void CommitLoop();
+  Status CommitBatch(std::vector<Pending*>& batch);
+  void FlushLoop();
+  Status FlushDirty(std::vector<FlushItem>& items);
+  Status WriteCheckpoint(CheckpointHeader& h, const std::vector<uint8_t>& body);
+  void RequestCheckpoint();
+
+  std::unique_ptr<env::File> file_;
+  const Superblock sb_;
+  const StoreOptions options_;
+  OpenReport report_;
+
+  mutable std::mutex mu_;  // index, dirty blocks, allocator, applied_
+  std::map<Key, ObjectRec> objects_;
+  std::map<BlockKey, BlockImage> dirty_;
+  ChunkAllocator alloc_;
+  uint64_t chunk_recs_ = 0;
+  uint64_t blocks_present_ = 0;
+  JournalCursor applied_;  // after the last record applied to the index
+  Status failed_;          // sticky: an I/O error made the in-memory state untrustworthy
+
+  std::mutex journal_mu_;  // journal_ (the committer appends, a checkpoint moves the tail)
+  std::condition_variable space_cv_;
+  Journal journal_;
+  std::atomic<uint64_t> journal_used_{0};  // for Stats
+
+  std::mutex commit_mu_;  // queue_, stop_, checkpoint_requested_
+  std::condition_variable commit_cv_, done_cv_, flush_cv_;
+  std::deque<Pending*> queue_;
+  bool stop_ = false;
+  bool checkpoint_requested_ = false;
+
+  std::mutex ckpt_mu_;  // one checkpoint at a time; generation_, active_copy_
+  uint64_t generation_ = 0;
+  int active_copy_ = 0;
+  uint64_t checkpoints_ = 0;
+
+  std::thread committer_;
+  std::thread flusher_;
+};
+
+}  // namespace spindle::server::jdisk

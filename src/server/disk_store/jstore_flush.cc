@@ -1,0 +1,196 @@
+// JStore: the committer (group commit), the flusher and checkpoints.
+#include <algorithm>
+#include <cstring>
+
+#include "common/crc32c.h"
+#include "common/log.h"
+#include "server/disk_store/jstore.h"
+
+namespace spindle::server::jdisk {
+namespace {
+
+constexpr size_t kMaxFlushRun = 1 * kMiB;  // bytes per coalesced in-place write
+constexpr std::chrono::milliseconds kSpaceWait{100};
+
+}  // namespace
+
+void JStore::RequestCheckpoint() {
+  {
+    std::lock_guard lock(commit_mu_);
+    checkpoint_requested_ = true;
+  }
+  flush_cv_.notify_all();
+}
+
+void JStore::CommitLoop() {
+  for (;;) {
+    std::vector<Pending*> batch;
+    {
+      std::unique_lock lock(commit_mu_);
+      commit_cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // stopping and drained
+      // A batch stays below a quarter of the journal so that it always fits after a checkpoint.
+      uint64_t bytes = 0;
+      while (
+          !queue_.empty() && batch.size() < kMaxBatchRecords &&
+          (batch.empty() || bytes + RecordBytes(*queue_.front()->rec) <= sb_.journal_bytes / 4)) {
+        bytes += RecordBytes(*queue_.front()->rec);
+        batch.push_back(queue_.front());
+        queue_.pop_front();
+      }
+    }
+    Status s = CommitBatch(batch);
+    {
+      std::lock_guard lock(commit_mu_);
+      for (Pending* p : batch) {
+        p->status = s;
+        p->done = true;
+      }
+    }
+    done_cv_.notify_all();
+  }
+}
+
+Status JStore::CommitBatch(std::vector<Pending*>& batch) {
+  {
+    std::lock_guard lock(mu_);
+    if (!failed_.ok()) return failed_;
+  }
+  std::vector<Record*> recs;
+  for (Pending* p : batch) recs.push_back(p->rec);
+  std::unique_lock jlock(journal_mu_);
+  while (journal_.BytesNeeded(recs) > journal_.free_bytes()) {
+    jlock.unlock();
+    {
+      std::lock_guard lock(mu_);
+      if (!failed_.ok()) return failed_;  // no checkpoint will free space
+    }
+    RequestCheckpoint();
+    jlock.lock();
+    space_cv_.wait_for(jlock, kSpaceWait);
+    std::lock_guard lock(commit_mu_);
+    if (stop_) return Error(Code::kUnavailable, "{}: the store is closing", path());
+  }
+  Status s = journal_.Append(recs);
+  const JournalCursor end = journal_.cursor();
+  const uint64_t used = journal_.used_bytes();
+  jlock.unlock();
+  std::lock_guard lock(mu_);
+  if (!s.ok()) {
+    failed_ = s;  // the journal may hold part of the batch: stop accepting writes
+    SP_LOG_ERROR("{}: journal write failed, store stopped: {}", path(), s.ToString());
+    return s;
+  }
+  for (Record* r : recs) Apply(*r);
+  applied_ = end;
+  journal_used_ = used;
+  if (used > sb_.journal_bytes / 4) flush_cv_.notify_all();
+  return Status::Ok();
+}
+
+void JStore::FlushLoop() {
+  for (;;) {
+    {
+      std::unique_lock lock(commit_mu_);
+      flush_cv_.wait_for(lock, options_.flush_interval,
+                         [&] { return stop_ || checkpoint_requested_; });
+      if (stop_) return;
+      checkpoint_requested_ = false;
+    }
+    bool needed = false;
+    {
+      std::lock_guard lock(mu_);
+      needed = failed_.ok() &&
+               (!dirty_.empty() || alloc_.pending() > 0 || journal_used_ > sb_.journal_bytes / 4);
+    }
+    if (!needed) continue;
+    Status s = Checkpoint();
+    if (!s.ok()) SP_LOG_WARN("{}: checkpoint failed: {}", path(), s.ToString());
+  }
+}
+
+Status JStore::FlushDirty(std::vector<FlushItem>& items) {
+  std::sort(items.begin(), items.end(),
+            [](const FlushItem& a, const FlushItem& b) { return a.offset < b.offset; });
+  for (size_t i = 0; i < items.size();) {
+    size_t j = i + 1;
+    while (j < items.size() && items[j].offset == items[j - 1].offset + kBlockSize &&
+           (j - i) * kBlockSize < kMaxFlushRun) {
+      ++j;
+    }
+    env::AlignedBuffer run((j - i) * kBlockSize);
+    for (size_t k = i; k < j; ++k) {
+      std::memcpy(run.data() + (k - i) * kBlockSize, items[k].image->data(), kBlockSize);
+    }
+    SP_RETURN_IF_ERROR(file_->PWrite(items[i].offset, run.span()));
+    i = j;
+  }
+  return file_->DataSync();
+}
+
+Status JStore::WriteCheckpoint(CheckpointHeader& h, const std::vector<uint8_t>& body) {
+  const int copy = 1 - active_copy_;
+  h.generation = generation_ + 1;
+  h.instance = sb_.instance;
+  h.body_bytes = body.size();
+  h.body_crc = Crc32c(body.data(), body.size());
+  env::AlignedBuffer buf(kMetaBlock + body.size());
+  EncodeCheckpointHeader(h, buf.span().first(kMetaBlock));
+  if (!body.empty()) std::memcpy(buf.data() + kMetaBlock, body.data(), body.size());
+  SP_RETURN_IF_ERROR(file_->PWrite(
+      sb_.meta_offset + static_cast<uint64_t>(copy) * sb_.meta_copy_bytes, buf.span()));
+  SP_RETURN_IF_ERROR(file_->DataSync());
+  generation_ = h.generation;
+  active_copy_ = copy;
+  return Status::Ok();
+}
+
+Status JStore::Checkpoint() {
+  if (options_.read_only) return Error(Code::kFailedPrecondition, "{} is open read-only", path());
+  std::lock_guard ckpt(ckpt_mu_);
+  CheckpointHeader h;
+  std::vector<uint8_t> body;
+  std::vector<FlushItem> items;
+  std::vector<uint32_t> freed;
+  {
+    std::lock_guard lock(mu_);
+    if (!failed_.ok()) return failed_;
+    h.last_seq = applied_.next_seq - 1;
+    h.journal_pos = applied_.pos;
+    h.last_crc = applied_.prev_crc;
+    h.objects = static_cast<uint32_t>(objects_.size());
+    body.reserve(objects_.size() * kObjectRecBytes + chunk_recs_ * kChunkRecBytes);
+    for (const auto& [key, obj] : objects_) EncodeObjectRec(obj, body);
+    for (const auto& [bkey, img] : dirty_) {
+      const ObjectRec* obj = FindObject(LayerId(std::get<0>(bkey)), ObjectIndex(std::get<1>(bkey)));
+      const uint32_t block = std::get<2>(bkey);
+      const ChunkRec* c = FindChunk(*obj, static_cast<uint16_t>(block / kChunkBlocks));
+      items.push_back(
+          FlushItem{bkey, sb_.ChunkOffset(c->disk) + (block % kChunkBlocks) * kBlockSize, img});
+    }
+    freed = alloc_.TakePending();
+  }
+  Status s = FlushDirty(items);
+  if (s.ok()) s = WriteCheckpoint(h, body);
+  if (!s.ok()) {
+    std::lock_guard lock(mu_);
+    failed_ = s;
+    return s;
+  }
+  {
+    std::lock_guard jlock(journal_mu_);
+    journal_.SetTail(h.journal_pos);
+    journal_used_ = journal_.used_bytes();
+  }
+  space_cv_.notify_all();
+  std::lock_guard lock(mu_);
+  for (const FlushItem& it : items) {
+    auto d = dirty_.find(it.key);
+    if (d != dirty_.end() && d->second == it.image) dirty_.erase(d);
+  }
+  alloc_.Release(freed);
+  ++checkpoints_;
+  return Status::Ok();
+}
+
+}  // namespace spindle::server::jdisk

@@ -1,0 +1,371 @@
+// JStore: the write, trim and read paths.
+#include <algorithm>
+#include <cstring>
+
+#include "common/crc32c.h"
+#include "server/disk_store/jstore.h"
+
+namespace spindle::server::jdisk {
+namespace {
+
+Status CheckRange(uint32_t offset, uint64_t length, uint64_t unit) {
+  if (length == 0 || offset % unit != 0 || length % unit != 0 || offset + length > kObjectSize) {
+    return Error(Code::kInvalidArgument,
+                 "bad range offset {} length {} (multiples of {}, non-empty, within {} bytes)",
+                 offset, length, unit, kObjectSize);
+  }
+  return Status::Ok();
+}
+
+Status CheckChain(std::span<const LayerId> chain) {
+  if (chain.empty() || chain.size() > JStore::kMaxChainLength) {
+    return Error(Code::kInvalidArgument, "chain of {} layers (1..{})", chain.size(),
+                 JStore::kMaxChainLength);
+  }
+  return Status::Ok();
+}
+
+Status ReadExact(env::File& file, uint64_t offset, std::span<uint8_t> buf) {
+  SP_ASSIGN_OR_RETURN(size_t n, file.PRead(offset, buf));
+  if (n != buf.size()) {
+    return Error(Code::kIoError, "{}: short read at {} ({} of {} bytes)", file.path(), offset, n,
+                 buf.size());
+  }
+  return Status::Ok();
+}
+
+std::shared_ptr<env::AlignedBuffer> NewBlock() {
+  return std::make_shared<env::AlignedBuffer>(kBlockSize);
+}
+
+}  // namespace
+
+Status JStore::VersionGate(LayerId layer, ObjectIndex object, uint64_t version, uint64_t* current) {
+  if (version == 0) return Error(Code::kInvalidArgument, "version 0 is never written");
+  if (options_.read_only) return Error(Code::kFailedPrecondition, "{} is open read-only", path());
+  std::lock_guard lock(mu_);
+  if (!failed_.ok()) return failed_;
+  const ObjectRec* obj = FindObject(layer, object);
+  *current = obj ? obj->version : 0;
+  if (version > *current + 1) {
+    return Error(Code::kFailedPrecondition, "layer {} object {} is at version {}, not {}",
+                 layer.value(), object.value(), *current, version - 1);
+  }
+  return Status::Ok();
+}
+
+Result<uint64_t> JStore::Write(LayerId layer, ObjectIndex object, uint64_t version, uint32_t offset,
+                               std::span<const uint8_t> data) {
+  SP_RETURN_IF_ERROR(CheckRange(offset, data.size(), kSectorSize));
+  uint64_t current = 0;
+  SP_RETURN_IF_ERROR(VersionGate(layer, object, version, &current));
+  if (version <= current) return current;
+  Record rec;
+  rec.type = RecordType::kWrite;
+  rec.layer = layer;
+  rec.object = object;
+  rec.version = version;
+  env::AlignedBuffer redirect;
+  Status s = BuildWrite(rec, offset, data, redirect);
+  if (s.ok()) s = WriteRedirected(rec, redirect);
+  if (!s.ok()) {
+    ReturnChunks(rec);
+    return s;
+  }
+  SP_RETURN_IF_ERROR(Commit(rec));
+  return version;
+}
+
+Result<uint64_t> JStore::Trim(LayerId layer, ObjectIndex object, uint64_t version, uint32_t offset,
+                              uint32_t length) {
+  SP_RETURN_IF_ERROR(CheckRange(offset, length, kSectorSize));
+  uint64_t current = 0;
+  SP_RETURN_IF_ERROR(VersionGate(layer, object, version, &current));
+  if (version <= current) return current;
+  Record rec;
+  rec.type = RecordType::kTrim;
+  rec.layer = layer;
+  rec.object = object;
+  rec.version = version;
+  SP_RETURN_IF_ERROR(BuildTrim(rec, offset, length));
+  SP_RETURN_IF_ERROR(Commit(rec));
+  return version;
+}
+
+Status JStore::DeleteLayer(LayerId layer) {
+  Record rec;
+  rec.type = RecordType::kDeleteLayer;
+  rec.layer = layer;
+  return Commit(rec);
+}
+
+Status JStore::Commit(Record& rec) {
+  Pending p{&rec, Status::Ok(), false};
+  std::unique_lock lock(commit_mu_);
+  if (options_.read_only) return Error(Code::kFailedPrecondition, "{} is open read-only", path());
+  if (stop_) return Error(Code::kUnavailable, "{}: the store is closing", path());
+  queue_.push_back(&p);
+  commit_cv_.notify_all();
+  done_cv_.wait(lock, [&] { return p.done; });
+  return p.status;
+}
+
+Status JStore::AllocateChunks(Record& rec, uint32_t count, std::vector<uint32_t>* out) {
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    uint32_t pending = 0;
+    {
+      std::lock_guard lock(mu_);
+      const bool fresh = FindObject(rec.layer, rec.object) == nullptr;
+      if (fresh && objects_.size() >= sb_.max_objects()) {
+        return Error(Code::kResourceExhausted, "disk {}: no space: {} objects stored",
+                     sb_.disk.value(), objects_.size());
+      }
+      if (chunk_recs_ + count + 2 > sb_.max_chunk_recs()) {
+        return Error(Code::kResourceExhausted, "disk {}: no space: index full", sb_.disk.value());
+      }
+      if (alloc_.total() - alloc_.used() >= count) {
+        out->resize(count);
+        for (uint32_t& c : *out) alloc_.Allocate(&c);
+        return Status::Ok();
+      }
+      pending = alloc_.pending();
+    }
+    if (pending == 0) break;
+    SP_RETURN_IF_ERROR(Checkpoint());  // releases chunks freed by applied records
+  }
+  std::lock_guard lock(mu_);
+  return Error(Code::kResourceExhausted, "disk {}: no space: {} of {} chunks in use, {} needed",
+               sb_.disk.value(), alloc_.used(), alloc_.total(), count);
+}
+
+void JStore::ReturnChunks(const Record& rec) {
+  std::lock_guard lock(mu_);
+  for (const ChunkEntry& e : rec.chunks) alloc_.Return(e.disk);
+}
+
+Result<BlockImage> JStore::OldImage(LayerId layer, ObjectIndex object, uint32_t block) {
+  const LayerId chain[1] = {layer};
+  Source s;
+  {
+    std::lock_guard lock(mu_);
+    s = Resolve(chain, object, block);
+  }
+  if (s.kind == Source::kMemory) return s.image;
+  auto img = NewBlock();
+  if (s.kind == Source::kDisk) {
+    std::vector<Source> one{s};
+    SP_RETURN_IF_ERROR(ReadVerified(one, 0, 1, img->data(), object, block));
+  }
+  return BlockImage(img);
+}
+
+Status JStore::BuildWrite(Record& rec, uint32_t offset, std::span<const uint8_t> data,
+                          env::AlignedBuffer& redirect_data) {
+  const uint64_t end = offset + data.size();
+  const uint32_t b0 = offset / kBlockSize, b1 = static_cast<uint32_t>((end - 1) / kBlockSize);
+  const bool large = data.size() >= options_.large_write_bytes;
+  auto redirected = [&](uint32_t ci) {
+    return large && offset <= ci * kChunkBytes && end >= (ci + 1) * kChunkBytes;
+  };
+  std::vector<ChunkEntry> entries;
+  {
+    std::lock_guard lock(mu_);
+    const ObjectRec* obj = FindObject(rec.layer, rec.object);
+    for (uint32_t ci = b0 / kChunkBlocks; ci <= b1 / kChunkBlocks; ++ci) {
+      const ChunkRec* c = obj ? FindChunk(*obj, static_cast<uint16_t>(ci)) : nullptr;
+      bool mapped = c != nullptr && c->disk != kNoChunk;
+      if (redirected(ci)) {
+        entries.push_back(
+            ChunkEntry{static_cast<uint16_t>(ci), ChunkEntryKind::kRedirect, 0xffff, kNoChunk, {}});
+      } else if (!mapped) {
+        entries.push_back(
+            ChunkEntry{static_cast<uint16_t>(ci), ChunkEntryKind::kAlloc, 0, kNoChunk, {}});
+      }
+    }
+  }
+  std::vector<uint32_t> disks;
+  SP_RETURN_IF_ERROR(AllocateChunks(rec, static_cast<uint32_t>(entries.size()), &disks));
+  for (size_t i = 0; i < entries.size(); ++i) {
+    entries[i].disk = disks[i];
+    rec.chunks.push_back(entries[i]);
+  }
+  // Redirected chunks, in index order, side by side in one aligned buffer.
+  size_t redirects = 0;
+  for (const ChunkEntry& e : rec.chunks) redirects += e.kind == ChunkEntryKind::kRedirect;
+  redirect_data = env::AlignedBuffer(redirects * kChunkBytes);
+  uint8_t* next = redirect_data.data();
+  for (ChunkEntry& e : rec.chunks) {
+    if (e.kind != ChunkEntryKind::kRedirect) continue;
+    std::memcpy(next, data.data() + (e.index * kChunkBytes - offset), kChunkBytes);
+    for (uint32_t i = 0; i < kChunkBlocks; ++i) {
+      e.crc[i] = Crc32c(next + i * kBlockSize, kBlockSize);
+    }
+    next += kChunkBytes;
+  }
+  for (uint32_t b = b0; b <= b1; ++b) {
+    if (redirected(b / kChunkBlocks)) continue;
+    const uint64_t bs = static_cast<uint64_t>(b) * kBlockSize;
+    const uint64_t from = std::max<uint64_t>(bs, offset), to = std::min(bs + kBlockSize, end);
+    std::shared_ptr<env::AlignedBuffer> img = NewBlock();
+    if (to - from < kBlockSize) {
+      SP_ASSIGN_OR_RETURN(BlockImage old, OldImage(rec.layer, rec.object, b));
+      std::memcpy(img->data(), old->data(), kBlockSize);
+    }
+    std::memcpy(img->data() + (from - bs), data.data() + (from - offset), to - from);
+    rec.blocks.push_back(
+        BlockEntry{static_cast<uint16_t>(b), Crc32c(img->data(), kBlockSize), std::move(img)});
+  }
+  return Status::Ok();
+}
+
+Status JStore::WriteRedirected(const Record& rec, const env::AlignedBuffer& data) {
+  std::vector<uint32_t> disks;  // of the redirected chunks, in buffer order
+  for (const ChunkEntry& e : rec.chunks) {
+    if (e.kind == ChunkEntryKind::kRedirect) disks.push_back(e.disk);
+  }
+  for (size_t i = 0; i < disks.size();) {  // one write per run of consecutive disk chunks
+    size_t j = i + 1;
+    while (j < disks.size() && disks[j] == disks[j - 1] + 1) ++j;
+    SP_RETURN_IF_ERROR(file_->PWrite(sb_.ChunkOffset(disks[i]),
+                                     data.span().subspan(i * kChunkBytes, (j - i) * kChunkBytes)));
+    i = j;
+  }
+  // The journal record may only point at data that is already durable.
+  return disks.empty() ? Status::Ok() : file_->DataSync();
+}
+
+Status JStore::BuildTrim(Record& rec, uint32_t offset, uint32_t length) {
+  const uint64_t end = static_cast<uint64_t>(offset) + length;
+  const uint64_t whole_first = (offset + kBlockSize - 1) / kBlockSize;
+  const uint64_t whole_end = end / kBlockSize;
+  if (whole_end > whole_first) {
+    rec.zero_first = static_cast<uint32_t>(whole_first);
+    rec.zero_count = static_cast<uint32_t>(whole_end - whole_first);
+  }
+  std::vector<uint32_t> partial;
+  if (offset % kBlockSize != 0) partial.push_back(offset / kBlockSize);
+  const uint32_t last = static_cast<uint32_t>((end - 1) / kBlockSize);
+  if (end % kBlockSize != 0 && (partial.empty() || partial[0] != last)) partial.push_back(last);
+  const LayerId chain[1] = {rec.layer};
+  for (uint32_t b : partial) {
+    Source s;
+    {
+      std::lock_guard lock(mu_);
+      s = Resolve(chain, rec.object, b);
+    }
+    if (s.kind == Source::kZero) continue;  // not stored in this layer: nothing to zero
+    SP_ASSIGN_OR_RETURN(BlockImage old, OldImage(rec.layer, rec.object, b));
+    auto img = NewBlock();
+    std::memcpy(img->data(), old->data(), kBlockSize);
+    const uint64_t bs = static_cast<uint64_t>(b) * kBlockSize;
+    const uint64_t from = std::max<uint64_t>(bs, offset), to = std::min(bs + kBlockSize, end);
+    std::memset(img->data() + (from - bs), 0, to - from);
+    rec.blocks.push_back(
+        BlockEntry{static_cast<uint16_t>(b), Crc32c(img->data(), kBlockSize), std::move(img)});
+  }
+  return Status::Ok();
+}
+
+Status JStore::Read(std::span<const LayerId> chain, ObjectIndex object, uint32_t offset,
+                    std::span<uint8_t> out) {
+  SP_RETURN_IF_ERROR(CheckRange(offset, out.size(), kSectorSize));
+  SP_RETURN_IF_ERROR(CheckChain(chain));
+  Status s;
+  // A mismatch can come from a block that was moved or rewritten in place between resolving
+  // and reading it; resolving again tells that apart from real corruption.
+  for (int attempt = 0; attempt < kReadAttempts; ++attempt) {
+    s = ReadOnce(chain, object, offset, out);
+    if (s.code() != Code::kCorruption) return s;
+  }
+  return s;
+}
+
+Status JStore::ReadOnce(std::span<const LayerId> chain, ObjectIndex object, uint32_t offset,
+                        std::span<uint8_t> out) {
+  const uint32_t b0 = offset / kBlockSize;
+  const uint32_t count = static_cast<uint32_t>((offset + out.size() - 1) / kBlockSize) - b0 + 1;
+  std::vector<Source> src(count);
+  {
+    std::lock_guard lock(mu_);
+    for (uint32_t i = 0; i < count; ++i) src[i] = Resolve(chain, object, b0 + i);
+  }
+  env::AlignedBuffer buf(static_cast<size_t>(count) * kBlockSize);
+  for (uint32_t i = 0; i < count;) {
+    if (src[i].kind != Source::kDisk) {
+      if (src[i].kind == Source::kMemory) {
+        std::memcpy(buf.data() + i * kBlockSize, src[i].image->data(), kBlockSize);
+      }
+      ++i;
+      continue;
+    }
+    uint32_t j = i + 1;
+    while (j < count && src[j].kind == Source::kDisk &&
+           src[j].offset == src[j - 1].offset + kBlockSize) {
+      ++j;
+    }
+    SP_RETURN_IF_ERROR(ReadVerified(src, i, j - i, buf.data() + i * kBlockSize, object, b0 + i));
+    i = j;
+  }
+  std::memcpy(out.data(), buf.data() + offset % kBlockSize, out.size());
+  return Status::Ok();
+}
+
+Status JStore::ReadVerified(const std::vector<Source>& src, size_t i, size_t n, uint8_t* dst,
+                            ObjectIndex object, uint32_t first_block) {
+  SP_RETURN_IF_ERROR(ReadExact(*file_, src[i].offset, {dst, n * kBlockSize}));
+  for (size_t k = 0; k < n; ++k) {
+    uint32_t actual = Crc32c(dst + k * kBlockSize, kBlockSize);
+    if (actual != src[i + k].crc) {
+      return Error(Code::kCorruption,
+                   "disk {} layer {} object {} block {}: crc32c {:08x} stored, {:08x} read",
+                   sb_.disk.value(), src[i + k].layer, object.value(), first_block + k,
+                   src[i + k].crc, actual);
+    }
+  }
+  return Status::Ok();
+}
+
+Result<std::vector<bool>> JStore::BlockStatus(std::span<const LayerId> chain, ObjectIndex object,
+                                              uint32_t offset, uint32_t length) const {
+  SP_RETURN_IF_ERROR(CheckRange(offset, length, kBlockSize));
+  SP_RETURN_IF_ERROR(CheckChain(chain));
+  std::vector<bool> out(length / kBlockSize);
+  std::lock_guard lock(mu_);
+  for (size_t i = 0; i < out.size(); ++i) {
+    out[i] = Resolve(chain, object, static_cast<uint32_t>(offset / kBlockSize + i)).kind !=
+             Source::kZero;
+  }
+  return out;
+}
+
+Result<std::vector<std::string>> JStore::Verify() {
+  struct Item {
+    LayerId layer;
+    ObjectIndex object;
+    ChunkRec chunk;
+  };
+  std::vector<Item> items;
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& [key, obj] : objects_) {
+      for (const ChunkRec& c : obj.chunks) {
+        if (c.disk != kNoChunk) items.push_back(Item{obj.layer, obj.object, c});
+      }
+    }
+  }
+  std::vector<std::string> bad;
+  for (const Item& it : items) {
+    for (uint32_t i = 0; i < kChunkBlocks; ++i) {
+      if ((it.chunk.present & (1u << i)) == 0) continue;
+      const LayerId chain[1] = {it.layer};
+      env::AlignedBuffer one(kBlockSize);
+      Status s =
+          Read(chain, it.object, (it.chunk.index * kChunkBlocks + i) * kBlockSize, one.span());
+      if (s.code() == Code::kCorruption) bad.push_back(s.message());
+      if (!s.ok() && s.code() != Code::kCorruption) return s;
+    }
+  }
+  return bad;
+}
+
+}  // namespace spindle::server::jdisk
