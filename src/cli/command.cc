@@ -267,8 +267,10 @@ Result<Command> ParseTemplate(Words& w) {
 }
 
 // One VolumesReassign item for `attach`/`detach`; `client` may be "all" only for detach.
-Result<json> ReassignItem(const std::string& volume, Words& w, bool attach) {
-  json item = {{"volume", volume}, {"force", false}};
+// `kind` is "volume" or "snapshot" (attached read-only).
+Result<json> ReassignItem(const std::string& volume, Words& w, bool attach,
+                          const char* kind = "volume") {
+  json item = {{kind, volume}, {"force", false}};
   std::optional<json> client;
   bool ro = false;
   while (!w.done()) {
@@ -295,7 +297,7 @@ Result<json> ReassignItem(const std::string& volume, Words& w, bool attach) {
   if (!attach) {
     item["detach"] = client->is_string() ? *client : json::array({*client});
   } else {
-    item[ro ? "ro" : "rw"] = json::array({*client});
+    item[ro || std::string(kind) == "snapshot" ? "ro" : "rw"] = json::array({*client});
   }
   return item;
 }
@@ -355,6 +357,47 @@ Result<Command> ParseVolumeUpdate(const std::string& v, Words& w) {
   return Change("VolumeUpdate/" + v, std::move(body));
 }
 
+// volume <v> snapshot [<name>] [tag k=v]... [bind]
+Result<Command> ParseVolumeSnapshot(const std::string& v, Words& w) {
+  json body = json::object();
+  while (!w.done()) {
+    std::string k = w.next();
+    if (k == "bind") {
+      body["bind"] = true;
+      continue;
+    }
+    if (k == "tag") {
+      SP_ASSIGN_OR_RETURN(bool known, PolicyKeyword(k, w, body));
+      if (known) continue;
+    }
+    if (body.contains("name")) return Bad("volume snapshot: unexpected '" + k + "'");
+    SP_RETURN_IF_ERROR(CheckSnapshotName(k));
+    body["name"] = k;
+  }
+  return Change("VolumeSnapshot/" + v, std::move(body));
+}
+
+// snapshot list | snapshot <s> list|describe | snapshot <s> delete <s>
+Result<Command> ParseSnapshot(Words& w) {
+  if (w.done()) return Bad("usage: snapshot list | snapshot <name> list|describe|delete");
+  std::string s = w.next();
+  if (s == "list") {
+    SP_RETURN_IF_ERROR(ExpectEnd(w));
+    return Show("SnapshotsList", View::kVolumes);
+  }
+  SP_RETURN_IF_ERROR(CheckSnapshotName(s));
+  if (w.done()) return Bad("snapshot " + s + ": expected list, describe or delete");
+  std::string verb = w.next();
+  if (verb == "delete") {
+    SP_RETURN_IF_ERROR(Confirm(w, s, "snapshot"));
+    return Change("SnapshotDelete/" + s, nullptr);
+  }
+  SP_RETURN_IF_ERROR(ExpectEnd(w));
+  if (verb == "list") return Show("Snapshot/" + s, View::kVolumes);
+  if (verb == "describe") return Show("SnapshotDescribe/" + s, View::kDescribe);
+  return Bad("snapshot " + s + ": unknown '" + verb + "'");
+}
+
 Result<Command> ParseVolume(Words& w) {
   if (w.done()) return Bad("usage: volume list | volume status | volume <name> ...");
   std::string v = w.next();
@@ -381,8 +424,10 @@ Result<Command> ParseVolume(Words& w) {
     SP_ASSIGN_OR_RETURN(json item, ReassignItem(v, w, verb == "attach"));
     return Change("VolumesReassign", json::array({std::move(item)}));
   }
+  if (verb == "snapshot") return ParseVolumeSnapshot(v, w);
   SP_RETURN_IF_ERROR(ExpectEnd(w));
   if (verb == "list") return Show("Volume/" + v, View::kVolumes);
+  if (verb == "listSnapshots") return Show("VolumeListSnapshots/" + v, View::kVolumes);
   if (verb == "describe") return Show("VolumeDescribe/" + v, View::kDescribe);
   if (verb == "info") return Show("VolumeGetInfo/" + v, View::kVolumeInfo);
   return Bad("volume " + v + ": unknown '" + verb + "'");
@@ -400,11 +445,11 @@ Result<Command> ParseAttach(Words& w, bool attach) {
     c.aux = Get("VolumesList");
     return c;
   }
-  if (what != "volume" || w.done()) {
-    return Bad(std::string("usage: ") + verb + " volume <name> client <id>");
+  if ((what != "volume" && what != "snapshot") || w.done()) {
+    return Bad(std::string("usage: ") + verb + " volume|snapshot <name> client <id>");
   }
   std::string v = w.next();
-  SP_RETURN_IF_ERROR(CheckVolumeName(v));
+  SP_RETURN_IF_ERROR(what == "volume" ? CheckVolumeName(v) : CheckSnapshotName(v));
   // `timeout`/`noWait` switch to VolumesReassignWait; they are pulled out before the item.
   std::vector<std::string> rest;
   std::optional<int64_t> timeout_s;
@@ -420,7 +465,7 @@ Result<Command> ParseAttach(Words& w, bool attach) {
     }
   }
   Words item_words(rest, 0);
-  SP_ASSIGN_OR_RETURN(json item, ReassignItem(v, item_words, attach));
+  SP_ASSIGN_OR_RETURN(json item, ReassignItem(v, item_words, attach, what.c_str()));
   if (!timeout_s) return Change("VolumesReassign", json::array({std::move(item)}));
   json body = {{"reassign", json::array({std::move(item)})}, {"attachTimeout", *timeout_s}};
   return Change("VolumesReassignWait", std::move(body));
@@ -440,6 +485,7 @@ Result<Command> ParseCommand(const std::vector<std::string>& words) {
   if (object == "placementGroup") return ParsePlacementGroup(w);
   if (object == "template") return ParseTemplate(w);
   if (object == "volume") return ParseVolume(w);
+  if (object == "snapshot") return ParseSnapshot(w);
   if (object == "attach") return ParseAttach(w, true);
   if (object == "detach") return ParseAttach(w, false);
   if (object == "faultSet") return ParseFaultSet(w);
@@ -467,9 +513,13 @@ objects:
   volume <v> create size S [template T] [placeAll|placeTail|placeHead PG] [replication N]
                [reuseServer] [iops N] [bw N] [tag k=v]...
   volume <v> update [size S|+S] [rename NEW] [template T] [tag k=v]... [shrinkOk]
+  volume <v> create parent SNAP|baseOn VOL [size S] [tag k=v]...
   volume <v> attach client <id> [mode ro] | volume <v> detach client <id>|all
+  volume <v> snapshot [NAME] [tag k=v]... [bind] | volume <v> listSnapshots
+  snapshot list | snapshot <s> list|describe | snapshot <s> delete <s>
   attach volume <v> client <id> [mode ro] [timeout S] [noWait] | attach list
-  detach volume <v> client <id>|all [force]
+  attach snapshot <s> client <id> [timeout S] [noWait]
+  detach volume|snapshot <name> client <id>|all [force]
   vag <id> list | vag <id> update targetsCount N
   kv list | kv <b> list|create|get <key> | kv <b> delete <b>
   kv <b> set <key> <value>... [ifVersion N] | kv <b> unset <key>... [ifVersion N]

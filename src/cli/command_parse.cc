@@ -36,6 +36,14 @@ Status CheckVolumeName(const std::string& n) {
   return Status::Ok();
 }
 
+Status CheckSnapshotName(const std::string& n) {
+  bool ok = Matches(n, R"(\*?[A-Za-z0-9_\-.:@]+|~[a-z0-9]+\.[a-z0-9]+\.[a-z0-9]+)");
+  if (!ok || n.size() > kMaxNameChars || n == "list" || n == "status") {
+    return Bad("invalid snapshot name '" + n + "'");
+  }
+  return Status::Ok();
+}
+
 Status CheckPlainName(const std::string& n, const char* what, size_t max_chars) {
   if (!Matches(n, R"([A-Za-z0-9_\-]+)") || n.size() > max_chars || n == "list") {
     return Bad(std::string("invalid ") + what + " name '" + n + "'");

@@ -47,6 +47,8 @@ Command Change(const std::string& call, nlohmann::json body);
 
 bool Matches(const std::string& s, const char* pattern);
 Status CheckVolumeName(const std::string& n);
+// A snapshot name (also with '@', a leading '*') or "~globalId".
+Status CheckSnapshotName(const std::string& n);
 Status CheckPlainName(const std::string& n, const char* what, size_t max_chars);
 Result<int64_t> ParseInt(const std::string& s, int64_t lo, int64_t hi, const char* what);
 Result<int64_t> ParseDiskId(const std::string& s);

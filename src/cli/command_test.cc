@@ -156,5 +156,21 @@ TEST(CommandTest, UnknownAndMultiCluster) {
   EXPECT_EQ(WithMultiCluster("/ctrl/1.0/DisksList"), "/ctrl/1.0/DisksList");
 }
 
+// Snapshot commands map to their calls; a snapshot attaches read-only.
+TEST(CommandTest, Snapshots) {
+  ExpectRequest(P({"volume", "v", "snapshot"}), "POST", "/ctrl/1.0/VolumeSnapshot/v",
+                json::object());
+  ExpectRequest(P({"volume", "v", "snapshot", "v@1", "bind"}), "POST", "/ctrl/1.0/VolumeSnapshot/v",
+                json{{"name", "v@1"}, {"bind", true}});
+  ExpectRequest(P({"snapshot", "list"}), "GET", "/ctrl/1.0/SnapshotsList", nullptr);
+  ExpectRequest(P({"snapshot", "s", "delete", "s"}), "POST", "/ctrl/1.0/SnapshotDelete/s", nullptr);
+  ExpectRequest(P({"attach", "snapshot", "s", "client", "4"}), "POST", "/ctrl/1.0/VolumesReassign",
+                json::array({{{"snapshot", "s"}, {"force", false}, {"ro", {4}}}}));
+  ExpectRequest(P({"volume", "c", "create", "parent", "s"}), "POST", "/ctrl/1.0/VolumeCreate",
+                json{{"name", "c"}, {"parent", "s"}});
+  EXPECT_TRUE(Fails({"snapshot", "s", "delete", "t"}));
+  EXPECT_TRUE(Fails({"volume", "v", "snapshot", "a", "b"}));
+}
+
 }  // namespace
 }  // namespace spindle::cli

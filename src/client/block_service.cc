@@ -56,7 +56,9 @@ BlockService::BlockService(asio::io_context& io, BlockOptions options)
       pool_(io.get_executor(), options_.id),
       table_(io.get_executor(), pool_),
       nbd_(io, table_, NbdOptions(options_)),
-      link_(LinkOptions(options_), io, [this](ClientState s) { Apply(std::move(s)); }) {}
+      link_(LinkOptions(options_), io, [this](ClientState s, std::function<void()> done) {
+        Apply(std::move(s), std::move(done));
+      }) {}
 
 Status BlockService::Start() {
   std::error_code ec;
@@ -78,10 +80,24 @@ Status BlockService::Start() {
   return Status::Ok();
 }
 
-void BlockService::Apply(ClientState state) {
-  for (const auto& gone : table_.Apply(state)) nbd_.CloseSessionsOf(gone.get());
+void BlockService::Apply(ClientState state, std::function<void()> done) {
+  VolumeTable::Changes changes = table_.Apply(state);
+  for (const auto& gone : changes.gone) nbd_.CloseSessionsOf(gone.get());
   if (kernel_) SyncKernel(state);
-  SP_LOG_INFO("applied generation {}: {} volume(s)", state.generation, state.volumes.size());
+  SP_LOG_INFO("applied generation {}: {} volume(s), {} layer switch(es)", state.generation,
+              state.volumes.size(), changes.switches.size());
+  if (changes.switches.empty()) {
+    done();
+    return;
+  }
+  asio::co_spawn(io_, SwitchLayers(std::move(changes.switches), std::move(done)), LogExceptions{});
+}
+
+asio::awaitable<void> BlockService::SwitchLayers(
+    std::vector<std::pair<std::shared_ptr<Volume>, VolumeSpec>> switches,
+    std::function<void()> done) {
+  for (auto& [volume, spec] : switches) co_await volume->SwitchLayer(std::move(spec));
+  done();
 }
 
 void BlockService::SyncKernel(const ClientState& state) {

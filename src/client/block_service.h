@@ -3,9 +3,12 @@
 // runs its own threads and posts states into the io_context.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include <asio.hpp>
 
@@ -50,7 +53,11 @@ class BlockService {
   void Join();
 
  private:
-  void Apply(ClientState state);
+  void Apply(ClientState state, std::function<void()> done);
+  // Runs the layer switches one after the other, then `done`.
+  asio::awaitable<void> SwitchLayers(
+      std::vector<std::pair<std::shared_ptr<Volume>, VolumeSpec>> switches,
+      std::function<void()> done);
   // Attaches /dev/nbdN for every volume of `state` that has none (or whose export changed)
   // and detaches the devices of volumes that went away. Only with the kernel nbd driver.
   void SyncKernel(const ClientState& state);

@@ -100,8 +100,7 @@ Status MgmtLink::ApplyOnIo(ClientState state) {
   auto done = std::make_shared<std::promise<void>>();
   auto future = done->get_future();
   asio::post(io_, [apply = apply_, state = std::move(state), done]() mutable {
-    apply(std::move(state));
-    done->set_value();
+    apply(std::move(state), [done] { done->set_value(); });
   });
   // The io thread may be stopping and never run the handler: don't wait for it then.
   while (future.wait_for(kApplyWaitStep) != std::future_status::ready) {

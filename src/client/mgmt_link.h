@@ -38,7 +38,9 @@ struct MgmtLinkOptions {
 class MgmtLink {
  public:
   // Runs on the io_context thread with each new state.
-  using ApplyFn = std::function<void(ClientState)>;
+  // Applies a state on the io thread and calls `done` (on the io thread) once it took effect;
+  // the generation is reported applied only then.
+  using ApplyFn = std::function<void(ClientState, std::function<void()> done)>;
 
   MgmtLink(MgmtLinkOptions options, asio::io_context& io, ApplyFn apply);
   ~MgmtLink();

@@ -28,7 +28,22 @@ Volume::Volume(asio::any_io_executor ex, ServerPool& pool, VolumeSpec spec,
       pool_(pool),
       spec_(std::move(spec)),
       versions_(versions ? std::move(versions) : std::make_shared<ObjectVersions>(ex)),
-      write_done_(ex) {}
+      write_done_(ex),
+      switched_(ex) {}
+
+asio::awaitable<void> Volume::WaitNotSwitching() {
+  while (switching_) co_await switched_.Wait();
+}
+
+asio::awaitable<void> Volume::SwitchLayer(VolumeSpec spec) {
+  SP_ASSERT(!switching_);
+  switching_ = true;
+  while (!writes_in_flight_.empty()) co_await write_done_.Wait();
+  spec_ = std::move(spec);
+  versions_ = std::make_shared<ObjectVersions>(ex_);
+  switching_ = false;
+  switched_.NotifyAll();
+}
 
 asio::awaitable<Status> Volume::Read(uint64_t offset, std::span<uint8_t> out) {
   SP_ASSERT(offset + out.size() <= spec_.size_bytes);
@@ -59,10 +74,61 @@ asio::awaitable<Status> Volume::Write(uint64_t offset, std::span<const uint8_t> 
     co_return Error(Code::kInvalidArgument, "unaligned write {}+{}", offset, data.size());
   }
   SP_ASSERT(offset + data.size() <= spec_.size_bytes);
+  co_await WaitNotSwitching();
   const uint64_t seq = BeginWrite();
-  Status s = co_await WriteAligned(offset, data);
+  Status s;
+  if (spec_.chain.size() > 1) {
+    co_await LockBlocks(seq, offset, data.size());
+    s = co_await WriteMerged(offset, data);
+    UnlockBlocks(seq);
+  } else {
+    s = co_await WriteAligned(offset, data);
+  }
   EndWrite(seq);
   co_return s;
+}
+
+bool Volume::BlocksBusy(uint64_t first, uint64_t last) const {
+  for (const auto& [seq, r] : locked_blocks_) {
+    if (r.first < last && first < r.second) return true;
+  }
+  return false;
+}
+
+asio::awaitable<void> Volume::LockBlocks(uint64_t seq, uint64_t offset, uint64_t length) {
+  const uint64_t first = offset / kBlockSize;
+  const uint64_t last = (offset + length + kBlockSize - 1) / kBlockSize;
+  while (BlocksBusy(first, last)) co_await write_done_.Wait();
+  locked_blocks_[seq] = {first, last};
+}
+
+void Volume::UnlockBlocks(uint64_t seq) {
+  locked_blocks_.erase(seq);
+  write_done_.NotifyAll();
+}
+
+asio::awaitable<Status> Volume::WriteMerged(uint64_t offset, std::span<const uint8_t> data) {
+  const uint64_t first = offset / kBlockSize * kBlockSize;
+  const uint64_t end = offset + data.size();
+  const uint64_t last =
+      std::min<uint64_t>((end + kBlockSize - 1) / kBlockSize * kBlockSize, spec_.size_bytes);
+  if (first == offset && last == end) {
+    Status direct = co_await WriteAligned(offset, data);
+    co_return direct;
+  }
+  std::vector<uint8_t> whole(last - first);
+  std::span<uint8_t> buf(whole);
+  Status s;
+  if (first != offset)
+    s = co_await ReadAligned(first, buf.first(std::min(kBlockSize, last - first)));
+  const uint64_t tail = (last - 1) / kBlockSize * kBlockSize;
+  if (s.ok() && end != last && (tail != first || first == offset)) {
+    s = co_await ReadAligned(tail, buf.subspan(tail - first, last - tail));
+  }
+  if (!s.ok()) co_return s;
+  std::memcpy(whole.data() + (offset - first), data.data(), data.size());
+  Status w = co_await WriteAligned(first, buf);
+  co_return w;
 }
 
 uint64_t Volume::BeginWrite() {
@@ -82,7 +148,21 @@ asio::awaitable<Status> Volume::Trim(uint64_t offset, uint64_t length) {
     co_return Error(Code::kInvalidArgument, "unaligned trim {}+{}", offset, length);
   }
   SP_ASSERT(offset + length <= spec_.size_bytes);
+  co_await WaitNotSwitching();
   const uint64_t seq = BeginWrite();
+  Status s;
+  if (spec_.chain.size() > 1) {
+    co_await LockBlocks(seq, offset, length);
+    s = co_await TrimOverChain(offset, length);
+    UnlockBlocks(seq);
+  } else {
+    s = co_await TrimRange(offset, length);
+  }
+  EndWrite(seq);
+  co_return s;
+}
+
+asio::awaitable<Status> Volume::TrimRange(uint64_t offset, uint64_t length) {
   const std::vector<Extent> extents = SplitExtents(offset, length);
   Status s;
   for (size_t i = 0; i < extents.size() && s.ok(); i += kMaxTrimObjectsAtOnce) {
@@ -92,7 +172,18 @@ asio::awaitable<Status> Volume::Trim(uint64_t offset, uint64_t length) {
     }
     s = FirstError(co_await RunAll(ex_, std::move(tasks)));
   }
-  EndWrite(seq);
+  co_return s;
+}
+
+asio::awaitable<Status> Volume::TrimOverChain(uint64_t offset, uint64_t length) {
+  static const std::vector<uint8_t> kZeros(kBlockSize, 0);
+  const uint64_t end = offset + length;
+  const uint64_t a = std::min(end, (offset + kBlockSize - 1) / kBlockSize * kBlockSize);
+  const uint64_t b = std::max(a, end / kBlockSize * kBlockSize);
+  Status s;
+  if (offset < a) s = co_await WriteMerged(offset, std::span(kZeros).first(a - offset));
+  if (s.ok() && b < end) s = co_await WriteMerged(b, std::span(kZeros).first(end - b));
+  if (s.ok() && a < b) s = co_await TrimRange(a, b - a);
   co_return s;
 }
 

@@ -12,10 +12,12 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <set>
 #include <span>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include <asio.hpp>
@@ -76,6 +78,11 @@ class Volume {
   const std::shared_ptr<ObjectVersions>& versions() const { return versions_; }
   // Takes a new layout (disk sets, chain) of the same volume and layer.
   void UpdateSpec(VolumeSpec spec) { spec_ = std::move(spec); }
+  // Moves the volume to a new top layer (a snapshot froze the old one): new writes and trims
+  // wait, those in flight complete, then `spec` and fresh per-object versions take over and
+  // the waiting ones go on. So the old layer holds exactly the writes acknowledged before.
+  // REQUIRES: spec is of the same volume, size and rights; one switch at a time.
+  asio::awaitable<void> SwitchLayer(VolumeSpec spec);
 
   // REQUIRES for all: the range lies inside the volume. Errors: kPermissionDenied on a
   // read-only volume, kInvalidArgument for unaligned writes, else the replicas' failure.
@@ -97,6 +104,19 @@ class Volume {
 
  private:
   asio::awaitable<Status> WriteAligned(uint64_t offset, std::span<const uint8_t> data);
+  // On a volume with parent layers the store cannot merge a partial 4 KiB block with the
+  // lower layers' data (a WRITE names only the top layer), so partial blocks are read through
+  // the chain and written whole, and writes and trims touching the same 4 KiB blocks are
+  // serialized (a merge must not undo a concurrent write's data). REQUIRES: blocks locked.
+  asio::awaitable<Status> WriteMerged(uint64_t offset, std::span<const uint8_t> data);
+  asio::awaitable<Status> TrimOverChain(uint64_t offset, uint64_t length);
+  asio::awaitable<Status> TrimRange(uint64_t offset, uint64_t length);
+  // Waits until no other write holds a block of the range, then holds them as `seq`.
+  asio::awaitable<void> LockBlocks(uint64_t seq, uint64_t offset, uint64_t length);
+  void UnlockBlocks(uint64_t seq);
+  bool BlocksBusy(uint64_t first, uint64_t last) const;
+  // Returns once no layer switch holds writes back.
+  asio::awaitable<void> WaitNotSwitching();
   asio::awaitable<Status> ReadAligned(uint64_t offset, std::span<uint8_t> out);
 
   // replication.cc
@@ -129,6 +149,9 @@ class Volume {
   uint64_t next_write_seq_ = 0;
   std::set<uint64_t> writes_in_flight_;
   AsyncSignal write_done_;
+  std::map<uint64_t, std::pair<uint64_t, uint64_t>> locked_blocks_;  // seq → [first, last)
+  bool switching_ = false;  // SwitchLayer holds new writes back
+  AsyncSignal switched_;
 };
 
 }  // namespace spindle::client

@@ -21,18 +21,26 @@ std::vector<std::string> VolumeTable::Names() const {
   return out;
 }
 
-std::vector<std::shared_ptr<Volume>> VolumeTable::Apply(const ClientState& state) {
+VolumeTable::Changes VolumeTable::Apply(const ClientState& state) {
   pool_.UpdateDisks(state.disks);
-  std::vector<std::shared_ptr<Volume>> gone;
+  Changes out;
+  std::vector<std::shared_ptr<Volume>>& gone = out.gone;
   std::unordered_map<std::string, std::shared_ptr<Volume>> next;
   for (const VolumeSpec& spec : state.volumes) {
     auto it = by_global_id_.find(spec.global_id);
     std::shared_ptr<Volume> old = it == by_global_id_.end() ? nullptr : it->second;
-    const bool same_shape =
-        old && old->spec().layer == spec.layer && old->spec().size_bytes == spec.size_bytes &&
-        old->spec().read_only == spec.read_only && old->spec().name == spec.name;
-    if (same_shape) {
+    const bool same_shape = old && old->spec().size_bytes == spec.size_bytes &&
+                            old->spec().read_only == spec.read_only &&
+                            old->spec().name == spec.name;
+    if (same_shape && old->spec().layer == spec.layer) {
       old->UpdateSpec(spec);
+      next[spec.global_id] = old;
+      continue;
+    }
+    if (same_shape) {
+      SP_LOG_INFO("export {} (~{}) moves to layer {}", spec.name, spec.global_id,
+                  spec.layer.value());
+      out.switches.emplace_back(old, spec);
       next[spec.global_id] = old;
       continue;
     }
@@ -53,7 +61,7 @@ std::vector<std::shared_ptr<Volume>> VolumeTable::Apply(const ClientState& state
   }
   by_global_id_ = std::move(next);
   generation_ = state.generation;
-  return gone;
+  return out;
 }
 
 }  // namespace spindle::client

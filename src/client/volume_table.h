@@ -26,9 +26,16 @@ class VolumeTable {
   // Names of all exports, volume names only.
   std::vector<std::string> Names() const;
 
-  // Applies a new state. Returns the Volume objects that went away or changed in a way an
-  // open NBD connection cannot follow (size, rights, layer); their connections must close.
-  std::vector<std::shared_ptr<Volume>> Apply(const ClientState& state);
+  struct Changes {
+    // Volumes that went away or changed in a way an open NBD connection cannot follow (size,
+    // rights, name); their connections must close.
+    std::vector<std::shared_ptr<Volume>> gone;
+    // Volumes that only moved to a new top layer (a snapshot): the caller runs
+    // Volume::SwitchLayer with the new spec; their connections stay open.
+    std::vector<std::pair<std::shared_ptr<Volume>, VolumeSpec>> switches;
+  };
+  // Applies a new state.
+  Changes Apply(const ClientState& state);
   int64_t generation() const { return generation_; }
 
  private:

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include "client/volume_table.h"
 #include "common/units.h"
 
 namespace spindle::client {
@@ -54,6 +55,45 @@ TEST(DiskSetFor, ModuloAndOverride) {
   EXPECT_EQ(DiskSetFor(v, 3)[1], DiskId(202));
   EXPECT_EQ(DiskSetFor(v, 4)[0], DiskId(101));
   EXPECT_EQ(DiskSetFor(v, 5)[0], DiskId(301));
+}
+
+// A new layer with the same globalId, name, size and rights is a switch of the same Volume
+// object (its connections stay); SwitchLayer takes the new chain and fresh versions; a size
+// change replaces the Volume instead.
+TEST(VolumeTable, LayerChangeIsASwitch) {
+  asio::io_context io;
+  ServerPool pool(io.get_executor(), ClientId(4));
+  VolumeTable table(io.get_executor(), pool);
+  VolumeSpec v;
+  v.name = "v";
+  v.global_id = "a.b.1";
+  v.layer = LayerId(1);
+  v.chain = {LayerId(1)};
+  v.size_bytes = kObjectSize;
+  v.disk_sets = {{DiskId(101)}};
+  ClientState st;
+  st.generation = 1;
+  st.volumes = {v};
+  ASSERT_TRUE(table.Apply(st).gone.empty());
+  auto before = table.Find("v");
+  auto old_versions = before->versions();
+  st.generation = 2;
+  st.volumes[0].layer = LayerId(2);
+  st.volumes[0].chain = {LayerId(2), LayerId(1)};
+  VolumeTable::Changes c = table.Apply(st);
+  EXPECT_TRUE(c.gone.empty());
+  ASSERT_EQ(c.switches.size(), 1u);
+  EXPECT_EQ(c.switches[0].first, before);
+  asio::co_spawn(io, before->SwitchLayer(c.switches[0].second), asio::detached);
+  io.run();
+  EXPECT_EQ(table.Find("v"), before);
+  EXPECT_EQ(before->spec().layer, LayerId(2));
+  EXPECT_EQ(before->spec().chain.size(), 2u);
+  EXPECT_NE(before->versions(), old_versions);
+  st.volumes[0].size_bytes = 2 * kObjectSize;
+  c = table.Apply(st);
+  EXPECT_EQ(c.gone.size(), 1u);
+  EXPECT_TRUE(c.switches.empty());
 }
 
 }  // namespace

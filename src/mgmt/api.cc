@@ -218,6 +218,7 @@ Api::Api(Cluster& cluster, ApiOptions options) : cluster_(cluster), options_(std
   RegisterDiskCalls(public_calls_);
   RegisterTemplateCalls(public_calls_);
   RegisterVolumeCalls(public_calls_);
+  RegisterSnapshotCalls(public_calls_);
   RegisterAttachmentCalls(public_calls_);
   RegisterSpaceCalls(public_calls_);
   RegisterKvCalls(public_calls_);

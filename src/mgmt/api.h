@@ -50,6 +50,7 @@ void RegisterServiceCalls(CallTable& public_calls, CallTable& internal_calls);
 void RegisterDiskCalls(CallTable& calls);
 void RegisterTemplateCalls(CallTable& calls);
 void RegisterVolumeCalls(CallTable& calls);
+void RegisterSnapshotCalls(CallTable& calls);
 void RegisterAttachmentCalls(CallTable& calls);
 void RegisterSpaceCalls(CallTable& calls);
 void RegisterKvCalls(CallTable& calls);

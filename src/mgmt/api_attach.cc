@@ -13,7 +13,8 @@ constexpr size_t kMaxReassignItems = 4096;
 constexpr uint32_t kMaxAttachmentsPerClient = 1024;  // AttachmentPos 0..1023
 
 struct Reassign {
-  std::string volume;
+  std::string volume;     // or the snapshot's name
+  bool snapshot = false;  // a snapshot: read-only attachments only
   bool detach_all = false;
   std::vector<uint32_t> detach, ro, rw;
   bool force = false;
@@ -21,16 +22,18 @@ struct Reassign {
 
 Result<Reassign> ParseItem(const Json& item) {
   if (!item.is_object()) return Error(Code::kInvalidArgument, "reassign items must be objects");
-  if (!item.contains("volume") && item.contains("snapshot")) {
-    return Error(Code::kUnimplemented, "snapshot attachments are not implemented");
-  }
   Reassign r;
   std::optional<std::string> volume;
   std::optional<std::vector<uint32_t>> ro, rw, detach;
   std::optional<bool> force;
-  SP_RETURN_IF_ERROR(OptString(item, "volume", volume));
+  r.snapshot = !item.contains("volume") && item.contains("snapshot");
+  SP_RETURN_IF_ERROR(OptString(item, r.snapshot ? "snapshot" : "volume", volume));
   if (!volume) return Error(Code::kInvalidArgument, "reassign item without 'volume'");
-  SP_RETURN_IF_ERROR(proto::ValidateVolumeNameOrGlobalId("volume", *volume));
+  if (r.snapshot) {
+    SP_RETURN_IF_ERROR(proto::ValidateSnapshotNameOrGlobalId("snapshot", *volume));
+  } else {
+    SP_RETURN_IF_ERROR(proto::ValidateVolumeNameOrGlobalId("volume", *volume));
+  }
   SP_RETURN_IF_ERROR(OptClientIdList(item, "ro", ro));
   SP_RETURN_IF_ERROR(OptClientIdList(item, "rw", rw));
   SP_RETURN_IF_ERROR(OptBool(item, "force", force));
@@ -45,6 +48,9 @@ Result<Reassign> ParseItem(const Json& item) {
   r.rw = rw.value_or(std::vector<uint32_t>{});
   r.detach = detach.value_or(std::vector<uint32_t>{});
   r.force = force.value_or(false);
+  if (r.snapshot && !r.rw.empty()) {
+    return Error(Code::kInvalidArgument, "snapshot '{}' can only be attached read-only", r.volume);
+  }
   if (r.rw.size() > 1) {
     return Error(Code::kInvalidArgument, "volume '{}' can be read-write on one client only",
                  r.volume);
@@ -58,9 +64,11 @@ Result<Reassign> ParseItem(const Json& item) {
 
 uint32_t FreePos(const State& s, const std::string& client) {
   std::set<uint32_t> used;
-  for (const auto& [_, v] : s.volumes) {
-    auto it = v.attachments.find(client);
-    if (it != v.attachments.end()) used.insert(it->second.pos);
+  for (const auto* m : {&s.volumes, &s.snapshots}) {
+    for (const auto& [_, v] : *m) {
+      auto it = v.attachments.find(client);
+      if (it != v.attachments.end()) used.insert(it->second.pos);
+    }
   }
   uint32_t pos = 0;
   while (used.count(pos)) ++pos;
@@ -109,9 +117,15 @@ Status CheckNotOpen(const VolumeRecord& v, uint32_t client, const Reassign& r,
                "volume {} is in use on client {}; detach with force to close it", v.name, client);
 }
 
+// The volume or snapshot an item names.
+Result<const VolumeRecord*> Target(const State& s, const Reassign& r) {
+  if (r.snapshot) return LookupSnapshot(s, r.volume);
+  return LookupVolume(s, r.volume);
+}
+
 Status ApplyReassign(State& s, const Reassign& r, const OpenVolumes& open) {
-  SP_ASSIGN_OR_RETURN(const VolumeRecord* found, LookupVolume(s, r.volume));
-  VolumeRecord& v = s.volumes.at(found->id);
+  SP_ASSIGN_OR_RETURN(const VolumeRecord* found, Target(s, r));
+  VolumeRecord& v = (r.snapshot ? s.snapshots : s.volumes).at(found->id);
   std::vector<uint32_t> leaving = r.detach;
   if (r.detach_all) {
     for (const auto& [client, _] : v.attachments) leaving.push_back(std::stoul(client));
@@ -146,7 +160,7 @@ Result<int64_t> ApplyAll(Cluster& c, const std::vector<Reassign>& items,
   return c.Mutate([&](State& s) -> Status {
     for (const Reassign& r : items) {
       if (touched != nullptr) {
-        SP_ASSIGN_OR_RETURN(const VolumeRecord* v, LookupVolume(s, r.volume));
+        SP_ASSIGN_OR_RETURN(const VolumeRecord* v, Target(s, r));
         for (const auto& [client, _] : v->attachments) touched->insert(std::stoul(client));
         touched->insert(r.rw.begin(), r.rw.end());
         touched->insert(r.ro.begin(), r.ro.end());
@@ -205,12 +219,15 @@ Result<Json> VolumesReassignWait(Cluster& c, const ApiRequest& req) {
 Result<Json> AttachmentsList(Cluster& c, const ApiRequest& req) {
   return c.Read([&](const State& s, const Runtime&) {
     Json out = Json::array();
-    for (const auto& [_, v] : s.volumes) {
-      for (const auto& [client, a] : v.attachments) {
-        Json j = {{"volume", v.name},   {"snapshot", false}, {"client", std::stoul(client)},
-                  {"rights", a.rights}, {"pos", a.pos},      {"globalId", v.globalId}};
-        if (req.multi_cluster) j["clusterId"] = s.counters.clusterId;
-        out.push_back(std::move(j));
+    for (const auto* m : {&s.volumes, &s.snapshots}) {
+      const bool snap = m == &s.snapshots;
+      for (const auto& [_, v] : *m) {
+        for (const auto& [client, a] : v.attachments) {
+          Json j = {{"volume", v.name},   {"snapshot", snap}, {"client", std::stoul(client)},
+                    {"rights", a.rights}, {"pos", a.pos},     {"globalId", v.globalId}};
+          if (req.multi_cluster) j["clusterId"] = s.counters.clusterId;
+          out.push_back(std::move(j));
+        }
       }
     }
     return out;

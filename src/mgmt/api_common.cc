@@ -84,9 +84,15 @@ int64_t ObjectsCount(const VolumeRecord& v) {
 
 Json VolumeSummaryJson(const State& state, const VolumeRecord& v, bool multi_cluster,
                        const std::string& cluster_name) {
+  const VolumeRecord* parent = nullptr;
+  if (!v.parents.empty()) {
+    auto it = state.snapshots.find(v.parents.front());
+    if (it != state.snapshots.end()) parent = &it->second;
+  }
+  const int64_t parent_id = v.parents.empty() ? 0 : v.parents.front();
   Json j = {{"name", v.name},
             {"id", v.id},
-            {"parentName", ""},
+            {"parentName", parent ? parent->name : ""},
             {"templateName", v.templateName},
             {"size", v.size},
             {"replication", v.replication},
@@ -94,8 +100,8 @@ Json VolumeSummaryJson(const State& state, const VolumeRecord& v, bool multi_clu
             {"placeAll", v.placeAll},
             {"placeTail", v.placeTail},
             {"placeHead", v.placeHead},
-            {"parentVolumeId", 0},
-            {"originalParentVolumeId", 0},
+            {"parentVolumeId", parent_id},
+            {"originalParentVolumeId", parent_id},
             {"visibleVolumeId", v.id},
             {"templateId", v.templateId},
             {"objectsCount", ObjectsCount(v)},

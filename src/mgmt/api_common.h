@@ -51,6 +51,24 @@ struct Policy {
 Result<Policy> ParsePolicy(const Json& body);
 // kNotFound unless every named placement group exists.
 Status CheckPlacementGroups(const State& state, const Policy& p);
+// Snapshots (api_snapshots.cc).
+struct SnapshotArgs {
+  std::optional<std::string> name;  // nullopt: auto-named "<volume>@<n>"
+  std::map<std::string, std::string> tags;
+  bool bind = false;
+  bool transient = false;
+};
+// The snapshot by name or "~globalId"; kInvalidArgument for a bad name, kNotFound when absent.
+Result<const VolumeRecord*> LookupSnapshot(const State& state, const std::string& name);
+// SnapshotSummary: VolumeSummary plus the snapshot-only members.
+Json SnapshotSummaryJson(const State& state, const VolumeRecord& snap, bool multi_cluster,
+                         const std::string& cluster_name);
+// Freezes the volume's layer as a new snapshot (returned); the volume moves to a new layer.
+// `vol` is invalid afterwards.
+Result<VolumeRecord> TakeSnapshot(State& s, const VolumeRecord& vol, const SnapshotArgs& a);
+// Waits (bounded) until every up client the volume is attached to applied `gen`.
+bool WaitForVolumeClients(Cluster& c, const std::string& global_id, int64_t gen);
+
 // Optional "size" (VolumeSize) of a body.
 Status OptSize(const Json& body, const char* key, std::optional<int64_t>& out);
 

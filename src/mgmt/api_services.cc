@@ -366,33 +366,43 @@ Result<int64_t> QueryInt(const std::string& query, const std::string& key, int64
   return fallback;
 }
 
+// One attached volume or snapshot of ClientState; adds the disks of its table to `disks`.
+Json ClientVolumeJson(const State& s, const VolumeRecord& v, const AttachmentRecord& at,
+                      bool snapshot, Json& disks) {
+  Json chain = Json::array({v.id});
+  for (int64_t p : v.parents) chain.push_back(p);
+  for (const auto& set : v.targetDiskSets) {
+    for (uint32_t d : set) {
+      auto di = s.disks.find(d);
+      if (di == s.disks.end()) continue;
+      auto sv = s.servers.find(di->second.serverId);
+      bool up = DiskIsUp(di->second) && sv != s.servers.end() && sv->second.up;
+      disks[std::to_string(d)] = {{"serverId", di->second.serverId},
+                                  {"addr", sv == s.servers.end() ? "" : sv->second.addr},
+                                  {"port", sv == s.servers.end() ? 0 : sv->second.port},
+                                  {"up", up}};
+    }
+  }
+  return {{"name", v.name},
+          {"globalId", v.globalId},
+          {"snapshot", snapshot},
+          {"rights", snapshot ? "ro" : at.rights},
+          {"layerId", v.id},
+          {"chain", std::move(chain)},
+          {"size", v.size},
+          {"replication", v.replication},
+          {"targetDiskSets", v.targetDiskSets},
+          {"overrides", Json::object()}};
+}
+
 Json ClientStateJson(const State& s, uint32_t client) {
   Json volumes = Json::array(), disks = Json::object();
   std::string key = std::to_string(client);
-  for (const auto& [id, v] : s.volumes) {
-    auto at = v.attachments.find(key);
-    if (at == v.attachments.end()) continue;
-    volumes.push_back({{"name", v.name},
-                       {"globalId", v.globalId},
-                       {"snapshot", false},
-                       {"rights", at->second.rights},
-                       {"layerId", v.id},
-                       {"chain", {v.id}},
-                       {"size", v.size},
-                       {"replication", v.replication},
-                       {"targetDiskSets", v.targetDiskSets},
-                       {"overrides", Json::object()}});
-    for (const auto& set : v.targetDiskSets) {
-      for (uint32_t d : set) {
-        auto di = s.disks.find(d);
-        if (di == s.disks.end()) continue;
-        auto sv = s.servers.find(di->second.serverId);
-        bool up = DiskIsUp(di->second) && sv != s.servers.end() && sv->second.up;
-        disks[std::to_string(d)] = {{"serverId", di->second.serverId},
-                                    {"addr", sv == s.servers.end() ? "" : sv->second.addr},
-                                    {"port", sv == s.servers.end() ? 0 : sv->second.port},
-                                    {"up", up}};
-      }
+  for (const auto* m : {&s.volumes, &s.snapshots}) {
+    for (const auto& [id, v] : *m) {
+      auto at = v.attachments.find(key);
+      if (at == v.attachments.end()) continue;
+      volumes.push_back(ClientVolumeJson(s, v, at->second, m == &s.snapshots, disks));
     }
   }
   return {{"generation", s.generation}, {"volumes", volumes}, {"disks", disks}};

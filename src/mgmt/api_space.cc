@@ -111,6 +111,14 @@ Json TemplateStatusJson(const State& s, const Runtime& rt, const TemplateRecord&
     stored += u.stored;
     on_disk += u.on_disk;
   }
+  int64_t snapshots = 0;
+  for (const auto& [_, v] : s.snapshots) {
+    if (v.templateName != t.name) continue;
+    ++snapshots;
+    VolumeUsage u = UsageOf(s, rt, v);
+    stored += u.stored;
+    on_disk += u.on_disk;
+  }
   RoleSpace all = SpaceOf(s, rt, t.placeAll), head = SpaceOf(s, rt, t.placeHead),
             tail = SpaceOf(s, rt, t.placeTail);
   int64_t rep = t.replication > 0 ? t.replication : 1;
@@ -131,7 +139,7 @@ Json TemplateStatusJson(const State& s, const Runtime& rt, const TemplateRecord&
           {"placeHead", t.placeHead},
           {"replication", t.replication > 0 ? Json(t.replication) : Json("-")},
           {"volumesCount", count},
-          {"snapshotsCount", 0},
+          {"snapshotsCount", snapshots},
           {"removingSnapshotsCount", 0},
           {"size", size},
           {"totalSize", size},
@@ -197,6 +205,15 @@ Result<Json> VagList(Cluster& c, const ApiRequest& req) {
 // A new table of `count` sets from the allocator, keeping the set of every existing object
 // (objects must not move: that is relocation, which Spindle does not do yet).
 Status ResizeTable(State& s, const VolumeRecord& v, uint32_t count) {
+  bool has_children = false;
+  for (const auto& [_, o] : s.snapshots) {
+    if (!o.parents.empty() && o.parents.front() == v.id) has_children = true;
+  }
+  if (!v.parents.empty() || has_children) {
+    return Error(Code::kUnimplemented,
+                 "'{}' shares its disk-set table with snapshots; changing it is not implemented",
+                 v.name);
+  }
   SP_ASSIGN_OR_RETURN(auto fresh, AllocateDiskSets(AllocInput(s, v, count)));
   std::vector<std::optional<DiskSetTable::Set>> keep(count);
   for (int64_t i = 0; i < ObjectsCount(v) && !v.targetDiskSets.empty(); ++i) {

@@ -157,5 +157,43 @@ TEST_F(ApiTest, ChangesReturnApiOk) {
   EXPECT_EQ(v["objects"].size(), 1u);
 }
 
+// A snapshot freezes the volume's layer (the volume moves to a new one whose chain continues
+// with it); a clone's chain is its own layer over the snapshot's; ClientState publishes both
+// chains; a snapshot with children cannot be deleted, and a snapshot attaches read-only only.
+TEST_F(ApiTest, SnapshotsAndClonesFormChains) {
+  RegisterServers();
+  Call("POST", "/ctrl/1.0/VolumeCreate",
+       R"({"name":"v","size":1073741824,"replication":3,"placeAll":"hdd"})");
+  const int64_t layer0 = Call("GET", "/ctrl/1.0/Volume/v")["data"][0]["id"];
+  Json r = Call("POST", "/ctrl/1.0/VolumeSnapshot/v", "{}")["data"];
+  const std::string auto_name = r["autoName"];
+  EXPECT_EQ(auto_name.rfind("v@", 0), 0u) << r;
+  EXPECT_EQ(r["snapshotVisibleVolumeId"], layer0);
+  Json v = Call("GET", "/ctrl/1.0/Volume/v")["data"][0];
+  EXPECT_NE(v["id"], layer0);
+  EXPECT_EQ(v["parentName"], auto_name);
+  Call("POST", "/ctrl/1.0/VolumeCreate", R"({"name":"c","parent":")" + auto_name + R"("})");
+  Json c = Call("GET", "/ctrl/1.0/VolumeDescribe/c")["data"];
+  EXPECT_EQ(c["targetDiskSets"],
+            Call("GET", "/ctrl/1.0/SnapshotDescribe/" + auto_name)["data"]["targetDiskSets"]);
+  Json body = {{"type", "client"}, {"id", 4}};
+  Call("POST", "/spindle/1/ServiceRegister", body.dump());
+  Call("POST", "/ctrl/1.0/VolumesReassign",
+       R"([{"volume":"c","rw":[4]},{"snapshot":")" + auto_name + R"(","ro":[4]}])");
+  Json st = Call("GET", "/spindle/1/ClientState/4?since=-1&timeoutMs=0")["data"];
+  ASSERT_EQ(st["volumes"].size(), 2u) << st;
+  for (const Json& e : st["volumes"]) {
+    if (e["name"] == "c") {
+      EXPECT_EQ(e["chain"], Json::array({c["id"], layer0}));
+    } else {
+      EXPECT_EQ(e["chain"], Json::array({layer0}));
+      EXPECT_EQ(e["rights"], "ro");
+      EXPECT_EQ(e["snapshot"], true);
+    }
+  }
+  Call("POST", "/ctrl/1.0/SnapshotDelete/" + auto_name, "", 409);
+  Call("POST", "/ctrl/1.0/VolumesReassign", R"([{"snapshot":"x","rw":[4]}])", 400);
+}
+
 }  // namespace
 }  // namespace spindle::mgmt

@@ -1,5 +1,5 @@
 // VolumesList, Volume, VolumeDescribe, VolumesGetStatus, VolumeCreate, VolumeUpdate,
-// VolumeDelete, SnapshotsList.
+// VolumeDelete (snapshots: api_snapshots.cc).
 #include <ctime>
 #include <set>
 
@@ -51,9 +51,11 @@ Result<Json> VolumeDescribe(Cluster& c, const ApiRequest& req) {
 }
 
 // VolumeStatus (quick: VolumeStatusQuick, without the reported sizes).
+// Snapshots (SnapshotStatus) start from their SnapshotSummary.
 Json VolumeStatusJson(const State& s, const Runtime& rt, const VolumeRecord& v,
-                      const std::string& cluster_name, bool mc, bool quick) {
-  Json j = VolumeSummaryJson(s, v, mc, cluster_name);
+                      const std::string& cluster_name, bool mc, bool quick, bool snapshot) {
+  Json j = snapshot ? SnapshotSummaryJson(s, v, mc, cluster_name)
+                    : VolumeSummaryJson(s, v, mc, cluster_name);
   std::set<uint32_t> down_drives, missing;
   int64_t objects = ObjectsCount(v), down_objects = 0;
   bool degraded = false;
@@ -72,7 +74,7 @@ Json VolumeStatusJson(const State& s, const Runtime& rt, const VolumeRecord& v,
   }
   int64_t down_bytes = std::min<int64_t>(v.size, down_objects * static_cast<int64_t>(kObjectSize));
   j.update({{"status", down_objects > 0 ? "down" : "up"},
-            {"snapshot", false},
+            {"snapshot", snapshot},
             {"migrating", false},
             {"decreasedRedundancy", degraded},
             {"balancerBlocked", false},
@@ -98,7 +100,10 @@ Result<Json> StatusOfAll(Cluster& c, const ApiRequest& req, bool quick) {
   return c.Read([&](const State& s, const Runtime& rt) {
     Json out = Json::object();
     for (const auto& [_, v] : s.volumes) {
-      out[v.name] = VolumeStatusJson(s, rt, v, ClusterName(c), req.multi_cluster, quick);
+      out[v.name] = VolumeStatusJson(s, rt, v, ClusterName(c), req.multi_cluster, quick, false);
+    }
+    for (const auto& [_, v] : s.snapshots) {
+      out[v.name] = VolumeStatusJson(s, rt, v, ClusterName(c), req.multi_cluster, quick, true);
     }
     return out;
   });
@@ -110,12 +115,8 @@ Result<Json> VolumesGetStatusQuick(Cluster& c, const ApiRequest& req) {
   return StatusOfAll(c, req, true);
 }
 
-Result<Json> SnapshotsList(Cluster&, const ApiRequest&) {
-  return Json::array();  // snapshots cannot be created yet, so there are none
-}
-
 struct CreateArgs {
-  std::optional<std::string> name, templ;
+  std::optional<std::string> name, templ, parent, base_on;
   std::optional<int64_t> size;
   Policy policy;
 };
@@ -123,18 +124,16 @@ struct CreateArgs {
 Result<CreateArgs> ParseCreate(const ApiRequest& req) {
   SP_ASSIGN_OR_RETURN(Json body, BodyObject(req, EmptyBody::kRejected));
   CreateArgs a;
-  std::optional<std::string> parent, base_on;
   SP_RETURN_IF_ERROR(OptString(body, "name", a.name));
   if (a.name) SP_RETURN_IF_ERROR(proto::ValidateVolumeName("name", *a.name));
   SP_RETURN_IF_ERROR(OptString(body, "template", a.templ));
   if (a.templ) SP_RETURN_IF_ERROR(proto::ValidateTemplateName("template", *a.templ));
   SP_RETURN_IF_ERROR(OptSize(body, "size", a.size));
-  SP_RETURN_IF_ERROR(OptString(body, "parent", parent));
-  SP_RETURN_IF_ERROR(OptString(body, "baseOn", base_on));
-  if (parent || base_on) {
-    return Error(Code::kUnimplemented,
-                 "volumes from a parent snapshot or baseOn are not implemented");
-  }
+  SP_RETURN_IF_ERROR(OptString(body, "parent", a.parent));
+  if (a.parent) SP_RETURN_IF_ERROR(proto::ValidateSnapshotNameOrGlobalId("parent", *a.parent));
+  SP_RETURN_IF_ERROR(OptString(body, "baseOn", a.base_on));
+  if (a.base_on) SP_RETURN_IF_ERROR(proto::ValidateVolumeNameOrGlobalId("baseOn", *a.base_on));
+  if (a.parent && a.base_on) return Error(Code::kInvalidArgument, "give 'parent' or 'baseOn'");
   SP_ASSIGN_OR_RETURN(a.policy, ParsePolicy(body));
   return a;
 }
@@ -182,7 +181,64 @@ Status ResolveSettings(const State& s, const CreateArgs& a, VolumeRecord& v) {
   return Status::Ok();
 }
 
-Status CreateVolume(State& s, const CreateArgs& a, VolumeRecord& out) {
+// A clone's settings: the parent snapshot's (layout, placement, table), with the request's
+// size (not smaller), limits and tags.
+Status CloneSettings(const State& s, const VolumeRecord& parent, const CreateArgs& a,
+                     VolumeRecord& v) {
+  const Policy& p = a.policy;
+  bool moves = (p.placeAll && *p.placeAll != parent.placeAll) ||
+               (p.placeHead && *p.placeHead != parent.placeHead) ||
+               (p.placeTail && *p.placeTail != parent.placeTail) ||
+               (p.replication && *p.replication != parent.replication);
+  if (moves) {
+    return Error(Code::kUnimplemented,
+                 "a clone with placement or replication other than its parent's (relocation) is "
+                 "not implemented");
+  }
+  v = parent;
+  v.attachments.clear();
+  v.onVolume.clear();
+  v.autoName = v.bound = v.transient = false;
+  v.targetDeleteDate = 0;
+  v.parents.insert(v.parents.begin(), parent.id);
+  if (a.templ) {
+    auto it = s.templates.find(*a.templ);
+    if (it == s.templates.end())
+      return Error(Code::kNotFound, "template '{}' does not exist", *a.templ);
+    v.templateName = it->second.name;
+    v.templateId = it->second.id;
+  }
+  if (a.size && *a.size < parent.size) {
+    return Error(Code::kInvalidArgument, "a clone cannot be smaller than its parent ({} bytes)",
+                 parent.size);
+  }
+  v.size = a.size.value_or(parent.size);
+  if (v.size > kMaxVolumeSizeBytes) {
+    return Error(Code::kInvalidArgument, "volume size exceeds {} bytes", kMaxVolumeSizeBytes);
+  }
+  v.bw = p.bw.value_or(v.bw);
+  v.iops = p.iops.value_or(v.iops);
+  v.reuseServer = p.reuseServer.value_or(v.reuseServer);
+  if (p.tags) {
+    for (const auto& [k, val] : *p.tags) v.tags[k] = val;
+  }
+  return Status::Ok();
+}
+
+// The parent snapshot of a clone: the named one, or (baseOn) a new transient snapshot of the
+// volume. nullptr for a volume of its own.
+Result<const VolumeRecord*> ParentOf(State& s, const CreateArgs& a, std::string* base_gid) {
+  if (a.parent) return LookupSnapshot(s, *a.parent);
+  if (!a.base_on) return nullptr;
+  SP_ASSIGN_OR_RETURN(const VolumeRecord* base, LookupVolume(s, *a.base_on));
+  *base_gid = base->globalId;
+  SnapshotArgs sa;
+  sa.transient = true;
+  SP_ASSIGN_OR_RETURN(VolumeRecord snap, TakeSnapshot(s, *base, sa));
+  return &s.snapshots.at(snap.id);
+}
+
+Status CreateVolume(State& s, const CreateArgs& a, VolumeRecord& out, std::string* base_gid) {
   if (a.name && s.FindVolume(*a.name)) {
     return Error(Code::kAlreadyExists, "volume '{}' already exists", *a.name);
   }
@@ -190,11 +246,16 @@ Status CreateVolume(State& s, const CreateArgs& a, VolumeRecord& out) {
     return Error(Code::kResourceExhausted, "at most {} volumes", kMaxVolumes);
   }
   VolumeRecord v;
-  SP_RETURN_IF_ERROR(ResolveSettings(s, a, v));
-  SP_ASSIGN_OR_RETURN(AllocResult alloc, AllocateVolume(AllocInput(s, v, kDefaultTableSize),
-                                                        s.config.reuseServerImplicitOnDiskDown));
-  v.targetDiskSets = std::move(alloc.sets);
-  v.constraintsViolated = alloc.constraints_violated;
+  SP_ASSIGN_OR_RETURN(const VolumeRecord* parent, ParentOf(s, a, base_gid));
+  if (parent != nullptr) {
+    SP_RETURN_IF_ERROR(CloneSettings(s, *parent, a, v));
+  } else {
+    SP_RETURN_IF_ERROR(ResolveSettings(s, a, v));
+    SP_ASSIGN_OR_RETURN(AllocResult alloc, AllocateVolume(AllocInput(s, v, kDefaultTableSize),
+                                                          s.config.reuseServerImplicitOnDiskDown));
+    v.targetDiskSets = std::move(alloc.sets);
+    v.constraintsViolated = alloc.constraints_violated;
+  }
   v.id = s.counters.nextVolumeId++;
   v.globalId = s.counters.clusterId + "." + Base36(s.counters.nextGlobalLocal++);
   v.name = a.name.value_or("~" + v.globalId);
@@ -207,7 +268,11 @@ Status CreateVolume(State& s, const CreateArgs& a, VolumeRecord& out) {
 Result<Json> VolumeCreate(Cluster& c, const ApiRequest& req) {
   SP_ASSIGN_OR_RETURN(CreateArgs a, ParseCreate(req));
   VolumeRecord created;
-  SP_ASSIGN_OR_RETURN(int64_t gen, c.Mutate([&](State& s) { return CreateVolume(s, a, created); }));
+  std::string base_gid;
+  SP_ASSIGN_OR_RETURN(int64_t gen,
+                      c.Mutate([&](State& s) { return CreateVolume(s, a, created, &base_gid); }));
+  // baseOn snapshotted a volume that may be attached: wait until its clients switched.
+  if (!base_gid.empty()) WaitForVolumeClients(c, base_gid, gen);
   return ApiOk(gen, {{"name", created.name}, {"globalId", created.globalId}});
 }
 
@@ -316,7 +381,6 @@ void RegisterVolumeCalls(CallTable& t) {
   t["VolumeCreate"] = {Method::kPost, 0, VolumeCreate};
   t["VolumeUpdate"] = {Method::kPost, 1, VolumeUpdate};
   t["VolumeDelete"] = {Method::kPost, 1, VolumeDelete};
-  t["SnapshotsList"] = {Method::kGet, 0, SnapshotsList};
 }
 
 }  // namespace spindle::mgmt

@@ -29,7 +29,8 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(VolumeRecord, id, name, globalId
                                                 placeAll, placeTail, placeHead, templateName,
                                                 templateId, reuseServer, bw, iops, tags,
                                                 creationTimestamp, targetDiskSets, attachments,
-                                                constraintsViolated)
+                                                constraintsViolated, parents, onVolume, autoName,
+                                                bound, transient, targetDeleteDate)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Counters, nextVolumeId, nextGlobalLocal,
                                                 nextPlacementGroupId, nextTemplateId,
                                                 nextFaultSetId, clusterId)
@@ -99,6 +100,8 @@ Status LoadEntity(const EntityKey& key, const std::string& text, State& s) {
     Take<TemplateRecord>(j, s.templates, [](const TemplateRecord& r) { return r.name; });
   } else if (kind == "volume") {
     Take<VolumeRecord>(j, s.volumes, [](const VolumeRecord& r) { return r.id; });
+  } else if (kind == "snapshot") {
+    Take<VolumeRecord>(j, s.snapshots, [](const VolumeRecord& r) { return r.id; });
   } else if (kind == "faultset") {
     Take<FaultSetRecord>(j, s.faultSets, [](const FaultSetRecord& r) { return r.name; });
   } else if (kind == "kv") {
@@ -152,6 +155,29 @@ void State::EraseVolume(int64_t id) {
 void State::RecountDiskUse() {
   diskUse.clear();
   for (const auto& [_, v] : volumes) CountUse(diskUse, v.targetDiskSets, true);
+  for (const auto& [_, v] : snapshots) CountUse(diskUse, v.targetDiskSets, true);
+}
+
+void State::PutSnapshot(VolumeRecord v) {
+  auto it = snapshots.find(v.id);
+  if (it != snapshots.end()) CountUse(diskUse, it->second.targetDiskSets, false);
+  CountUse(diskUse, v.targetDiskSets, true);
+  snapshots[v.id] = std::move(v);
+}
+
+void State::EraseSnapshot(int64_t id) {
+  auto it = snapshots.find(id);
+  if (it == snapshots.end()) return;
+  CountUse(diskUse, it->second.targetDiskSets, false);
+  snapshots.erase(it);
+}
+
+const VolumeRecord* State::FindSnapshot(const std::string& name_or_gid) const {
+  bool by_gid = !name_or_gid.empty() && name_or_gid[0] == '~';
+  for (const auto& [id, v] : snapshots) {
+    if (v.name == name_or_gid || (by_gid && v.globalId == name_or_gid.substr(1))) return &v;
+  }
+  return nullptr;
 }
 
 VolumeRecord* State::FindVolume(const std::string& name_or_gid) {
@@ -167,6 +193,7 @@ std::map<EntityKey, std::string> ToEntities(const State& state) {
   Put(out, "pg", state.placementGroups);
   Put(out, "template", state.templates);
   Put(out, "volume", state.volumes);
+  Put(out, "snapshot", state.snapshots);
   Put(out, "faultset", state.faultSets);
   Put(out, "kv", state.kv);
   out[{"config", "config"}] = nlohmann::json(state.config).dump();
@@ -186,6 +213,7 @@ std::vector<EntityChange> DiffStates(const State& a, const State& b) {
   DiffKind(out, "pg", a.placementGroups, b.placementGroups);
   DiffKind(out, "template", a.templates, b.templates);
   DiffKind(out, "volume", a.volumes, b.volumes);
+  DiffKind(out, "snapshot", a.snapshots, b.snapshots);
   DiffKind(out, "faultset", a.faultSets, b.faultSets);
   DiffKind(out, "kv", a.kv, b.kv);
   return out;

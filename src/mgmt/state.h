@@ -149,6 +149,16 @@ struct VolumeRecord {
   std::map<std::string, AttachmentRecord> attachments;  // client id (decimal) → attachment
   // Created with reuseServer implied because a disk or node was down (flag "C").
   bool constraintsViolated = false;
+  // Layers under this one, nearest first (each the id of a record in State::snapshots). A
+  // volume's or snapshot's read chain is [id, parents...]; all layers of a chain share the
+  // disk-set table, so every block of an object is found on the same disks.
+  std::vector<int64_t> parents;
+  // Snapshot-only (records in State::snapshots): the volume it was taken of, and flags.
+  std::string onVolume;
+  bool autoName = false;
+  bool bound = false;
+  bool transient = false;
+  int64_t targetDeleteDate = 0;  // 0: none
   bool operator==(const VolumeRecord&) const = default;
 };
 
@@ -171,6 +181,7 @@ struct State {
   std::map<std::string, PlacementGroupRecord> placementGroups;
   std::map<std::string, TemplateRecord> templates;
   std::map<int64_t, VolumeRecord> volumes;
+  std::map<int64_t, VolumeRecord> snapshots;  // id = the frozen layer's id
   std::map<std::string, FaultSetRecord> faultSets;
   std::map<std::string, KvBucketRecord> kv;
   MgmtConfigRecord config;
@@ -181,6 +192,10 @@ struct State {
   void PutVolume(VolumeRecord v);
   void EraseVolume(int64_t id);
   void RecountDiskUse();
+  void PutSnapshot(VolumeRecord v);
+  void EraseSnapshot(int64_t id);
+  // Finds a snapshot by name or "~<globalId>"; nullptr when absent.
+  const VolumeRecord* FindSnapshot(const std::string& name_or_gid) const;
 
   // Finds a volume by name or "~<globalId>"; nullptr when absent.
   const VolumeRecord* FindVolume(const std::string& name_or_gid) const;

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Bad NBD input gets an NBD error or a closed connection, never a crash or a hang.
 
-Proves that spindle-block (or spindle-block-loopback) survives garbage at the handshake, bad
+Proves that spindle-block survives garbage at the handshake, bad
 option and request magic, oversized options and requests, out-of-range offsets and writes to
 a read-only export: each gets an NBD error reply or its connection closed, other connections
 keep being served, and afterwards a fresh libnbd client still writes and reads back data.
@@ -9,9 +9,8 @@ keep being served, and afterwards a fresh libnbd client still writes and reads b
 Needs a running NBD endpoint with a read-write export and a read-only export:
   /usr/bin/python3 tests/integration/test_nbd_bad_input.py \
       --socket DIR/nbd.sock --export vol1 --ro-export ro1
-(defaults from SP_NBD_SOCKET, SP_NBD_EXPORT, SP_NBD_RO_EXPORT). Without a cluster,
-build/bin/spindle-block-loopback --socket /tmp/x/nbd.sock serves vol1 (rw) and ro1 (ro).
-With `spindle-local up --dir DIR`, use DIR/nbd.sock and the attached volume's name; without a
+(defaults from SP_NBD_SOCKET, SP_NBD_EXPORT, SP_NBD_RO_EXPORT); test_nbd_cluster.py runs it
+against a local cluster it starts. With `spindle-local up --dir DIR`, use DIR/nbd.sock and the attached volume's name; without a
 read-only attachment pass --ro-export '' to skip that case.
 """
 import argparse
