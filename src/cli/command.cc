@@ -6,6 +6,7 @@
 
 #include "cli/command_parse.h"
 #include "cli/size.h"
+#include "proto/api_validate.h"
 
 namespace spindle::cli {
 using namespace parse;  // NOLINT: the grammar helpers
@@ -81,42 +82,15 @@ bool ListHasName(const json& list, const std::string& name) {
   return false;
 }
 
-bool IsMultiClusterCall(const std::string& path) {
-  static const std::set<std::string> kCalls = {"VolumesList",
-                                               "VolumesGetStatus",
-                                               "VolumesGetStatusQuick",
-                                               "VolumesSpace",
-                                               "Volume",
-                                               "VolumeDescribe",
-                                               "VolumeGetInfo",
-                                               "VolumeCreate",
-                                               "VolumeUpdate",
-                                               "VolumeFreeze",
-                                               "VolumeDelete",
-                                               "VolumeBackup",
-                                               "VolumesGroupBackup",
-                                               "VolumeAcquire",
-                                               "VolumeRevert",
-                                               "SnapshotsList",
-                                               "SnapshotsSpace",
-                                               "Snapshot",
-                                               "SnapshotDescribe",
-                                               "SnapshotGetInfo",
-                                               "VolumeSnapshot",
-                                               "SnapshotDelete",
-                                               "VolumesGroupSnapshot",
-                                               "AttachmentsList",
-                                               "VolumesReassign",
-                                               "VolumesReassignWait"};
+bool IsMultiClusterPath(const std::string& path) {
   std::string prefix = kPrefix;
   if (path.rfind(prefix, 0) != 0) return false;
   std::string call = path.substr(prefix.size());
-  call = call.substr(0, call.find('/'));
-  return kCalls.count(call) > 0;
+  return proto::IsMultiClusterCall(call.substr(0, call.find('/')));
 }
 
 std::string WithMultiCluster(const std::string& path) {
-  if (!IsMultiClusterCall(path)) return path;
+  if (!IsMultiClusterPath(path)) return path;
   return std::string(kPrefix) + "MultiCluster/" + path.substr(std::string(kPrefix).size());
 }
 

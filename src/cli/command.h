@@ -63,8 +63,9 @@ Result<Command> ParseCommand(const std::vector<std::string>& words);
 // keyed by name) contains `name`.
 bool ListHasName(const nlohmann::json& list, const std::string& name);
 
-// The calls that take the MultiCluster/ prefix under -M (storpool-api.md §1.1).
-bool IsMultiClusterCall(const std::string& path);
+// True when the call of this /ctrl/1.0/ path takes the MultiCluster/ prefix under -M
+// (storpool-api.md §1.1).
+bool IsMultiClusterPath(const std::string& path);
 // Inserts "MultiCluster/" after "/ctrl/1.0/" when the call supports it.
 std::string WithMultiCluster(const std::string& path);
 

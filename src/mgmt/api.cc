@@ -4,6 +4,7 @@
 
 #include "common/log.h"
 #include "mgmt/api_errors.h"
+#include "proto/api_validate.h"
 
 namespace spindle::mgmt {
 namespace {
@@ -132,37 +133,6 @@ const std::set<std::string, std::less<>>& KnownCalls() {
   return kCalls;
 }
 
-// The calls a client may send with the MultiCluster/ prefix.
-bool IsMultiClusterCall(std::string_view call) {
-  static const std::set<std::string, std::less<>> kMc = {"VolumesList",
-                                                         "VolumesGetStatus",
-                                                         "VolumesGetStatusQuick",
-                                                         "VolumesSpace",
-                                                         "Volume",
-                                                         "VolumeDescribe",
-                                                         "VolumeGetInfo",
-                                                         "VolumeCreate",
-                                                         "VolumeUpdate",
-                                                         "VolumeFreeze",
-                                                         "VolumeDelete",
-                                                         "VolumeBackup",
-                                                         "VolumesGroupBackup",
-                                                         "VolumeAcquire",
-                                                         "VolumeRevert",
-                                                         "SnapshotsList",
-                                                         "SnapshotsSpace",
-                                                         "Snapshot",
-                                                         "SnapshotDescribe",
-                                                         "SnapshotGetInfo",
-                                                         "VolumeSnapshot",
-                                                         "SnapshotDelete",
-                                                         "VolumesGroupSnapshot",
-                                                         "AttachmentsList",
-                                                         "VolumesReassign",
-                                                         "VolumesReassignWait"};
-  return kMc.count(call) > 0;
-}
-
 int HexValue(char c) {
   if (c >= '0' && c <= '9') return c - '0';
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
@@ -233,7 +203,7 @@ Json Api::CallList() const {
     impl.push_back({{"call", name},
                     {"method", method(spec.method)},
                     {"pathArgs", spec.args == kAnyArgs ? Json("*") : Json(spec.args)},
-                    {"multiCluster", IsMultiClusterCall(name)},
+                    {"multiCluster", proto::IsMultiClusterCall(name)},
                     {"extension", KnownCalls().count(name) == 0}});
   }
   for (const std::string& name : KnownCalls()) {
@@ -317,7 +287,7 @@ Result<Json> Api::Dispatch(std::string_view method, std::string_view target,
     }
     return Error(Code::kNotFound, "unknown API call '{}'", req.call);
   }
-  if (req.multi_cluster && !IsMultiClusterCall(req.call)) {
+  if (req.multi_cluster && !proto::IsMultiClusterCall(req.call)) {
     return Error(Code::kInvalidArgument, "'{}' has no MultiCluster form", req.call);
   }
   const CallSpec& spec = it->second;

@@ -1,6 +1,7 @@
 #include "proto/api_validate.h"
 
 #include <array>
+#include <set>
 
 namespace spindle::proto {
 namespace {
@@ -169,6 +170,36 @@ Status ValidateDiskDescription(std::string_view field, std::string_view text) {
     return Error(Code::kInvalidArgument, "{}: invalid disk description '{}'", field, text);
   }
   return Status::Ok();
+}
+
+bool IsMultiClusterCall(std::string_view call) {
+  static const std::set<std::string, std::less<>> kMc = {"VolumesList",
+                                                         "VolumesGetStatus",
+                                                         "VolumesGetStatusQuick",
+                                                         "VolumesSpace",
+                                                         "Volume",
+                                                         "VolumeDescribe",
+                                                         "VolumeGetInfo",
+                                                         "VolumeCreate",
+                                                         "VolumeUpdate",
+                                                         "VolumeFreeze",
+                                                         "VolumeDelete",
+                                                         "VolumeBackup",
+                                                         "VolumesGroupBackup",
+                                                         "VolumeAcquire",
+                                                         "VolumeRevert",
+                                                         "SnapshotsList",
+                                                         "SnapshotsSpace",
+                                                         "Snapshot",
+                                                         "SnapshotDescribe",
+                                                         "SnapshotGetInfo",
+                                                         "VolumeSnapshot",
+                                                         "SnapshotDelete",
+                                                         "VolumesGroupSnapshot",
+                                                         "AttachmentsList",
+                                                         "VolumesReassign",
+                                                         "VolumesReassignWait"};
+  return kMc.count(call) > 0;
 }
 
 }  // namespace spindle::proto

@@ -19,6 +19,10 @@ inline constexpr uint64_t kMaxKvsNameChars = 1022;
 inline constexpr uint64_t kMaxDiskDescriptionChars = 30;
 
 // `^\#?[A-Za-z0-9_\-.:]+$`, not "list"/"status", at most 199 chars.
+// True for the 26 calls StorPool serves also under the MultiCluster/ prefix (call name only,
+// e.g. "VolumeDescribe").
+bool IsMultiClusterCall(std::string_view call);
+
 Status ValidateVolumeName(std::string_view field, std::string_view name);
 // A volume name, or "~" + global id.
 Status ValidateVolumeNameOrGlobalId(std::string_view field, std::string_view name);
