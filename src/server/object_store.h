@@ -43,7 +43,7 @@ class ObjectStore {
   asio::awaitable<Result<uint64_t>> Write(LayerId layer, ObjectIndex object, uint64_t version,
                                           uint32_t offset, std::span<const uint8_t> data);
   // Versioned and ordered exactly like Write (one queue per object for both); see
-  // DiskStore::Trim for what it does to the blocks.
+  // JStore::Trim for what it does to the blocks.
   asio::awaitable<Result<uint64_t>> Trim(LayerId layer, ObjectIndex object, uint64_t version,
                                          uint32_t offset, uint32_t length);
   // DiskStore::BlockStatus on the pool (it only reads memory, but takes slot locks that a

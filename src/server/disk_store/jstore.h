@@ -112,7 +112,7 @@ class JStore {
   // kResourceExhausted "no space" when the data area is full (nothing changed).
   Result<uint64_t> Write(LayerId layer, ObjectIndex object, uint64_t version, uint32_t offset,
                          std::span<const uint8_t> data);
-  // As DiskStore::Trim: whole blocks become zeroed (holes that stop chain fall-through) and
+  // Trim: whole blocks become zeroed (holes that stop chain fall-through) and
   // their chunks are freed when empty; partial blocks this layer stores are zero-filled.
   Result<uint64_t> Trim(LayerId layer, ObjectIndex object, uint64_t version, uint32_t offset,
                         uint32_t length);
