@@ -181,16 +181,21 @@ Status ResolveSettings(const State& s, const CreateArgs& a, VolumeRecord& v) {
   return Status::Ok();
 }
 
+// True when the policy asks for placement or replication other than `v`'s: the data would have
+// to move (relocation).
+bool MovesData(const Policy& p, const VolumeRecord& v) {
+  return (p.placeAll && *p.placeAll != v.placeAll) ||
+         (p.placeHead && *p.placeHead != v.placeHead) ||
+         (p.placeTail && *p.placeTail != v.placeTail) ||
+         (p.replication && *p.replication != v.replication);
+}
+
 // A clone's settings: the parent snapshot's (layout, placement, table), with the request's
 // size (not smaller), limits and tags.
 Status CloneSettings(const State& s, const VolumeRecord& parent, const CreateArgs& a,
                      VolumeRecord& v) {
   const Policy& p = a.policy;
-  bool moves = (p.placeAll && *p.placeAll != parent.placeAll) ||
-               (p.placeHead && *p.placeHead != parent.placeHead) ||
-               (p.placeTail && *p.placeTail != parent.placeTail) ||
-               (p.replication && *p.replication != parent.replication);
-  if (moves) {
+  if (MovesData(p, parent)) {
     return Error(Code::kUnimplemented,
                  "a clone with placement or replication other than its parent's (relocation) is "
                  "not implemented");
@@ -302,11 +307,7 @@ Status UpdateVolume(State& s, const std::string& name, const UpdateArgs& a) {
   SP_ASSIGN_OR_RETURN(const VolumeRecord* found, LookupVolume(s, name));
   VolumeRecord& v = s.volumes.at(found->id);
   const Policy& p = a.policy;
-  bool moves = (p.placeAll && *p.placeAll != v.placeAll) ||
-               (p.placeHead && *p.placeHead != v.placeHead) ||
-               (p.placeTail && *p.placeTail != v.placeTail) ||
-               (p.replication && *p.replication != v.replication);
-  if (moves) {
+  if (MovesData(p, v)) {
     return Error(Code::kUnimplemented,
                  "changing placement or replication of an existing volume (relocation) is not "
                  "implemented");

@@ -95,6 +95,41 @@ bool KnownType(uint16_t type) {
          t <= static_cast<uint16_t>(MsgType::kBlockStatus);
 }
 
+// READ and BLOCK_STATUS requests share one layout: disk, object, offset, length, then the
+// chain of layers (top first).
+template <typename M>
+void EncodeChainRange(const M& m, std::vector<uint8_t>& out) {
+  Writer w(out);
+  w.Put<uint32_t>(m.disk.value());
+  w.Put<uint32_t>(m.object.value());
+  w.Put<uint32_t>(m.offset);
+  w.Put<uint32_t>(m.length);
+  w.Put<uint32_t>(static_cast<uint32_t>(m.chain.size()));
+  w.Put<uint32_t>(0);
+  for (LayerId l : m.chain) w.Put<uint64_t>(l.value());
+}
+
+template <typename M>
+Result<M> DecodeChainRange(std::span<const uint8_t> payload, const char* what) {
+  Reader r(payload);
+  M m;
+  m.disk = DiskId(r.Get<uint32_t>());
+  m.object = ObjectIndex(r.Get<uint32_t>());
+  m.offset = r.Get<uint32_t>();
+  m.length = r.Get<uint32_t>();
+  uint32_t n = r.Get<uint32_t>();
+  r.Get<uint32_t>();
+  if (!r.ok()) return Malformed(what);
+  SP_RETURN_IF_ERROR(CheckRange(m.offset, m.length));
+  if (n == 0 || n > kMaxChainLength) {
+    return Error(Code::kInvalidArgument, "{} chain length {} out of range", what, n);
+  }
+  m.chain.reserve(n);
+  for (uint32_t i = 0; i < n; ++i) m.chain.emplace_back(r.Get<uint64_t>());
+  if (!r.done()) return Malformed(what);
+  return m;
+}
+
 }  // namespace
 
 void EncodeHeader(const FrameHeader& h, uint8_t* out) {
@@ -187,34 +222,11 @@ Result<WriteResponse> DecodeWriteResponse(std::span<const uint8_t> payload) {
 }
 
 void EncodePayload(const ReadRequest& m, std::vector<uint8_t>& out) {
-  Writer w(out);
-  w.Put<uint32_t>(m.disk.value());
-  w.Put<uint32_t>(m.object.value());
-  w.Put<uint32_t>(m.offset);
-  w.Put<uint32_t>(m.length);
-  w.Put<uint32_t>(static_cast<uint32_t>(m.chain.size()));
-  w.Put<uint32_t>(0);
-  for (LayerId l : m.chain) w.Put<uint64_t>(l.value());
+  EncodeChainRange(m, out);
 }
 
 Result<ReadRequest> DecodeReadRequest(std::span<const uint8_t> payload) {
-  Reader r(payload);
-  ReadRequest m;
-  m.disk = DiskId(r.Get<uint32_t>());
-  m.object = ObjectIndex(r.Get<uint32_t>());
-  m.offset = r.Get<uint32_t>();
-  m.length = r.Get<uint32_t>();
-  uint32_t n = r.Get<uint32_t>();
-  r.Get<uint32_t>();
-  if (!r.ok()) return Malformed("read");
-  SP_RETURN_IF_ERROR(CheckRange(m.offset, m.length));
-  if (n == 0 || n > kMaxChainLength) {
-    return Error(Code::kInvalidArgument, "read chain length {} out of range", n);
-  }
-  m.chain.reserve(n);
-  for (uint32_t i = 0; i < n; ++i) m.chain.emplace_back(r.Get<uint64_t>());
-  if (!r.done()) return Malformed("read");
-  return m;
+  return DecodeChainRange<ReadRequest>(payload, "read");
 }
 
 void EncodePayload(const ReadResponse& m, std::vector<uint8_t>& out) {
@@ -333,35 +345,15 @@ Result<TrimRequest> DecodeTrimRequest(std::span<const uint8_t> payload) {
 }
 
 void EncodePayload(const BlockStatusRequest& m, std::vector<uint8_t>& out) {
-  Writer w(out);
-  w.Put<uint32_t>(m.disk.value());
-  w.Put<uint32_t>(m.object.value());
-  w.Put<uint32_t>(m.offset);
-  w.Put<uint32_t>(m.length);
-  w.Put<uint32_t>(static_cast<uint32_t>(m.chain.size()));
-  w.Put<uint32_t>(0);
-  for (LayerId l : m.chain) w.Put<uint64_t>(l.value());
+  EncodeChainRange(m, out);
 }
 
 Result<BlockStatusRequest> DecodeBlockStatusRequest(std::span<const uint8_t> payload) {
-  Reader r(payload);
-  BlockStatusRequest m;
-  m.disk = DiskId(r.Get<uint32_t>());
-  m.object = ObjectIndex(r.Get<uint32_t>());
-  m.offset = r.Get<uint32_t>();
-  m.length = r.Get<uint32_t>();
-  uint32_t n = r.Get<uint32_t>();
-  r.Get<uint32_t>();
-  if (!r.ok()) return Malformed("block status");
-  SP_RETURN_IF_ERROR(CheckRange(m.offset, m.length));
+  SP_ASSIGN_OR_RETURN(BlockStatusRequest m,
+                      DecodeChainRange<BlockStatusRequest>(payload, "block status"));
   if (m.offset % kBlockSize != 0 || m.length % kBlockSize != 0) {
     return Error(Code::kInvalidArgument, "block status range must be 4 KiB aligned");
   }
-  if (n == 0 || n > kMaxChainLength) {
-    return Error(Code::kInvalidArgument, "block status chain length {} out of range", n);
-  }
-  for (uint32_t i = 0; i < n; ++i) m.chain.emplace_back(r.Get<uint64_t>());
-  if (!r.done()) return Malformed("block status");
   return m;
 }
 
