@@ -65,6 +65,10 @@ Status BlockService::Start() {
   std::filesystem::create_directories(options_.workdir, ec);
   if (ec) return Error(Code::kIoError, "workdir {}: {}", options_.workdir, ec.message());
   nbd_.set_on_in_use([this](std::vector<std::string> ids) { link_.SetInUse(std::move(ids)); });
+  pool_.set_failure_report(
+      [this](DiskId disk, std::string reason, std::function<void(Result<int64_t>)> done) {
+        link_.ReportDiskFailed(disk, std::move(reason), std::move(done));
+      });
   SP_RETURN_IF_ERROR(nbd_.Start());
   if (kernel::Available()) {
     auto k = std::make_unique<kernel::KernelNbd>(options_.dev_dir, options_.dev_byid_dir,
@@ -86,10 +90,6 @@ void BlockService::Apply(ClientState state, std::function<void()> done) {
   if (kernel_) SyncKernel(state);
   SP_LOG_INFO("applied generation {}: {} volume(s), {} layer switch(es)", state.generation,
               state.volumes.size(), changes.switches.size());
-  if (changes.switches.empty()) {
-    done();
-    return;
-  }
   asio::co_spawn(io_, SwitchLayers(std::move(changes.switches), std::move(done)), LogExceptions{});
 }
 
@@ -97,6 +97,9 @@ asio::awaitable<void> BlockService::SwitchLayers(
     std::vector<std::pair<std::shared_ptr<Volume>, VolumeSpec>> switches,
     std::function<void()> done) {
   for (auto& [volume, spec] : switches) co_await volume->SwitchLayer(std::move(spec));
+  // The generation counts as applied once the writes issued under the previous one are done:
+  // a disk that came back (recovering) then gets every write its recovery pass cannot see.
+  for (const auto& v : table_.All()) co_await v->Flush();
   done();
 }
 

@@ -11,6 +11,9 @@ constexpr int64_t kMinHeartbeatMs = 100;
 constexpr int64_t kMaxHeartbeatMs = 60000;
 constexpr std::chrono::milliseconds kHeartbeatHttpTimeout{5000};
 constexpr std::chrono::milliseconds kApplyWaitStep{100};
+// A failed replica is reported for this long (mgmt may be restarting) before the write fails.
+constexpr std::chrono::milliseconds kReportDeadline{30000};
+constexpr std::chrono::milliseconds kReportRetry{250};
 }  // namespace
 
 MgmtLink::MgmtLink(MgmtLinkOptions options, asio::io_context& io, ApplyFn apply)
@@ -28,6 +31,53 @@ MgmtLink::~MgmtLink() {
 void MgmtLink::Start() {
   heartbeat_thread_ = std::thread([this] { HeartbeatLoop(); });
   poll_thread_ = std::thread([this] { PollLoop(); });
+  report_thread_ = std::thread([this] { ReportLoop(); });
+}
+
+void MgmtLink::ReportDiskFailed(DiskId disk, std::string reason,
+                                std::function<void(Result<int64_t>)> done) {
+  {
+    std::lock_guard lock(mu_);
+    if (!stop_) {
+      reports_.push_back({disk, std::move(reason), std::move(done)});
+      cv_.notify_all();
+      return;
+    }
+  }
+  done(Error(Code::kUnavailable, "client service stopping"));
+}
+
+void MgmtLink::ReportLoop() {
+  net::ApiEndpoint ep = options_.api;
+  ep.timeout = kHeartbeatHttpTimeout;
+  net::ApiClient api(ep);
+  const std::string path = fmt::format("/spindle/1/DiskFailed/{}", options_.id.value());
+  while (true) {
+    PendingReport r;
+    {
+      std::unique_lock lock(mu_);
+      cv_.wait(lock, [this] { return stop_ || !reports_.empty(); });
+      if (reports_.empty()) return;  // stopping with nothing left
+      r = std::move(reports_.front());
+      reports_.pop_front();
+    }
+    const auto deadline = std::chrono::steady_clock::now() + kReportDeadline;
+    Result<int64_t> outcome = Error(Code::kUnavailable, "mgmt unreachable");
+    while (!stopping()) {
+      auto rep = api.Post(path, nlohmann::json{{"disk", r.disk.value()}, {"reason", r.reason}});
+      if (rep.ok()) {
+        outcome = rep.reply().generation;
+        break;
+      }
+      outcome = rep.status();
+      if (std::chrono::steady_clock::now() > deadline || !Sleep(kReportRetry)) break;
+    }
+    if (!outcome.ok()) {
+      SP_LOG_ERROR("could not report disk {} failed to mgmt: {}", r.disk.value(),
+                   outcome.status().ToString());
+    }
+    r.done(std::move(outcome));
+  }
 }
 
 void MgmtLink::RequestStop() {
@@ -41,6 +91,7 @@ void MgmtLink::RequestStop() {
 void MgmtLink::Join() {
   if (heartbeat_thread_.joinable()) heartbeat_thread_.join();
   if (poll_thread_.joinable()) poll_thread_.join();
+  if (report_thread_.joinable()) report_thread_.join();
 }
 
 bool MgmtLink::Sleep(std::chrono::milliseconds d) {

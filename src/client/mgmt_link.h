@@ -11,6 +11,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <deque>
 #include <functional>
 #include <mutex>
 #include <string>
@@ -51,12 +52,17 @@ class MgmtLink {
   // Volumes (globalIds) in use on this node; sent with every heartbeat so mgmt can refuse a
   // detach while a volume is open. Any thread.
   void SetInUse(std::vector<std::string> global_ids);
+  // Asks mgmt to mark `disk` down (a replica failed a write); calls done(generation of that
+  // change) from the link's report thread, or done(error) after kReportDeadline of failed
+  // attempts or on stop. Any thread.
+  void ReportDiskFailed(DiskId disk, std::string reason, std::function<void(Result<int64_t>)> done);
   void RequestStop();
   void Join();
   int64_t applied_generation() const { return applied_generation_.load(); }
 
  private:
   void HeartbeatLoop();
+  void ReportLoop();
   void PollLoop();
   bool PollOnce(net::ApiClient& api, int64_t& since);
   Status ApplyOnIo(ClientState state);
@@ -78,6 +84,13 @@ class MgmtLink {
   std::atomic<int64_t> heartbeat_interval_ms_{1000};
   std::mutex mu_;
   std::condition_variable cv_;
+  struct PendingReport {
+    DiskId disk;
+    std::string reason;
+    std::function<void(Result<int64_t>)> done;
+  };
+  std::deque<PendingReport> reports_;  // guarded by mu_
+  std::thread report_thread_;
   std::thread heartbeat_thread_;
   std::thread poll_thread_;
 };

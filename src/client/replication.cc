@@ -16,6 +16,71 @@ DiskSet Volume::UsableDisks(const DiskSet& set) const {
   return out;
 }
 
+DiskSet Volume::ReadableDisks(const DiskSet& set) const {
+  DiskSet out;
+  for (DiskId d : set) {
+    auto info = pool_.Disk(d);
+    if (info && info->up && !info->recovering) out.push_back(d);
+  }
+  return out;
+}
+
+namespace {
+// Failures that say nothing about the replica's health (the request itself was refused).
+bool RequestRefused(const Status& s) {
+  return s.code() == Code::kPermissionDenied || s.code() == Code::kInvalidArgument;
+}
+}  // namespace
+
+asio::awaitable<Status> Volume::CompleteReplicated(const DiskSet& disks,
+                                                   const std::vector<Status>& results,
+                                                   uint32_t object) {
+  size_t ok = 0;
+  for (const Status& s : results) ok += s.ok();
+  if (ok == results.size()) co_return Status::Ok();
+  Status first = FirstError(results);
+  if (ok == 0 || RequestRefused(first)) {
+    // Nothing durable anywhere we know of, or refused: the caller gets the error; the next
+    // write of the object asks the replicas for its version again (some may have applied it).
+    versions_->entries[object].known = false;
+    for (size_t i = 0; i < results.size(); ++i) {
+      if (!results[i].ok() && !RequestRefused(results[i])) {
+        (void)co_await pool_.ReportFailed(disks[i], results[i].ToString());
+      }
+    }
+    co_return first;
+  }
+  // Some replicas made it durable: mgmt marks the others down before this completes.
+  for (size_t i = 0; i < results.size(); ++i) {
+    if (results[i].ok()) continue;
+    Status rep = co_await pool_.ReportFailed(disks[i], results[i].ToString());
+    if (!rep.ok()) {
+      versions_->entries[object].known = false;
+      co_return Error(Code::kUnavailable,
+                      "replica on disk {} failed ({}) and mgmt was not told: {}", disks[i].value(),
+                      results[i].ToString(), rep.ToString());
+    }
+    SP_LOG_WARN("{}: object {} written without disk {} (marked down)", spec_.name, object,
+                disks[i].value());
+  }
+  co_return Status::Ok();
+}
+
+asio::awaitable<Status> Volume::SyncReplica(DiskId disk, uint32_t object, uint64_t version) {
+  auto payload = std::make_shared<std::vector<uint8_t>>();
+  proto::EncodePayload(proto::ObjectSyncRequest{disk, ObjectIndex(object), spec_.layer, version},
+                       *payload);
+  auto reply = co_await pool_.Call(disk, proto::MsgType::kObjectSync, payload, kSyncTimeout);
+  if (!reply.ok()) co_return reply.status();
+  auto r = proto::DecodeWriteResponse(reply->payload);
+  if (!r.ok()) co_return r.status();
+  if (r->version < version) {
+    co_return Error(Code::kUnavailable, "disk {} synced object {} only to version {} of {}",
+                    disk.value(), object, r->version, version);
+  }
+  co_return Status::Ok();
+}
+
 asio::awaitable<Status> Volume::InfoReplica(DiskId disk, uint32_t object,
                                             std::shared_ptr<std::vector<uint64_t>> out,
                                             size_t slot) {
@@ -35,9 +100,59 @@ asio::awaitable<Result<uint64_t>> Volume::QueryVersion(uint32_t object, const Di
   for (size_t i = 0; i < disks.size(); ++i) {
     tasks.push_back(InfoReplica(disks[i], object, versions, i));
   }
-  Status s = FirstError(co_await RunAll(ex_, std::move(tasks)));
-  if (!s.ok()) co_return s;
-  co_return *std::max_element(versions->begin(), versions->end());
+  auto results = co_await RunAll(ex_, std::move(tasks));
+  size_t answered = 0;
+  for (const Status& st : results) answered += st.ok();
+  if (answered == 0) co_return FirstError(results);
+  const uint64_t max = *std::max_element(versions->begin(), versions->end());
+  // Replicas that disagree (a client died mid-write) are equalised before the object is
+  // served: the ones behind pull the newest copy from the others (DESIGN.md §5). Recovering
+  // disks catch up by themselves.
+  std::vector<asio::awaitable<Status>> syncs;
+  std::vector<DiskId> synced;
+  for (size_t i = 0; i < disks.size(); ++i) {
+    if (!results[i].ok() || (*versions)[i] >= max) continue;
+    auto info = pool_.Disk(disks[i]);
+    if (info && info->recovering) continue;
+    SP_LOG_INFO("{}: object {} on disk {} at version {} of {}: syncing", spec_.name, object,
+                disks[i].value(), (*versions)[i], max);
+    syncs.push_back(SyncReplica(disks[i], object, max));
+    synced.push_back(disks[i]);
+  }
+  std::vector<Status> sync_results = co_await RunAll(ex_, std::move(syncs));
+  // A replica that did not answer or could not catch up holds an outdated copy: down.
+  for (size_t i = 0, j = 0; i < disks.size(); ++i) {
+    Status failed = results[i];
+    if (failed.ok() && j < synced.size() && synced[j] == disks[i]) failed = sync_results[j++];
+    if (failed.ok() || RequestRefused(failed)) continue;
+    Status rep = co_await pool_.ReportFailed(disks[i], failed.ToString());
+    if (!rep.ok()) co_return rep;
+  }
+  co_return max;
+}
+
+asio::awaitable<Status> Volume::EnsureEqual(uint32_t object) {
+  if (spec_.read_only) co_return Status::Ok();
+  auto versions = versions_;
+  while (true) {
+    auto& e = versions->entries[object];
+    if (e.known) co_return Status::Ok();
+    if (!e.loading) break;
+    co_await versions->loaded.Wait();
+  }
+  const DiskSet disks = UsableDisks(DiskSetFor(spec_, object));
+  if (disks.empty()) co_return Status::Ok();  // the read finds no replica and says so
+  versions->entries[object].loading = true;
+  auto max = co_await QueryVersion(object, disks);
+  auto& e = versions->entries[object];
+  e.loading = false;
+  versions->loaded.NotifyAll();
+  if (!max.ok()) co_return max.status();
+  if (!e.known) {
+    e.known = true;
+    e.last = *max;
+  }
+  co_return Status::Ok();
 }
 
 asio::awaitable<Result<uint64_t>> Volume::NextVersion(uint32_t object, DiskSet disks) {
@@ -85,12 +200,13 @@ asio::awaitable<Status> Volume::WriteObject(Extent e, std::span<const uint8_t> d
   std::vector<asio::awaitable<Status>> tasks;
   for (DiskId d : disks) {
     proto::WriteRequest req{d,    spec_.layer, ObjectIndex(e.object), *version, e.offset, 0,
-                            crcs, data};
+                            crcs, data,        pool_.self().value()};
     auto payload = std::make_shared<std::vector<uint8_t>>();
     proto::EncodePayload(req, *payload);
     tasks.push_back(WriteReplica(d, std::move(payload)));
   }
-  co_return FirstError(co_await RunAll(ex_, std::move(tasks)));
+  auto results = co_await RunAll(ex_, std::move(tasks));
+  co_return co_await CompleteReplicated(disks, results, e.object);
 }
 
 asio::awaitable<Status> Volume::ReadReplica(DiskId disk, Extent e, std::span<uint8_t> out) {
@@ -111,7 +227,9 @@ asio::awaitable<Status> Volume::ReadReplica(DiskId disk, Extent e, std::span<uin
 }
 
 asio::awaitable<Status> Volume::ReadObject(Extent e, std::span<uint8_t> out) {
-  const DiskSet disks = UsableDisks(DiskSetFor(spec_, e.object));
+  Status eq = co_await EnsureEqual(e.object);
+  if (!eq.ok()) co_return eq;
+  const DiskSet disks = ReadableDisks(DiskSetFor(spec_, e.object));
   Status last = Error(Code::kUnavailable, "{}: no usable disk for object {}", spec_.name, e.object);
   // Tail first, then towards the head.
   for (auto it = disks.rbegin(); it != disks.rend(); ++it) {
@@ -146,12 +264,13 @@ asio::awaitable<Status> Volume::TrimObject(Extent e) {
   std::vector<asio::awaitable<Status>> tasks;
   for (DiskId d : disks) {
     auto payload = std::make_shared<std::vector<uint8_t>>();
-    proto::EncodePayload(
-        proto::TrimRequest{d, spec_.layer, ObjectIndex(e.object), *version, e.offset, e.length},
-        *payload);
+    proto::EncodePayload(proto::TrimRequest{d, spec_.layer, ObjectIndex(e.object), *version,
+                                            e.offset, e.length, pool_.self().value()},
+                         *payload);
     tasks.push_back(TrimReplica(d, std::move(payload)));
   }
-  co_return FirstError(co_await RunAll(ex_, std::move(tasks)));
+  auto results = co_await RunAll(ex_, std::move(tasks));
+  co_return co_await CompleteReplicated(disks, results, e.object);
 }
 
 asio::awaitable<Status> Volume::StatusReplica(DiskId disk, Extent e,
@@ -174,7 +293,7 @@ asio::awaitable<Status> Volume::StatusReplica(DiskId disk, Extent e,
 }
 
 asio::awaitable<Status> Volume::StatusObject(Extent e, std::shared_ptr<std::vector<bool>> out) {
-  const DiskSet disks = UsableDisks(DiskSetFor(spec_, e.object));
+  const DiskSet disks = ReadableDisks(DiskSetFor(spec_, e.object));
   Status last = Error(Code::kUnavailable, "{}: no usable disk for object {}", spec_.name, e.object);
   for (auto it = disks.rbegin(); it != disks.rend(); ++it) {
     Status s = co_await StatusReplica(*it, e, out);

@@ -6,8 +6,17 @@ namespace spindle::client {
 
 ServerPool::ServerPool(asio::any_io_executor ex, ClientId self) : ex_(ex), self_(self) {}
 
-void ServerPool::UpdateDisks(const std::unordered_map<DiskId, DiskEndpoint>& disks) {
+void ServerPool::UpdateDisks(const std::unordered_map<DiskId, DiskEndpoint>& disks,
+                             int64_t generation) {
   disks_ = disks;
+  for (auto it = marked_down_.begin(); it != marked_down_.end();) {
+    if (generation >= it->second) {
+      it = marked_down_.erase(it);
+      continue;
+    }
+    if (auto d = disks_.find(it->first); d != disks_.end()) d->second.up = false;
+    ++it;
+  }
   for (const auto& [id, d] : disks_) {
     auto& c = conns_[d.server];
     if (!c) c = std::make_shared<Conn>(ex_);
@@ -82,6 +91,36 @@ asio::awaitable<Result<net::Frame>> ServerPool::Call(
     if (c->client == *client) c->client.reset();
   }
   co_return last;
+}
+
+asio::awaitable<Status> ServerPool::ReportFailed(DiskId disk, std::string reason) {
+  if (!report_) co_return Error(Code::kUnavailable, "no mgmt link to report disk {}", disk.value());
+  auto& slot = reports_[disk];
+  std::shared_ptr<Report> r = slot;
+  if (!r) {
+    r = slot = std::make_shared<Report>();
+    r->wake = std::make_shared<asio::steady_timer>(ex_, asio::steady_timer::time_point::max());
+    auto ex = ex_;
+    report_(disk, std::move(reason), [this, ex, r, disk](Result<int64_t> gen) {
+      asio::post(ex, [this, r, disk, gen = std::move(gen)] {
+        r->done = true;
+        r->status = gen.status();
+        if (gen.ok()) {
+          marked_down_[disk] = *gen;
+          if (auto d = disks_.find(disk); d != disks_.end()) d->second.up = false;
+        }
+        if (auto it = reports_.find(disk); it != reports_.end() && it->second == r) {
+          reports_.erase(it);
+        }
+        r->wake->cancel();
+      });
+    });
+  }
+  while (!r->done) {
+    asio::error_code ec;  // operation_aborted is the wake-up
+    co_await r->wake->async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  }
+  co_return r->status;
 }
 
 void ServerPool::CloseAll() {

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -30,9 +31,20 @@ class ServerPool {
   ServerPool(const ServerPool&) = delete;
   ServerPool& operator=(const ServerPool&) = delete;
 
-  // Replaces the disk map. A server whose address changed gets a new connection.
-  void UpdateDisks(const std::unordered_map<DiskId, DiskEndpoint>& disks);
+  // Replaces the disk map of state `generation`. A server whose address changed gets a new
+  // connection. A disk this client had mgmt mark down stays down in states older than that.
+  void UpdateDisks(const std::unordered_map<DiskId, DiskEndpoint>& disks, int64_t generation = 0);
+
+  // Hands a failed replica to mgmt: calls done(generation) once mgmt marked the disk down, or
+  // done(error) when it could not. Set by the owner; may run `done` on any thread.
+  using FailureReportFn =
+      std::function<void(DiskId, std::string reason, std::function<void(Result<int64_t>)> done)>;
+  void set_failure_report(FailureReportFn fn) { report_ = std::move(fn); }
+  // Reports `disk` failed (one report in flight per disk; concurrent callers share it) and,
+  // once mgmt confirmed, marks it down here. kUnavailable when mgmt could not be told.
+  asio::awaitable<Status> ReportFailed(DiskId disk, std::string reason);
   std::optional<DiskEndpoint> Disk(DiskId disk) const;
+  ClientId self() const { return self_; }
 
   // Sends one request to the server owning `disk`; reconnects and retries (up to
   // kMaxCallAttempts) while the failure is a broken connection. Errors: kNotFound (unknown
@@ -58,6 +70,14 @@ class ServerPool {
   asio::any_io_executor ex_;
   ClientId self_;
   std::unordered_map<DiskId, DiskEndpoint> disks_;
+  std::unordered_map<DiskId, int64_t> marked_down_;  // disk → generation mgmt marked it down in
+  struct Report {
+    bool done = false;
+    Status status;
+    std::shared_ptr<asio::steady_timer> wake;
+  };
+  std::unordered_map<DiskId, std::shared_ptr<Report>> reports_;
+  FailureReportFn report_;
   std::unordered_map<ServerId, std::shared_ptr<Conn>> conns_;
   bool closed_ = false;
 };

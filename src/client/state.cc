@@ -81,6 +81,7 @@ Result<ClientState> ParseUnchecked(const json& data) {
     d.addr = jd.at("addr").get<std::string>();
     d.port = jd.at("port").get<uint16_t>();
     d.up = jd.value("up", false);
+    d.recovering = d.up && jd.value("recovering", false);
     st.disks[DiskId(static_cast<uint32_t>(std::stoul(key)))] = std::move(d);
   }
   return st;

@@ -25,7 +25,8 @@ struct DiskEndpoint {
   ServerId server;
   std::string addr;
   uint16_t port = 0;
-  bool up = false;
+  bool up = false;          // takes writes
+  bool recovering = false;  // up, but catching up with its peers: serves no reads
 };
 
 struct VolumeSpec {

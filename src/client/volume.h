@@ -29,8 +29,11 @@
 
 namespace spindle::client {
 
-inline constexpr std::chrono::milliseconds kIoTimeout{30000};
-inline constexpr std::chrono::milliseconds kObjectInfoTimeout{10000};
+// A replica that does not answer within this is treated as failed (reported to mgmt).
+inline constexpr std::chrono::milliseconds kIoTimeout{6000};
+inline constexpr std::chrono::milliseconds kObjectInfoTimeout{5000};
+// OBJECT_SYNC may pull a whole object from a peer.
+inline constexpr std::chrono::milliseconds kSyncTimeout{30000};
 // WRITE_ZEROES with NO_HOLE is sent as writes of zeros in pieces of this size.
 inline constexpr uint32_t kZeroPieceBytes = 4 * 1024 * 1024;
 // Objects trimmed at once by one Trim (each one TRIM per replica).
@@ -139,7 +142,17 @@ class Volume {
   asio::awaitable<Status> InfoReplica(DiskId disk, uint32_t object,
                                       std::shared_ptr<std::vector<uint64_t>> out, size_t slot);
   asio::awaitable<Status> ReadReplica(DiskId disk, Extent e, std::span<uint8_t> out);
+  // Disks of `set` that take writes (up, recovering included) / serve reads (up, caught up).
   DiskSet UsableDisks(const DiskSet& set) const;
+  DiskSet ReadableDisks(const DiskSet& set) const;
+  // Completes a write or trim sent to `disks` with `results`: OK when all succeeded, or when
+  // some did and mgmt marked the others down; else the error (and the object's version is
+  // asked of the replicas again next time).
+  asio::awaitable<Status> CompleteReplicated(const DiskSet& disks,
+                                             const std::vector<Status>& results, uint32_t object);
+  // Once per object and layer: asks the replicas' versions and has the ones behind catch up.
+  asio::awaitable<Status> EnsureEqual(uint32_t object);
+  asio::awaitable<Status> SyncReplica(DiskId disk, uint32_t object, uint64_t version);
 
   asio::any_io_executor ex_;
   ServerPool& pool_;

@@ -21,8 +21,14 @@ std::vector<std::string> VolumeTable::Names() const {
   return out;
 }
 
+std::vector<std::shared_ptr<Volume>> VolumeTable::All() const {
+  std::vector<std::shared_ptr<Volume>> out;
+  for (const auto& [gid, v] : by_global_id_) out.push_back(v);
+  return out;
+}
+
 VolumeTable::Changes VolumeTable::Apply(const ClientState& state) {
-  pool_.UpdateDisks(state.disks);
+  pool_.UpdateDisks(state.disks, state.generation);
   Changes out;
   std::vector<std::shared_ptr<Volume>>& gone = out.gone;
   std::unordered_map<std::string, std::shared_ptr<Volume>> next;

@@ -25,6 +25,8 @@ class VolumeTable {
   std::shared_ptr<Volume> Find(std::string_view export_name) const;
   // Names of all exports, volume names only.
   std::vector<std::string> Names() const;
+  // Every attached volume and snapshot.
+  std::vector<std::shared_ptr<Volume>> All() const;
 
   struct Changes {
     // Volumes that went away or changed in a way an open NBD connection cannot follow (size,

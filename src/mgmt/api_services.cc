@@ -4,6 +4,7 @@
 #include <set>
 
 #include "common/log.h"
+#include "common/units.h"
 #include "mgmt/api_common.h"
 #include "proto/api_validate.h"
 
@@ -67,8 +68,24 @@ Result<Json> ServersList(Cluster& c, const ApiRequest&) {
 Result<Json> ServersListBlocked(Cluster& c, const ApiRequest&) {
   return c.Read([&](const State& s, const Runtime&) { return ClusterStatusJson(c, s, false); });
 }
-Result<Json> TasksList(Cluster&, const ApiRequest&) {
-  return Json::array();  // nothing relocates or recovers through mgmt tasks yet
+// Recovery passes the servers report: one task per recovering disk.
+Result<Json> TasksList(Cluster& c, const ApiRequest&) {
+  return c.Read([](const State& s, const Runtime& rt) {
+    Json tasks = Json::array();
+    for (const auto& [disk, p] : rt.recovery) {
+      auto it = s.disks.find(disk);
+      if (it == s.disks.end() || !it->second.recovering) continue;
+      Json t = {{"diskId", disk},
+                {"transactionId", it->second.recoveringSince},
+                {"allObjects", p.value("allObjects", 0)},
+                {"completedObjects", p.value("completedObjects", 0)},
+                {"dispatchedObjects", p.value("dispatchedObjects", 0)},
+                {"unresolvedObjects", p.value("unresolvedObjects", 0)},
+                {"recoveredBytes", p.value("recoveredBytes", 0)}};
+      tasks.push_back(std::move(t));
+    }
+    return tasks;
+  });
 }
 
 int64_t Applied(const Runtime& rt, uint32_t client) {
@@ -255,10 +272,130 @@ Status ApplyServer(State& s, const ServerRecord& reg, const std::vector<Register
     fresh.description = rec.description;
     fresh.softEject = rec.softEject.empty() ? "off" : rec.softEject;
     fresh.generationLeft = -1;
+    // A disk that was down comes back recovering (it may have missed writes); one that was
+    // recovering stays so. The generation of this change is s.generation + 1.
+    fresh.recovering = rec.recovering;
+    fresh.recoveringSince = rec.recoveringSince;
+    fresh.leftAt = rec.leftAt;
+    if (rec.id != 0 && rec.generationLeft >= 0) {
+      fresh.recovering = true;
+      fresh.recoveringSince = s.generation + 1;
+      fresh.leftAt = rec.generationLeft;
+    }
     rec = fresh;
   }
   s.servers[reg.id] = reg;
   return Status::Ok();
+}
+
+// Calls f(set) for every disk set of every volume's and snapshot's table that holds `disk`.
+template <typename F>
+void ForEachSetWith(const State& s, uint32_t disk, F&& f) {
+  for (const auto* m : {&s.volumes, &s.snapshots}) {
+    for (const auto& [id, v] : *m) {
+      for (const auto& set : v.targetDiskSets) {
+        if (std::find(set.begin(), set.end(), disk) != set.end()) f(set);
+      }
+    }
+  }
+}
+
+// Whether recovering `disk` may serve reads now that its server caught up with the replicas
+// it could reach: in every disk set that holds it, some other replica is up and not
+// recovering (the server pulled what it missed from such a one), or no other replica left
+// later than it did (it holds every acknowledged write of that set).
+bool MayFinishRecovery(const State& s, const DiskRecord& disk) {
+  bool ok = true;
+  ForEachSetWith(s, disk.id, [&](const std::vector<uint32_t>& set) {
+    bool healthy_peer = false, newer_peer = false;
+    for (uint32_t m : set) {
+      if (m == disk.id) continue;
+      auto it = s.disks.find(m);
+      if (it == s.disks.end()) continue;
+      const DiskRecord& p = it->second;
+      if (DiskIsUp(p) && !p.recovering) healthy_peer = true;
+      int64_t left = DiskIsUp(p) ? p.leftAt : p.generationLeft;
+      if (!(DiskIsUp(p) && !p.recovering) && left > disk.leftAt) newer_peer = true;
+    }
+    if (!healthy_peer && newer_peer) ok = false;
+  });
+  return ok;
+}
+
+// Whether every client that is up applied `generation` (so it sends writes to a disk that
+// came back then, and a recovery pass started after this sees every later write).
+bool ClientsApplied(const State& s, const Runtime& rt, int64_t generation) {
+  for (const auto& [id, cl] : s.clients) {
+    if (cl.up && Applied(rt, id) < generation) return false;
+  }
+  return true;
+}
+
+Json WritersJson(const State& s);
+
+// What a server learns with each heartbeat: the state of its disks (and whether it may run a
+// recovery pass for them) and, for fencing, the clients allowed to write each layer.
+Json ServerHeartbeatJson(const State& s, const Runtime& rt, const ServerRecord& sv) {
+  Json disks = Json::object();
+  for (uint32_t d : sv.disks) {
+    auto it = s.disks.find(d);
+    if (it == s.disks.end()) continue;
+    const DiskRecord& r = it->second;
+    const char* state = !DiskIsUp(r) ? "down" : (r.recovering ? "recovering" : "up");
+    disks[std::to_string(d)] = {
+        {"state", state},
+        {"since", r.recoveringSince},
+        {"recover", r.recovering && ClientsApplied(s, rt, r.recoveringSince)}};
+  }
+  return {{"heartbeatIntervalMs", kHeartbeatIntervalMs},
+          {"generation", s.generation},
+          {"disks", std::move(disks)},
+          {"writers", WritersJson(s)}};
+}
+
+// For fencing: layer id → clients attached read-write to a volume whose chain holds the layer
+// (writes issued just before a snapshot may still reach the layer it froze).
+Json WritersJson(const State& s) {
+  Json writers = Json::object();
+  for (const auto& [id, v] : s.volumes) {
+    std::vector<uint32_t> rw;
+    for (const auto& [client, at] : v.attachments) {
+      if (at.rights == "rw") rw.push_back(static_cast<uint32_t>(std::stoul(client)));
+    }
+    if (rw.empty()) continue;
+    writers[std::to_string(v.id)] = rw;
+    for (int64_t p : v.parents) {
+      Json& w = writers[std::to_string(p)];
+      if (w.is_null()) w = Json::array();
+      for (uint32_t c : rw) w.push_back(c);
+    }
+  }
+  return writers;
+}
+
+Result<Json> Writers(Cluster& c, const ApiRequest&) {
+  return c.Read([](const State& s, const Runtime&) {
+    return ApiOk(s.generation, {{"writers", WritersJson(s)}});
+  });
+}
+
+// The "recovered" list of a server heartbeat: [{"disk": id, "since": generation}, ...].
+Result<std::vector<std::pair<uint32_t, int64_t>>> ParseRecovered(const Json& body) {
+  std::vector<std::pair<uint32_t, int64_t>> out;
+  auto it = body.find("recovered");
+  if (it == body.end()) return out;
+  if (!it->is_array() || it->size() > kMaxDisksPerServer) {
+    return Error(Code::kInvalidArgument, "'recovered' must be a list of at most {} entries",
+                 kMaxDisksPerServer);
+  }
+  for (const Json& e : *it) {
+    if (!e.is_object() || !e.contains("disk") || !e["disk"].is_number_unsigned() ||
+        !e.contains("since") || !e["since"].is_number_integer()) {
+      return Error(Code::kInvalidArgument, "'recovered' entries are {{disk, since}}");
+    }
+    out.emplace_back(e["disk"].get<uint32_t>(), e["since"].get<int64_t>());
+  }
+  return out;
 }
 
 Result<Json> RegisterServer(Cluster& c, const Json& body, const ServiceHeader& h) {
@@ -291,12 +428,46 @@ Result<Json> RegisterServer(Cluster& c, const Json& body, const ServiceHeader& h
     reg.disks.push_back(rd.rec.id);
     disks.push_back(std::move(rd));
   }
+  SP_ASSIGN_OR_RETURN(auto recovered, ParseRecovered(body));
+  std::optional<int64_t> applied;
+  SP_RETURN_IF_ERROR(OptInt(body, "appliedGeneration", applied));
+  Json progress = body.contains("recovery") ? body["recovery"] : Json::object();
+  if (!progress.is_object() || progress.size() > kMaxDisksPerServer) {
+    return Error(Code::kInvalidArgument, "'recovery' must be an object keyed by disk id");
+  }
   c.UpdateRuntime([&](Runtime& rt) {
     rt.serverHeard[reg.id] = std::chrono::steady_clock::now();
-    for (const RegisteredDisk& d : disks) rt.diskStats[d.rec.id] = d.stats;
+    for (const RegisteredDisk& d : disks) {
+      rt.diskStats[d.rec.id] = d.stats;
+      rt.recovery.erase(d.rec.id);
+    }
+    for (const auto& [disk, p] : progress.items()) {
+      uint32_t id = static_cast<uint32_t>(std::strtoul(disk.c_str(), nullptr, 10));
+      if (std::find(reg.disks.begin(), reg.disks.end(), id) != reg.disks.end()) {
+        rt.recovery[id] = p;
+      }
+    }
+    if (applied) rt.serverApplied[reg.id] = *applied;
   });
-  SP_ASSIGN_OR_RETURN(int64_t gen, c.Mutate([&](State& s) { return ApplyServer(s, reg, disks); }));
-  return ApiOk(gen, {{"heartbeatIntervalMs", kHeartbeatIntervalMs}});
+  SP_ASSIGN_OR_RETURN(int64_t gen, c.Mutate([&](State& s) {
+    SP_RETURN_IF_ERROR(ApplyServer(s, reg, disks));
+    for (auto [disk, since] : recovered) {
+      auto it = s.disks.find(disk);
+      if (it == s.disks.end() || it->second.serverId != reg.id || !it->second.recovering ||
+          it->second.recoveringSince != since || !MayFinishRecovery(s, it->second)) {
+        continue;
+      }
+      SP_LOG_INFO("disk {} recovered: serving reads again", disk);
+      it->second.recovering = false;
+      it->second.leftAt = -1;
+    }
+    return Status::Ok();
+  }));
+  (void)gen;
+  return c.Read([&](const State& s, const Runtime& rt) {
+    auto sv = s.servers.find(reg.id);
+    return ApiOk(s.generation, ServerHeartbeatJson(s, rt, sv->second));
+  });
 }
 
 // Bound on the volumes one client may report open (its attachment positions).
@@ -380,7 +551,8 @@ Json ClientVolumeJson(const State& s, const VolumeRecord& v, const AttachmentRec
       disks[std::to_string(d)] = {{"serverId", di->second.serverId},
                                   {"addr", sv == s.servers.end() ? "" : sv->second.addr},
                                   {"port", sv == s.servers.end() ? 0 : sv->second.port},
-                                  {"up", up}};
+                                  {"up", up},
+                                  {"recovering", up && di->second.recovering}};
     }
   }
   return {{"name", v.name},
@@ -419,6 +591,58 @@ Result<Json> ClientState(Cluster& c, const ApiRequest& req) {
   });
 }
 
+// A client could not complete a write on a replica: the disk is marked down (a new
+// generation) before the client completes the write without it, so no later read is served
+// from the stale copy (DESIGN.md §5). Body: {"disk": id, "reason": text}.
+Result<Json> DiskFailed(Cluster& c, const ApiRequest& req) {
+  SP_ASSIGN_OR_RETURN(int64_t client, IntArg(req.args[0], "client id", 1, 4095));
+  SP_ASSIGN_OR_RETURN(Json body, BodyObject(req, EmptyBody::kRejected));
+  std::optional<int64_t> disk;
+  std::optional<std::string> reason;
+  SP_RETURN_IF_ERROR(OptInt(body, "disk", disk));
+  SP_RETURN_IF_ERROR(OptString(body, "reason", reason));
+  if (!disk) return Error(Code::kInvalidArgument, "missing 'disk'");
+  SP_RETURN_IF_ERROR(proto::ValidateDiskId("disk", *disk));
+  SP_ASSIGN_OR_RETURN(int64_t gen, c.Mutate([&](State& s) {
+    auto it = s.disks.find(static_cast<uint32_t>(*disk));
+    if (it == s.disks.end()) return Error(Code::kNotFound, "disk {} not found", *disk);
+    if (DiskIsUp(it->second)) {
+      SP_LOG_WARN("client {} reports disk {} failed ({}): down", client, *disk,
+                  reason.value_or("no reason given"));
+      it->second.generationLeft = s.generation;
+      it->second.recovering = false;
+    }
+    return Status::Ok();
+  }));
+  return ApiOk(gen);
+}
+
+// What a server needs to recover `disk`: every layer whose table holds it (with the table
+// and the object count) and where the other disks of those tables are.
+Result<Json> DiskLayout(Cluster& c, const ApiRequest& req) {
+  SP_ASSIGN_OR_RETURN(int64_t disk, IntArg(req.args[0], "disk id", 1, 4095));
+  return c.Read([&](const State& s, const Runtime&) {
+    Json layers = Json::array(), disks = Json::object();
+    for (const auto* m : {&s.volumes, &s.snapshots}) {
+      for (const auto& [id, v] : *m) {
+        bool holds = false;
+        for (const auto& set : v.targetDiskSets) {
+          if (std::find(set.begin(), set.end(), static_cast<uint32_t>(disk)) != set.end()) {
+            holds = true;
+          }
+        }
+        if (!holds) continue;
+        ClientVolumeJson(s, v, AttachmentRecord{}, m == &s.snapshots, disks);
+        layers.push_back(
+            {{"layer", v.id},
+             {"objects", (static_cast<uint64_t>(v.size) + kObjectSize - 1) / kObjectSize},
+             {"sets", v.targetDiskSets}});
+      }
+    }
+    return ApiOk(s.generation, {{"layers", std::move(layers)}, {"disks", std::move(disks)}});
+  });
+}
+
 Result<Json> ClientReport(Cluster& c, const ApiRequest& req) {
   SP_ASSIGN_OR_RETURN(int64_t client, IntArg(req.args[0], "client id", 1, 4095));
   SP_ASSIGN_OR_RETURN(Json body, BodyObject(req, EmptyBody::kRejected));
@@ -441,6 +665,9 @@ void RegisterServiceCalls(CallTable& pub, CallTable& internal) {
   internal["ServiceRegister"] = {Method::kPost, 0, ServiceRegister};
   internal["ClientState"] = {Method::kGet, 1, ClientState};
   internal["ClientReport"] = {Method::kPost, 1, ClientReport};
+  internal["DiskFailed"] = {Method::kPost, 1, DiskFailed};
+  internal["DiskLayout"] = {Method::kGet, 1, DiskLayout};
+  internal["Writers"] = {Method::kGet, 0, Writers};
 }
 
 }  // namespace spindle::mgmt

@@ -57,32 +57,40 @@ Json VolumeStatusJson(const State& s, const Runtime& rt, const VolumeRecord& v,
   Json j = snapshot ? SnapshotSummaryJson(s, v, mc, cluster_name)
                     : VolumeSummaryJson(s, v, mc, cluster_name);
   std::set<uint32_t> down_drives, missing;
-  int64_t objects = ObjectsCount(v), down_objects = 0;
+  int64_t objects = ObjectsCount(v), down_objects = 0, soon_objects = 0, syncing = 0;
   bool degraded = false;
   for (int64_t i = 0; i < objects; ++i) {
     const auto& set = v.targetDiskSets[static_cast<size_t>(i) % v.targetDiskSets.size()];
-    size_t up = 0;
+    size_t up = 0, recovering = 0;
     for (uint32_t d : set) {
-      if (DiskUsable(s, d)) {
-        ++up;
-      } else {
+      if (!DiskUsable(s, d)) {
         (s.disks.count(d) ? down_drives : missing).insert(d);
+      } else if (s.disks.at(d).recovering) {
+        ++recovering;  // takes writes, catching up: not yet a full replica
+      } else {
+        ++up;
       }
     }
-    if (up == 0) ++down_objects;
+    if (up == 0 && recovering == 0) ++down_objects;
+    if (up == 0 && recovering > 0) ++soon_objects;
+    if (recovering > 0) ++syncing;
     if (up < set.size()) degraded = true;
   }
-  int64_t down_bytes = std::min<int64_t>(v.size, down_objects * static_cast<int64_t>(kObjectSize));
-  j.update({{"status", down_objects > 0 ? "down" : "up"},
+  auto bytes = [&](int64_t n) {
+    return std::min<int64_t>(v.size, n * static_cast<int64_t>(kObjectSize));
+  };
+  int64_t down_bytes = bytes(down_objects);
+  const char* status = down_objects > 0 ? "down" : soon_objects > 0 ? "up soon" : "up";
+  j.update({{"status", status},
             {"snapshot", snapshot},
             {"migrating", false},
             {"decreasedRedundancy", degraded},
             {"balancerBlocked", false},
-            {"syncingDataBytes", 0},
-            {"syncingMetaObjects", 0},
+            {"syncingDataBytes", bytes(syncing)},
+            {"syncingMetaObjects", syncing},
             {"downBytes", down_bytes},
             {"objectsCount", objects},
-            {"upSoonChainsCount", 0},
+            {"upSoonChainsCount", soon_objects > 0 ? 1 : 0},
             {"downDrives", Json(std::vector<uint32_t>(down_drives.begin(), down_drives.end()))},
             {"missingDrives", Json(std::vector<uint32_t>(missing.begin(), missing.end()))},
             {"missingTargetDrives", Json::array()},

@@ -20,6 +20,7 @@ void MarkServerDown(State& s, ServerRecord& server, int64_t generation) {
     auto it = s.disks.find(d);
     if (it != s.disks.end() && it->second.generationLeft < 0) {
       it->second.generationLeft = generation;
+      it->second.recovering = false;
     }
   }
 }

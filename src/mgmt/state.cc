@@ -15,7 +15,8 @@ void from_json(const nlohmann::json& j, DiskSetTable& t) {
 
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(DiskRecord, id, serverId, ssd, journaled, device,
                                                 sectorsCount, model, serial, description, softEject,
-                                                generationLeft, ignored)
+                                                generationLeft, ignored, recovering,
+                                                recoveringSince, leftAt)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ServerRecord, id, nodeId, version, startTime, addr,
                                                 port, up, disks)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ClientRecord, id, nodeId, version, startTime, up,

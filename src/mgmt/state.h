@@ -34,6 +34,12 @@ struct DiskRecord {
   std::string softEject = "off";
   int64_t generationLeft = -1;  // -1: up; else the last generation it was seen in
   bool ignored = false;         // DiskIgnore: the cluster does not wait for it while down
+  // Back after being down: it takes writes but serves no reads until its server reports that
+  // it caught up with its peers (DESIGN.md §5 Recovery). recoveringSince: the generation that
+  // set it; leftAt: the generation it had left in (which replica holds the newest data).
+  bool recovering = false;
+  int64_t recoveringSince = 0;
+  int64_t leftAt = -1;
   bool operator==(const DiskRecord&) const = default;
 };
 
@@ -226,6 +232,9 @@ struct Runtime {
   std::map<uint32_t, int64_t> clientApplied;  // client id → generation it applied
   // client id → globalIds of volumes with open NBD connections or an open kernel device there
   std::map<uint32_t, std::set<std::string>> clientOpen;
+  // disk id → the recovery progress its server last reported (TasksList).
+  std::map<uint32_t, nlohmann::json> recovery;
+  std::map<uint32_t, int64_t> serverApplied;  // server id → generation it applied (fencing)
 };
 
 // Every entity of `state` serialized: ("disk", "101") → JSON text, and so on.

@@ -92,7 +92,7 @@ Status CheckRange(uint32_t offset, uint32_t length) {
 bool KnownType(uint16_t type) {
   uint16_t t = type & ~kResponseBit;
   return t >= static_cast<uint16_t>(MsgType::kHello) &&
-         t <= static_cast<uint16_t>(MsgType::kBlockStatus);
+         t <= static_cast<uint16_t>(MsgType::kObjectSync);
 }
 
 // READ and BLOCK_STATUS requests share one layout: disk, object, offset, length, then the
@@ -183,7 +183,7 @@ void EncodePayload(const WriteRequest& m, std::vector<uint8_t>& out) {
   w.Put<uint32_t>(m.offset);
   w.Put<uint32_t>(static_cast<uint32_t>(m.data.size()));
   w.Put<uint32_t>(m.flags);
-  w.Put<uint32_t>(0);
+  w.Put<uint32_t>(m.client);
   w.PutBytes(m.crcs.data(), m.crcs.size() * 4);
   w.PutBytes(m.data.data(), m.data.size());
 }
@@ -198,7 +198,7 @@ Result<WriteRequest> DecodeWriteRequest(std::span<const uint8_t> payload) {
   m.offset = r.Get<uint32_t>();
   uint32_t length = r.Get<uint32_t>();
   m.flags = r.Get<uint32_t>();
-  r.Get<uint32_t>();
+  m.client = r.Get<uint32_t>();
   if (!r.ok()) return Malformed("write");
   SP_RETURN_IF_ERROR(CheckRange(m.offset, length));
   m.crcs = r.Words(ChunkCount(length));
@@ -327,6 +327,8 @@ void EncodePayload(const TrimRequest& m, std::vector<uint8_t>& out) {
   w.Put<uint64_t>(m.version);
   w.Put<uint32_t>(m.offset);
   w.Put<uint32_t>(m.length);
+  w.Put<uint32_t>(m.client);
+  w.Put<uint32_t>(0);
 }
 
 Result<TrimRequest> DecodeTrimRequest(std::span<const uint8_t> payload) {
@@ -338,6 +340,8 @@ Result<TrimRequest> DecodeTrimRequest(std::span<const uint8_t> payload) {
   m.version = r.Get<uint64_t>();
   m.offset = r.Get<uint32_t>();
   m.length = r.Get<uint32_t>();
+  m.client = r.Get<uint32_t>();
+  r.Get<uint32_t>();
   if (!r.done()) return Malformed("trim");
   SP_RETURN_IF_ERROR(CheckRange(m.offset, m.length));
   if (m.version == 0) return Error(Code::kInvalidArgument, "trim version must be >= 1");
@@ -374,6 +378,140 @@ Result<BlockStatusResponse> DecodeBlockStatusResponse(std::span<const uint8_t> p
   auto bytes = r.Bytes((m.blocks + 7) / 8);
   if (!r.done()) return Malformed("block status response");
   m.bitmap.assign(bytes.begin(), bytes.end());
+  return m;
+}
+
+void EncodePayload(const ObjectListRequest& m, std::vector<uint8_t>& out) {
+  Writer w(out);
+  w.Put<uint32_t>(m.disk.value());
+  w.Put<uint32_t>(m.max);
+  w.Put<uint64_t>(m.after_layer.value());
+  w.Put<uint32_t>(m.after_object.value());
+  w.Put<uint32_t>(0);
+}
+
+Result<ObjectListRequest> DecodeObjectListRequest(std::span<const uint8_t> payload) {
+  Reader r(payload);
+  ObjectListRequest m;
+  m.disk = DiskId(r.Get<uint32_t>());
+  m.max = r.Get<uint32_t>();
+  m.after_layer = LayerId(r.Get<uint64_t>());
+  m.after_object = ObjectIndex(r.Get<uint32_t>());
+  r.Get<uint32_t>();
+  if (!r.done()) return Malformed("object list");
+  if (m.max == 0 || m.max > kMaxListEntries) {
+    return Error(Code::kInvalidArgument, "object list max {} out of range", m.max);
+  }
+  return m;
+}
+
+void EncodePayload(const ObjectListResponse& m, std::vector<uint8_t>& out) {
+  Writer w(out);
+  w.Put<uint32_t>(static_cast<uint32_t>(m.entries.size()));
+  w.Put<uint32_t>(m.more ? 1 : 0);
+  for (const ObjectListEntry& e : m.entries) {
+    w.Put<uint64_t>(e.layer.value());
+    w.Put<uint32_t>(e.object.value());
+    w.Put<uint32_t>(e.state);
+    w.Put<uint64_t>(e.version);
+  }
+}
+
+Result<ObjectListResponse> DecodeObjectListResponse(std::span<const uint8_t> payload) {
+  Reader r(payload);
+  ObjectListResponse m;
+  uint32_t n = r.Get<uint32_t>();
+  uint32_t more = r.Get<uint32_t>();
+  if (!r.ok() || n > kMaxListEntries || more > 1) return Malformed("object list response");
+  m.more = more == 1;
+  m.entries.reserve(n);
+  for (uint32_t i = 0; i < n && r.ok(); ++i) {
+    ObjectListEntry e;
+    e.layer = LayerId(r.Get<uint64_t>());
+    e.object = ObjectIndex(r.Get<uint32_t>());
+    e.state = r.Get<uint32_t>();
+    e.version = r.Get<uint64_t>();
+    m.entries.push_back(e);
+  }
+  if (!r.done()) return Malformed("object list response");
+  return m;
+}
+
+void EncodePayload(const ObjectPullRequest& m, std::vector<uint8_t>& out) {
+  Writer w(out);
+  w.Put<uint32_t>(m.disk.value());
+  w.Put<uint32_t>(m.object.value());
+  w.Put<uint64_t>(m.layer.value());
+}
+
+Result<ObjectPullRequest> DecodeObjectPullRequest(std::span<const uint8_t> payload) {
+  Reader r(payload);
+  ObjectPullRequest m;
+  m.disk = DiskId(r.Get<uint32_t>());
+  m.object = ObjectIndex(r.Get<uint32_t>());
+  m.layer = LayerId(r.Get<uint64_t>());
+  if (!r.done()) return Malformed("object pull");
+  return m;
+}
+
+namespace {
+constexpr size_t kBitmapBytes = kBlocksPerObject / 8;
+
+size_t CountBits(std::span<const uint8_t> bitmap) {
+  size_t n = 0;
+  for (uint8_t b : bitmap) n += static_cast<size_t>(std::popcount(b));
+  return n;
+}
+}  // namespace
+
+void EncodePayload(const ObjectPullResponse& m, std::vector<uint8_t>& out) {
+  SP_ASSERT(m.present.size() == kBitmapBytes && m.zeroed.size() == kBitmapBytes);
+  const size_t n = CountBits(m.present);
+  SP_ASSERT(m.crcs.size() == n && m.data.size() == n * kBlockSize);
+  Writer w(out);
+  w.Put<uint64_t>(m.version);
+  w.Put<uint32_t>(static_cast<uint32_t>(n));
+  w.Put<uint32_t>(0);
+  w.PutBytes(m.present.data(), kBitmapBytes);
+  w.PutBytes(m.zeroed.data(), kBitmapBytes);
+  w.PutBytes(m.crcs.data(), n * 4);
+  w.PutBytes(m.data.data(), m.data.size());
+}
+
+Result<ObjectPullResponse> DecodeObjectPullResponse(std::span<const uint8_t> payload) {
+  Reader r(payload);
+  ObjectPullResponse m;
+  m.version = r.Get<uint64_t>();
+  uint32_t n = r.Get<uint32_t>();
+  r.Get<uint32_t>();
+  if (!r.ok() || n > kBlocksPerObject) return Malformed("object pull response");
+  auto present = r.Bytes(kBitmapBytes);
+  auto zeroed = r.Bytes(kBitmapBytes);
+  if (!r.ok() || CountBits(present) != n) return Malformed("object pull response");
+  m.present.assign(present.begin(), present.end());
+  m.zeroed.assign(zeroed.begin(), zeroed.end());
+  m.crcs = r.Words(n);
+  m.data = r.Bytes(size_t{n} * kBlockSize);
+  if (!r.done()) return Malformed("object pull response");
+  return m;
+}
+
+void EncodePayload(const ObjectSyncRequest& m, std::vector<uint8_t>& out) {
+  Writer w(out);
+  w.Put<uint32_t>(m.disk.value());
+  w.Put<uint32_t>(m.object.value());
+  w.Put<uint64_t>(m.layer.value());
+  w.Put<uint64_t>(m.version);
+}
+
+Result<ObjectSyncRequest> DecodeObjectSyncRequest(std::span<const uint8_t> payload) {
+  Reader r(payload);
+  ObjectSyncRequest m;
+  m.disk = DiskId(r.Get<uint32_t>());
+  m.object = ObjectIndex(r.Get<uint32_t>());
+  m.layer = LayerId(r.Get<uint64_t>());
+  m.version = r.Get<uint64_t>();
+  if (!r.done()) return Malformed("object sync");
   return m;
 }
 

@@ -29,8 +29,11 @@ inline constexpr uint32_t kMaxChunks = kMaxIoBytes / kBlockSize;  // crcs per I/
 inline constexpr uint32_t kMaxChainLength = 64;
 inline constexpr uint32_t kMaxErrorBytes = 4096;
 inline constexpr uint32_t kMaxDisksPerServer = 256;
-// The largest payload of any message: a full-object write with its checksums.
-inline constexpr uint32_t kMaxPayloadBytes = kMaxIoBytes + 4 * kMaxChunks + 64;
+// Entries one OBJECT_LIST answer may carry.
+inline constexpr uint32_t kMaxListEntries = 65536;
+// The largest payload of any message: a whole object's image (OBJECT_PULL: data, checksums
+// and two bitmaps), a little more than a full-object write with its checksums.
+inline constexpr uint32_t kMaxPayloadBytes = kMaxIoBytes + 4 * kMaxChunks + 4096;
 
 enum class MsgType : uint16_t {
   kHello = 1,
@@ -39,6 +42,9 @@ enum class MsgType : uint16_t {
   kObjectInfo = 4,
   kTrim = 5,
   kBlockStatus = 6,
+  kObjectList = 7,
+  kObjectPull = 8,
+  kObjectSync = 9,
 };
 inline constexpr uint16_t kResponseBit = 0x8000;
 
@@ -66,6 +72,7 @@ struct WriteRequest {
   uint32_t flags = 0;
   std::span<const uint32_t> crcs;  // decoded: points into the payload (aligned by layout)
   std::span<const uint8_t> data;
+  uint32_t client = 0;  // the writing client's id (fencing); 0: a tool or a server
 };
 struct WriteResponse {
   uint64_t version = 0;  // the object's applied version after this write
@@ -110,6 +117,7 @@ struct TrimRequest {
   uint64_t version = 0;
   uint32_t offset = 0;
   uint32_t length = 0;
+  uint32_t client = 0;  // as in WriteRequest
 };
 // Response: WriteResponse.
 
@@ -126,6 +134,51 @@ struct BlockStatusRequest {
 struct BlockStatusResponse {
   uint32_t blocks = 0;          // length / 4096
   std::vector<uint8_t> bitmap;  // (blocks + 7) / 8 bytes
+};
+
+// OBJECT_LIST: the objects stored on a disk, in (layer, object) order, starting strictly after
+// (after_layer, after_object); at most `max` (1..kMaxListEntries) per answer.
+struct ObjectListRequest {
+  DiskId disk;
+  uint32_t max = 0;
+  LayerId after_layer;
+  ObjectIndex after_object;
+};
+struct ObjectListEntry {
+  LayerId layer;
+  ObjectIndex object;
+  uint32_t state = 0;  // ObjectState; OUTDATED copies report version 0
+  uint64_t version = 0;
+  bool operator==(const ObjectListEntry&) const = default;
+};
+struct ObjectListResponse {
+  bool more = false;  // the list was cut at `max`
+  std::vector<ObjectListEntry> entries;
+};
+
+// OBJECT_PULL: one layer's own copy of an object (no chain), for a replica that recovers it.
+// A block is present (data follows), zeroed (trimmed in this layer: reads stop here) or absent
+// (falls through to lower layers). Data and crcs cover only the present blocks, in order.
+struct ObjectPullRequest {
+  DiskId disk;
+  ObjectIndex object;
+  LayerId layer;
+};
+struct ObjectPullResponse {
+  uint64_t version = 0;            // 0: the object does not exist there
+  std::vector<uint8_t> present;    // kBlocksPerObject / 8 bytes, bit i = block i
+  std::vector<uint8_t> zeroed;     // as present
+  std::span<const uint32_t> crcs;  // one per present block
+  std::span<const uint8_t> data;   // 4096 bytes per present block
+};
+
+// OBJECT_SYNC: asks a replica to bring its copy of (layer, object) to at least `version`, by
+// pulling it from the other replicas; answers with the version it now has (WriteResponse).
+struct ObjectSyncRequest {
+  DiskId disk;
+  ObjectIndex object;
+  LayerId layer;
+  uint64_t version = 0;
 };
 
 // HELLO: first message on a connection; names the peer, learns the server's disks.
@@ -151,6 +204,11 @@ void EncodePayload(const TrimRequest& m, std::vector<uint8_t>& out);
 void EncodePayload(const BlockStatusRequest& m, std::vector<uint8_t>& out);
 void EncodePayload(const BlockStatusResponse& m, std::vector<uint8_t>& out);
 void EncodePayload(const HelloResponse& m, std::vector<uint8_t>& out);
+void EncodePayload(const ObjectListRequest& m, std::vector<uint8_t>& out);
+void EncodePayload(const ObjectListResponse& m, std::vector<uint8_t>& out);
+void EncodePayload(const ObjectPullRequest& m, std::vector<uint8_t>& out);
+void EncodePayload(const ObjectPullResponse& m, std::vector<uint8_t>& out);
+void EncodePayload(const ObjectSyncRequest& m, std::vector<uint8_t>& out);
 
 Result<WriteRequest> DecodeWriteRequest(std::span<const uint8_t> payload);
 Result<WriteResponse> DecodeWriteResponse(std::span<const uint8_t> payload);
@@ -163,6 +221,11 @@ Result<TrimRequest> DecodeTrimRequest(std::span<const uint8_t> payload);
 Result<BlockStatusRequest> DecodeBlockStatusRequest(std::span<const uint8_t> payload);
 Result<BlockStatusResponse> DecodeBlockStatusResponse(std::span<const uint8_t> payload);
 Result<HelloResponse> DecodeHelloResponse(std::span<const uint8_t> payload);
+Result<ObjectListRequest> DecodeObjectListRequest(std::span<const uint8_t> payload);
+Result<ObjectListResponse> DecodeObjectListResponse(std::span<const uint8_t> payload);
+Result<ObjectPullRequest> DecodeObjectPullRequest(std::span<const uint8_t> payload);
+Result<ObjectPullResponse> DecodeObjectPullResponse(std::span<const uint8_t> payload);
+Result<ObjectSyncRequest> DecodeObjectSyncRequest(std::span<const uint8_t> payload);
 
 // Number of 4 KiB chunks (checksums) covering `length` bytes.
 inline uint32_t ChunkCount(uint32_t length) {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "common/log.h"
 #include "server/offload.h"
 
 namespace spindle::server {
@@ -50,6 +51,26 @@ struct ReadJob {
   }
 };
 
+struct ExportJob {
+  jdisk::JStore* store;
+  LayerId layer;
+  ObjectIndex object;
+  Result<jdisk::ObjectImage> operator()() const { return store->Export(layer, object); }
+};
+
+struct InstallJob {
+  jdisk::JStore* store;
+  LayerId layer;
+  ObjectIndex object;
+  jdisk::ObjectImage image;
+  Status operator()() const { return store->Install(layer, object, image); }
+};
+
+Status TooManyWaiting(size_t n, LayerId layer, ObjectIndex object) {
+  return Error(Code::kResourceExhausted, "{} writes already wait on layer {} object {}", n,
+               layer.value(), object.value());
+}
+
 }  // namespace
 
 ObjectStore::ObjectStore(asio::io_context& io, asio::thread_pool& pool,
@@ -85,37 +106,115 @@ asio::awaitable<Result<uint64_t>> ObjectStore::Ordered(LayerId layer, ObjectInde
   if (version == 0) co_return Error(Code::kInvalidArgument, "version 0 is never written");
   const Key key{layer.value(), object.value()};
   IdleDropper dropper{this, key};  // forgets the queue entry on every way out
-  const auto deadline = std::chrono::steady_clock::now() + version_wait_;
+  auto deadline = std::chrono::steady_clock::now() + version_wait_;
   for (;;) {
-    uint64_t current = store_->Info(layer, object).version;
-    if (version <= current) co_return current;
+    const jdisk::ObjectInfo info = store_->Info(layer, object);
+    const bool outdated = info.state == jdisk::ObjectState::kOutdated;
+    const uint64_t current = info.version;
+    if (!outdated && version <= current) co_return current;
     Queue& q = queues_[key];
-    if (version == current + 1 && !q.busy) {
+    const bool gap = outdated || version > current + 1;
+    if (!gap && !q.busy) {
       q.busy = true;
       auto result = co_await ApplyOnPool(layer, object, version, m);
-      queues_[key].busy = false;
-      WakeWaiters(key);
+      EndTurn(key);
       co_return result;
     }
+    // A write in progress may close the gap: the handler runs only when none is.
+    if (gap && !q.busy && !q.gap_running && gap_handler_ && !q.gap_handled) {
+      co_await RunGapHandler(layer, object, version);
+      continue;
+    }
+    if (outdated && !q.busy && !q.gap_running) {
+      co_return Error(Code::kFailedPrecondition, "layer {} object {}: object outdated",
+                      layer.value(), object.value());
+    }
+    if (std::chrono::steady_clock::now() >= deadline) {
+      // Work on the object (a write, an install, the gap handler) is bounded: wait it out.
+      if (!q.busy && !q.gap_running) {
+        co_return Error(Code::kUnavailable,
+                        "layer {} object {}: waited {} ms for version {} (have {})", layer.value(),
+                        object.value(), version_wait_.count(), version - 1, current);
+      }
+      deadline = std::chrono::steady_clock::now() + version_wait_;
+    }
     if (q.waiters.size() >= kMaxWaitingWritesPerObject) {
-      co_return Error(Code::kResourceExhausted, "{} writes already wait on layer {} object {}",
-                      q.waiters.size(), layer.value(), object.value());
+      co_return TooManyWaiting(q.waiters.size(), layer, object);
     }
-    asio::steady_timer timer(io_, deadline);
-    q.waiters.push_back(&timer);
-    asio::error_code ec;
-    co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-    // queues_ may have changed while suspended: look the entry up again.
-    auto& waiters = queues_[key].waiters;
-    waiters.erase(std::remove(waiters.begin(), waiters.end(), &timer), waiters.end());
-    if (ec != asio::error::operation_aborted) {
-      current = store_->Info(layer, object).version;
-      if (version <= current) co_return current;
-      co_return Error(Code::kUnavailable,
-                      "layer {} object {}: waited {} ms for version {} (have {})", layer.value(),
-                      object.value(), version_wait_.count(), version - 1, current);
-    }
+    co_await WaitOnQueue(key, deadline);
   }
+}
+
+asio::awaitable<void> ObjectStore::WaitOnQueue(const Key& key,
+                                               std::chrono::steady_clock::time_point deadline) {
+  asio::steady_timer timer(io_, deadline);
+  queues_[key].waiters.push_back(&timer);
+  asio::error_code ec;
+  co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  // queues_ may have changed while suspended: look the entry up again.
+  auto& waiters = queues_[key].waiters;
+  waiters.erase(std::remove(waiters.begin(), waiters.end(), &timer), waiters.end());
+}
+
+asio::awaitable<void> ObjectStore::RunGapHandler(LayerId layer, ObjectIndex object,
+                                                 uint64_t version) {
+  const Key key{layer.value(), object.value()};
+  Queue& q = queues_[key];
+  q.gap_running = true;
+  q.gap_handled = true;
+  GapHandler handler = gap_handler_;  // a copy outlives the call even if the handler is reset
+  asio::awaitable<Status> call = handler(layer, object, version - 1);
+  Status s = co_await std::move(call);
+  if (!s.ok()) {
+    SP_LOG_WARN("disk {} layer {} object {}: recovering version {} failed: {}", disk().value(),
+                layer.value(), object.value(), version - 1, s.ToString());
+  }
+  queues_[key].gap_running = false;
+  WakeWaiters(key);
+}
+
+asio::awaitable<Status> ObjectStore::TakeTurn(LayerId layer, ObjectIndex object) {
+  const Key key{layer.value(), object.value()};
+  for (;;) {
+    Queue& q = queues_[key];
+    if (!q.busy) {
+      q.busy = true;
+      co_return Status::Ok();
+    }
+    if (q.waiters.size() >= kMaxWaitingWritesPerObject) {
+      co_return TooManyWaiting(q.waiters.size(), layer, object);
+    }
+    // The holder's work on the pool is bounded; the timer only bounds one wait.
+    co_await WaitOnQueue(key, std::chrono::steady_clock::now() + version_wait_);
+  }
+}
+
+void ObjectStore::EndTurn(const Key& key) {
+  queues_[key].busy = false;
+  WakeWaiters(key);
+}
+
+asio::awaitable<Result<jdisk::ObjectImage>> ObjectStore::Export(LayerId layer, ObjectIndex object) {
+  const Key key{layer.value(), object.value()};
+  IdleDropper dropper{this, key};
+  Status turn = co_await TakeTurn(layer, object);
+  if (!turn.ok()) co_return turn;
+  auto result = co_await Offload(pool_, ExportJob{store_.get(), layer, object});
+  EndTurn(key);
+  co_return result;
+}
+
+asio::awaitable<Status> ObjectStore::Install(LayerId layer, ObjectIndex object,
+                                             jdisk::ObjectImage image) {
+  const Key key{layer.value(), object.value()};
+  IdleDropper dropper{this, key};
+  Status turn = co_await TakeTurn(layer, object);
+  if (!turn.ok()) co_return turn;
+  InstallJob job{store_.get(), layer, object, {}};
+  job.image = std::move(image);
+  Status result = co_await Offload(pool_, std::move(job));
+  EndTurn(key);
+  co_return result;
 }
 
 asio::awaitable<Result<uint64_t>> ObjectStore::ApplyOnPool(LayerId layer, ObjectIndex object,
@@ -132,7 +231,10 @@ void ObjectStore::WakeWaiters(const Key& key) {
 
 void ObjectStore::DropIfIdle(const Key& key) {
   auto it = queues_.find(key);
-  if (it != queues_.end() && !it->second.busy && it->second.waiters.empty()) queues_.erase(it);
+  if (it != queues_.end() && !it->second.busy && !it->second.gap_running &&
+      it->second.waiters.empty()) {
+    queues_.erase(it);
+  }
 }
 
 asio::awaitable<Result<ReadResult>> ObjectStore::Read(std::vector<LayerId> chain,

@@ -5,6 +5,9 @@
 // at a time; v <= current is acknowledged again without change; v > current + 1 waits
 // (OBJECT_WAITING_FOR_VERSION) until the missing versions arrive or `version_wait` passes,
 // then fails with kUnavailable. At most kMaxWaitingWritesPerObject writes wait per object.
+// Recovery: Export/Install take the same per-object turn as writes. With a gap handler set, a
+// write that finds a gap (or the object outdated) calls it once per waiting episode, without
+// holding the turn, and re-checks when it returns.
 //
 // Threads: owned by one io_context thread; call every method from coroutines on it. The pool
 // threads only run DiskStore calls (which are thread-safe).
@@ -12,6 +15,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <span>
@@ -53,6 +57,20 @@ class ObjectStore {
                                                          uint32_t length);
   asio::awaitable<Result<ReadResult>> Read(std::vector<LayerId> chain, ObjectIndex object,
                                            uint32_t offset, uint32_t length);
+  // JStore::Export in the object's turn (never interleaved with a write of it), on the pool.
+  asio::awaitable<Result<jdisk::ObjectImage>> Export(LayerId layer, ObjectIndex object);
+  // JStore::Install in the object's turn, on the pool; wakes writes waiting for a version.
+  asio::awaitable<Status> Install(LayerId layer, ObjectIndex object, jdisk::ObjectImage image);
+
+  // Called when a write/trim of version v finds the object at current < v - 1 (or kOutdated)
+  // and no write of it is in progress: wanted_version = v - 1, the version the object must
+  // reach for that write to apply. Called once per waiting episode (until no write waits on
+  // the object any more), never while holding the object's turn, so it may call Install. Its
+  // error is logged; the writes then keep waiting as without a handler. Set once, before use.
+  using GapHandler =
+      std::function<asio::awaitable<Status>(LayerId, ObjectIndex, uint64_t wanted_version)>;
+  void SetGapHandler(GapHandler handler) { gap_handler_ = std::move(handler); }
+
   jdisk::ObjectInfo Info(LayerId layer, ObjectIndex object) const {
     return store_->Info(layer, object);
   }
@@ -65,7 +83,9 @@ class ObjectStore {
  private:
   using Key = std::pair<uint64_t, uint32_t>;
   struct Queue {
-    bool busy = false;                         // a write of this object is on the pool
+    bool busy = false;                         // a write/export/install of it is on the pool
+    bool gap_running = false;                  // the gap handler runs for it
+    bool gap_handled = false;                  // ... has run in this waiting episode
     std::vector<asio::steady_timer*> waiters;  // writes waiting for their turn
   };
   // A write or a trim, run on the pool when its turn comes.
@@ -78,6 +98,12 @@ class ObjectStore {
                                             Mutation m);
   asio::awaitable<Result<uint64_t>> ApplyOnPool(LayerId layer, ObjectIndex object, uint64_t version,
                                                 Mutation m);
+  // Waits until the object's queue is not busy, then marks it busy (the caller's turn).
+  asio::awaitable<Status> TakeTurn(LayerId layer, ObjectIndex object);
+  void EndTurn(const Key& key);
+  // One wait on `key` until woken or `deadline`. REQUIRES: fewer than the maximum wait.
+  asio::awaitable<void> WaitOnQueue(const Key& key, std::chrono::steady_clock::time_point deadline);
+  asio::awaitable<void> RunGapHandler(LayerId layer, ObjectIndex object, uint64_t version);
   void WakeWaiters(const Key& key);
   void DropIfIdle(const Key& key);
   struct IdleDropper {
@@ -91,6 +117,7 @@ class ObjectStore {
   std::unique_ptr<jdisk::JStore> store_;
   std::chrono::milliseconds version_wait_;
   std::map<Key, Queue> queues_;  // only objects with a write in progress or waiting
+  GapHandler gap_handler_;
 };
 
 }  // namespace spindle::server

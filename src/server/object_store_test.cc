@@ -47,6 +47,24 @@ class ObjectStoreTest : public ::testing::Test {
   asio::awaitable<void> GapBody();
   asio::awaitable<void> ManyBody();
   asio::awaitable<void> TrimOrderBody();
+  asio::awaitable<void> InstallOrderBody();
+  asio::awaitable<void> GapHandlerBody();
+  // The gap handler of GapHandlerBody: pulls the object from peer_ as recovery would.
+  asio::awaitable<Status> Recover(LayerId layer, ObjectIndex object, uint64_t wanted) {
+    ++gap_calls_;
+    wanted_ = wanted;
+    co_await Sleep(30ms);  // more writes arrive meanwhile: they must not call it again
+    auto image = co_await peer_->Export(layer, object);
+    if (!image.ok()) co_return image.status();
+    co_return co_await store_->Install(layer, object, std::move(image).value());
+  }
+  static jdisk::ObjectImage Image(uint64_t version) {
+    jdisk::ObjectImage img;
+    img.version = version;
+    img.present.assign(kBlocksPerObject, false);
+    img.zeroed.assign(kBlocksPerObject, false);
+    return img;
+  }
   static asio::awaitable<void> TrimInto(ObjectStore* store, uint64_t version,
                                         std::optional<Result<uint64_t>>* out) {
     *out = co_await store->Trim(LayerId(1), ObjectIndex(0), version, 0, 4096);
@@ -56,7 +74,10 @@ class ObjectStoreTest : public ::testing::Test {
   asio::io_context io_;
   asio::thread_pool pool_{2};
   std::unique_ptr<ObjectStore> store_;
+  std::unique_ptr<ObjectStore> peer_;  // a second replica (gap handler test)
   std::optional<Result<uint64_t>> r_[32];
+  int gap_calls_ = 0;
+  uint64_t wanted_ = 0;
 };
 
 asio::awaitable<void> ObjectStoreTest::OutOfOrderBody() {
@@ -146,6 +167,88 @@ TEST_F(ObjectStoreTest, TrimOrderedWithWrites) {
   RunCoroutine(io_, TrimOrderBody());
   EXPECT_EQ(r_[1]->value(), 1u);
   EXPECT_EQ(r_[2]->value(), 2u);
+}
+
+asio::awaitable<void> ObjectStoreTest::InstallOrderBody() {
+  auto first = co_await store_->Write(LayerId(1), ObjectIndex(0), 1, 0, Pattern(4096, 1));
+  EXPECT_EQ(first.value(), 1u);
+  Spawn(0, 2, 0, Pattern(4096, 2), &r_[2]);
+  Spawn(0, 6, 4096, Pattern(4096, 6), &r_[6]);  // waits for version 5
+  jdisk::ObjectImage img = Image(5);
+  img.present[0] = true;
+  img.data = Pattern(4096, 5);
+  img.zeroed[7] = true;
+  Status s = co_await store_->Install(LayerId(1), ObjectIndex(0), std::move(img));
+  EXPECT_TRUE(s.ok()) << s.ToString();
+  while (!(r_[2] && r_[6])) co_await Sleep(5ms);
+  auto exported = co_await store_->Export(LayerId(1), ObjectIndex(0));
+  EXPECT_TRUE(exported.ok()) << exported.status().ToString();
+  if (!exported.ok()) co_return;
+  EXPECT_EQ(exported->version, 6u);
+  std::vector<uint8_t> want = Pattern(4096, 5);
+  auto six = Pattern(4096, 6);
+  want.insert(want.end(), six.begin(), six.end());
+  EXPECT_EQ(exported->data, want);
+  EXPECT_TRUE(exported->present[0] && exported->present[1] && !exported->present[2]);
+  EXPECT_TRUE(exported->zeroed[7]);
+}
+
+// Install takes the object's turn like a write: a write in flight finishes before it (or is
+// covered by it and acknowledged), a write above the installed version waits for it and then
+// applies on top; Export then sees one consistent version.
+TEST_F(ObjectStoreTest, InstallAndExportOrderedWithWrites) {
+  Make(5s);
+  RunCoroutine(io_, InstallOrderBody());
+  ASSERT_TRUE(r_[2]->ok());
+  EXPECT_TRUE(r_[2]->value() == 2u || r_[2]->value() == 5u) << r_[2]->value();
+  EXPECT_EQ(r_[6]->value(), 6u);
+}
+
+asio::awaitable<void> ObjectStoreTest::GapHandlerBody() {
+  for (uint64_t v = 1; v <= 4; ++v) {
+    auto r = co_await peer_->Write(LayerId(1), ObjectIndex(0), v, 4096 * v, Pattern(4096, v));
+    EXPECT_TRUE(r.ok());
+  }
+  Spawn(0, 5, 4096 * 5, Pattern(4096, 5), &r_[5]);
+  Spawn(0, 6, 4096 * 6, Pattern(4096, 6), &r_[6]);
+  co_await Sleep(10ms);
+  Spawn(0, 7, 4096 * 7, Pattern(4096, 7), &r_[7]);
+  while (!(r_[5] && r_[6] && r_[7])) co_await Sleep(5ms);
+  EXPECT_EQ(gap_calls_, 1);
+  EXPECT_EQ(wanted_, 4u);
+  for (uint64_t v = 5; v <= 9; ++v) {
+    auto r = co_await peer_->Write(LayerId(1), ObjectIndex(0), v, 4096 * v, Pattern(4096, v));
+    EXPECT_TRUE(r.ok());
+  }
+  // A later gap is a new episode: the handler runs again.
+  Spawn(0, 10, 4096 * 10, Pattern(4096, 10), &r_[10]);
+  while (!r_[10]) co_await Sleep(5ms);
+  EXPECT_EQ(gap_calls_, 2);
+  EXPECT_EQ(wanted_, 9u);
+  auto r = co_await peer_->Write(LayerId(1), ObjectIndex(0), 10, 4096 * 10, Pattern(4096, 10));
+  EXPECT_TRUE(r.ok());
+  auto mine = co_await store_->Export(LayerId(1), ObjectIndex(0));
+  auto theirs = co_await peer_->Export(LayerId(1), ObjectIndex(0));
+  EXPECT_TRUE(mine.ok() && theirs.ok());
+  if (!mine.ok() || !theirs.ok()) co_return;
+  EXPECT_EQ(mine->version, 10u);
+  EXPECT_EQ(mine->version, theirs->version);
+  EXPECT_EQ(mine->present, theirs->present);
+  EXPECT_EQ(mine->data, theirs->data);
+}
+
+// Writes that find a version gap call the gap handler once per waiting episode, outside the
+// object's turn (the handler's Install would deadlock otherwise); after it installs the peer's
+// copy, the waiting writes apply in order and the replicas are byte-equal.
+TEST_F(ObjectStoreTest, GapHandlerRecoversOncePerEpisode) {
+  Make(5s);
+  peer_ = std::make_unique<ObjectStore>(io_, pool_, dir_.NewDisk(2), 5s);
+  store_->SetGapHandler([this](LayerId layer, ObjectIndex object, uint64_t wanted) {
+    return Recover(layer, object, wanted);
+  });
+  RunCoroutine(io_, GapHandlerBody());
+  for (uint64_t v = 5; v <= 7; ++v) EXPECT_EQ(r_[v]->value(), v);
+  EXPECT_EQ(r_[10]->value(), 10u);
 }
 
 }  // namespace

@@ -119,7 +119,10 @@ void Registrar::Run() {
 }
 
 std::chrono::milliseconds Registrar::Beat(net::ApiClient& client) {
-  net::ApiResult r = client.Post("/spindle/1/ServiceRegister", Body());
+  nlohmann::json body = Body();
+  if (extra_) body.update(extra_());
+  net::ApiResult r = client.Post("/spindle/1/ServiceRegister", body);
+  if (r.ok() && on_reply_) on_reply_(r.reply().data);
   std::lock_guard lock(mu_);
   if (!r.ok()) {
     if (!failing_) {

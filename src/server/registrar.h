@@ -10,6 +10,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -44,6 +45,13 @@ class Registrar {
             std::vector<const jdisk::JStore*> disks);
   ~Registrar();
 
+  // extra(): merged into every heartbeat body; on_reply(data): called with every answer. Both
+  // run on the registrar's thread. Set before Start().
+  void set_hooks(std::function<nlohmann::json()> extra,
+                 std::function<void(const nlohmann::json&)> on_reply) {
+    extra_ = std::move(extra);
+    on_reply_ = std::move(on_reply);
+  }
   void Start();
   void Stop();
   // The ServiceRegister body with the disks' current statistics.
@@ -57,6 +65,8 @@ class Registrar {
   std::chrono::milliseconds Beat(net::ApiClient& client);
 
   net::ApiEndpoint endpoint_;
+  std::function<nlohmann::json()> extra_;
+  std::function<void(const nlohmann::json&)> on_reply_;
   const RegistrationInfo info_;
   const std::vector<const jdisk::JStore*> disks_;
   mutable std::mutex mu_;

@@ -65,11 +65,20 @@ Result<std::unique_ptr<Server>> Server::Create(env::Env& env, ServerOptions opti
     disks.push_back(&st->store());
   }
   s->service_ = std::make_unique<Service>(s->options_.id, stores);
+  if (s->options_.register_with_mgmt) {
+    s->recovery_ = std::make_unique<Recovery>(s->io_, s->options_.id, stores, s->options_.api);
+    s->service_->set_recovery(s->recovery_.get());
+  }
   s->rpc_ = std::make_unique<net::RpcServer>(s->io_, s->service_->Handler());
   SP_RETURN_IF_ERROR(s->rpc_->Listen(s->options_.host, s->options_.port));
   RegistrationInfo info{s->options_.id, s->options_.node, s->options_.host, s->rpc_->port(),
                         env.clock().UnixSeconds()};
   s->registrar_ = std::make_unique<Registrar>(s->options_.api, info, std::move(disks));
+  if (s->recovery_) {
+    Recovery* r = s->recovery_.get();
+    s->registrar_->set_hooks([r] { return r->HeartbeatReport(); },
+                             [r](const nlohmann::json& data) { r->OnHeartbeat(data); });
+  }
   return s;
 }
 
@@ -116,6 +125,7 @@ void Server::Shutdown() {
   if (shut_down_) return;
   shut_down_ = true;
   if (rpc_) rpc_->Stop();
+  if (recovery_) recovery_->Stop();
   signals_.cancel();
 }
 

@@ -18,6 +18,7 @@
 #include "net/api_client.h"
 #include "net/rpc.h"
 #include "server/object_store.h"
+#include "server/recovery.h"
 #include "server/registrar.h"
 #include "server/service.h"
 
@@ -66,6 +67,7 @@ class Server {
   asio::thread_pool pool_{kDiskThreads};
   asio::signal_set signals_{io_};
   std::vector<std::unique_ptr<ObjectStore>> stores_;
+  std::unique_ptr<Recovery> recovery_;
   std::unique_ptr<Service> service_;
   std::unique_ptr<net::RpcServer> rpc_;
   std::unique_ptr<Registrar> registrar_;

@@ -1,5 +1,7 @@
 #include "server/service.h"
 
+#include <algorithm>
+
 #include "common/assert.h"
 #include "common/log.h"
 
@@ -31,6 +33,12 @@ asio::awaitable<net::Reply> Service::Handle(net::Frame request) {
       co_return co_await Trim(request);
     case proto::MsgType::kBlockStatus:
       co_return co_await BlockStatus(request);
+    case proto::MsgType::kObjectList:
+      co_return ObjectList(request);
+    case proto::MsgType::kObjectPull:
+      co_return co_await ObjectPull(request);
+    case proto::MsgType::kObjectSync:
+      co_return co_await ObjectSync(request);
   }
   co_return net::Reply::Fail(
       Error(Code::kUnimplemented, "message type {} is not served", request.header.type));
@@ -66,6 +74,8 @@ asio::awaitable<net::Reply> Service::Write(const net::Frame& request) {
                 req->layer.value(), req->object.value(), req->version, crc.message());
     co_return net::Reply::Fail(crc);
   }
+  Status fenced = co_await Fence(req->client, req->layer);
+  if (!fenced.ok()) co_return net::Reply::Fail(fenced);
   auto version =
       co_await (*store)->Write(req->layer, req->object, req->version, req->offset, req->data);
   if (!version.ok()) co_return net::Reply::Fail(version.status());
@@ -84,6 +94,15 @@ asio::awaitable<net::Reply> Service::Read(const net::Frame& request) {
   if (!result.ok()) {
     if (result.status().code() == Code::kCorruption) {
       SP_LOG_ERROR("read disk {}: {}", req->disk.value(), result.status().message());
+      // The client reads another replica; this copy is rewritten from a peer's (every layer
+      // of the chain that has the object here: the message does not say which one failed).
+      if (recovery_) {
+        for (LayerId l : req->chain) {
+          if ((*store)->Info(l, req->object).version > 0) {
+            recovery_->Repair(req->disk, l, req->object);
+          }
+        }
+      }
     }
     co_return net::Reply::Fail(result.status());
   }
@@ -112,6 +131,8 @@ asio::awaitable<net::Reply> Service::Trim(const net::Frame& request) {
   if (!req.ok()) co_return net::Reply::Fail(req.status());
   auto store = Disk(req->disk);
   if (!store.ok()) co_return net::Reply::Fail(store.status());
+  Status fenced = co_await Fence(req->client, req->layer);
+  if (!fenced.ok()) co_return net::Reply::Fail(fenced);
   auto version =
       co_await (*store)->Trim(req->layer, req->object, req->version, req->offset, req->length);
   if (!version.ok()) co_return net::Reply::Fail(version.status());
@@ -136,6 +157,81 @@ asio::awaitable<net::Reply> Service::BlockStatus(const net::Frame& request) {
   }
   std::vector<uint8_t> out;
   proto::EncodePayload(resp, out);
+  co_return net::Reply::Ok(std::move(out));
+}
+
+asio::awaitable<Status> Service::Fence(uint32_t client, LayerId layer) {
+  if (!recovery_) co_return Status::Ok();
+  const bool allowed = co_await recovery_->MayWrite(client, layer);
+  if (allowed) co_return Status::Ok();
+  SP_LOG_WARN("refused a write of layer {} from client {}: not attached read-write", layer.value(),
+              client);
+  co_return Error(Code::kPermissionDenied, "client {} may not write layer {} (fenced)", client,
+                  layer.value());
+}
+
+net::Reply Service::ObjectList(const net::Frame& request) const {
+  auto req = proto::DecodeObjectListRequest(request.payload);
+  if (!req.ok()) return net::Reply::Fail(req.status());
+  auto store = Disk(req->disk);
+  if (!store.ok()) return net::Reply::Fail(store.status());
+  std::vector<jdisk::ObjectEntry> all = (*store)->store().List();
+  std::sort(all.begin(), all.end(), [](const auto& a, const auto& b) {
+    return std::pair{a.layer.value(), a.object.value()} <
+           std::pair{b.layer.value(), b.object.value()};
+  });
+  const std::pair<uint64_t, uint32_t> after{req->after_layer.value(), req->after_object.value()};
+  proto::ObjectListResponse resp;
+  for (const jdisk::ObjectEntry& e : all) {
+    if (std::pair{e.layer.value(), e.object.value()} <= after) continue;
+    if (resp.entries.size() == req->max) {
+      resp.more = true;
+      break;
+    }
+    resp.entries.push_back(
+        {e.layer, e.object, static_cast<uint32_t>(e.info.state), e.info.version});
+  }
+  std::vector<uint8_t> out;
+  proto::EncodePayload(resp, out);
+  return net::Reply::Ok(std::move(out));
+}
+
+asio::awaitable<net::Reply> Service::ObjectPull(const net::Frame& request) {
+  auto req = proto::DecodeObjectPullRequest(request.payload);
+  if (!req.ok()) co_return net::Reply::Fail(req.status());
+  auto store = Disk(req->disk);
+  if (!store.ok()) co_return net::Reply::Fail(store.status());
+  auto image = co_await (*store)->Export(req->layer, req->object);
+  if (!image.ok()) co_return net::Reply::Fail(image.status());
+  proto::ObjectPullResponse resp;
+  resp.version = image->version;
+  resp.present.assign(kBlocksPerObject / 8, 0);
+  resp.zeroed.assign(kBlocksPerObject / 8, 0);
+  for (size_t i = 0; i < kBlocksPerObject; ++i) {
+    if (image->present[i]) resp.present[i / 8] |= static_cast<uint8_t>(1u << (i % 8));
+    if (image->zeroed[i]) resp.zeroed[i / 8] |= static_cast<uint8_t>(1u << (i % 8));
+  }
+  std::vector<uint32_t> crcs;
+  proto::ComputeChunkCrcs(image->data, crcs);
+  resp.crcs = crcs;
+  resp.data = image->data;
+  std::vector<uint8_t> out;
+  proto::EncodePayload(resp, out);
+  co_return net::Reply::Ok(std::move(out));
+}
+
+asio::awaitable<net::Reply> Service::ObjectSync(const net::Frame& request) {
+  auto req = proto::DecodeObjectSyncRequest(request.payload);
+  if (!req.ok()) co_return net::Reply::Fail(req.status());
+  auto store = Disk(req->disk);
+  if (!store.ok()) co_return net::Reply::Fail(store.status());
+  if (!recovery_) {
+    co_return net::Reply::Fail(Error(Code::kUnimplemented, "this server does not recover"));
+  }
+  auto version = co_await recovery_->Sync(req->disk, req->layer, req->object, req->version);
+  if (!version.ok()) co_return net::Reply::Fail(version.status());
+  std::vector<uint8_t> out;
+  proto::EncodePayload(proto::WriteResponse{*version}, out);
   co_return net::Reply::Ok(std::move(out));
 }
 

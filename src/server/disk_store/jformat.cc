@@ -74,8 +74,12 @@ Status CheckRecordShape(const Record& r, std::span<const uint8_t> in) {
       r.zero_first + static_cast<uint64_t>(r.zero_count) > kBlocksPerObject) {
     return Error(Code::kCorruption, "record {} has out-of-range counts", r.seq);
   }
+  const auto type = static_cast<uint16_t>(r.type);
+  if (type == 0 || type > kMaxRecordType) return Error(Code::kCorruption, "bad record type");
   for (const ChunkEntry& c : r.chunks) {
     if (c.index >= kChunksPerObject) return Error(Code::kCorruption, "bad chunk index");
+    const auto kind = static_cast<uint16_t>(c.kind);
+    if (kind == 0 || kind > kMaxChunkEntryKind) return Error(Code::kCorruption, "bad chunk kind");
   }
   for (const BlockEntry& b : r.blocks) {
     if (b.block >= kBlocksPerObject) return Error(Code::kCorruption, "bad block index");

@@ -107,11 +107,23 @@ void EncodeObjectRec(const ObjectRec& o, std::vector<uint8_t>& out);
 Result<std::vector<ObjectRec>> DecodeCheckpointBody(std::span<const uint8_t> body, uint32_t count);
 
 // ---- journal records ----
-enum class RecordType : uint16_t { kWrite = 1, kTrim = 2, kDeleteLayer = 3 };
+// An install (replica recovery) is kInstallBegin, any number of kInstallData, kInstallEnd:
+// a crash leaves the object as before, outdated at version 0, or wholly installed.
+enum class RecordType : uint16_t {
+  kWrite = 1,
+  kTrim = 2,
+  kDeleteLayer = 3,
+  kInstallBegin = 4,  // object becomes kOutdated, version 0, every chunk freed; then its entries
+  kInstallData = 5,   // entries and blocks as a write; version and state unchanged
+  kInstallEnd = 6,    // version = record's version, state kOk (version 0: object forgotten)
+};
+inline constexpr uint16_t kMaxRecordType = 6;
 enum class ChunkEntryKind : uint16_t {
   kAlloc = 1,     // chunk `disk` now backs chunk `index` (data follows as inline blocks)
   kRedirect = 2,  // chunk `disk` holds the new data of blocks `present` (already durable)
+  kZero = 3,      // blocks `present` become zeroed in this layer (`disk` unused: kNoChunk)
 };
+inline constexpr uint16_t kMaxChunkEntryKind = 3;
 struct ChunkEntry {
   uint16_t index = 0;
   ChunkEntryKind kind = ChunkEntryKind::kAlloc;

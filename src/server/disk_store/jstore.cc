@@ -240,13 +240,17 @@ void JStore::EraseEmptyChunks(ObjectRec& obj) {
   auto empty = [](const ChunkRec& c) { return c.present == 0 && c.zeroed == 0; };
   size_t before = obj.chunks.size();
   for (ChunkRec& c : obj.chunks) {
-    if (empty(c)) FreeChunkDisk(c);
+    if (c.present == 0) FreeChunkDisk(c);  // space without data (also left by zero entries)
   }
   std::erase_if(obj.chunks, empty);
   chunk_recs_ -= before - obj.chunks.size();
 }
 
 void JStore::ApplyChunk(ObjectRec& obj, const ChunkEntry& e) {
+  if (e.kind == ChunkEntryKind::kZero) {
+    ApplyZeroMask(obj, e);
+    return;
+  }
   ChunkRec& c = ChunkAt(obj, e.index);
   if (c.disk != e.disk) FreeChunkDisk(c);
   c.disk = e.disk;
@@ -275,19 +279,78 @@ void JStore::ApplyZero(ObjectRec& obj, uint32_t first, uint32_t count) {
   }
 }
 
+// The zeroed bits of a kZero entry; the chunk's space (if it ends without data) is freed by
+// EraseEmptyChunks once the whole record is applied.
+void JStore::ApplyZeroMask(ObjectRec& obj, const ChunkEntry& e) {
+  ChunkRec& c = ChunkAt(obj, e.index);
+  for (uint32_t i = 0; i < kChunkBlocks; ++i) {
+    const uint16_t bit = static_cast<uint16_t>(1u << i);
+    if ((e.present & bit) == 0) continue;
+    if (c.present & bit) --blocks_present_;
+    c.present &= static_cast<uint16_t>(~bit);
+    c.zeroed |= bit;
+    dirty_.erase(BlockKey{obj.layer.value(), obj.object.value(), e.index * kChunkBlocks + i});
+  }
+}
+
+// Forgets every block of the object (and its journaled images) and frees its chunks.
+void JStore::DropChunks(ObjectRec& obj) {
+  for (ChunkRec& c : obj.chunks) {
+    blocks_present_ -= static_cast<uint64_t>(std::popcount(c.present));
+    FreeChunkDisk(c);
+  }
+  chunk_recs_ -= obj.chunks.size();
+  obj.chunks.clear();
+  auto d = dirty_.lower_bound(BlockKey{obj.layer.value(), obj.object.value(), 0});
+  while (d != dirty_.end() && std::get<0>(d->first) == obj.layer.value() &&
+         std::get<1>(d->first) == obj.object.value()) {
+    d = dirty_.erase(d);
+  }
+}
+
 void JStore::Apply(Record& rec) {
   if (rec.type == RecordType::kDeleteLayer) {
     DropLayer(rec.layer);
     return;
   }
-  auto [it, fresh] = objects_.try_emplace(Key{rec.layer.value(), rec.object.value()});
+  const Key key{rec.layer.value(), rec.object.value()};
+  auto [it, fresh] = objects_.try_emplace(key);
   ObjectRec& obj = it->second;
   if (fresh) {
     obj.layer = rec.layer;
     obj.object = rec.object;
   }
-  obj.version = rec.version;
-  obj.state = ObjectState::kOk;
+  switch (rec.type) {
+    case RecordType::kInstallBegin:
+      DropChunks(obj);
+      obj.version = 0;
+      obj.state = ObjectState::kOutdated;
+      break;
+    case RecordType::kInstallData:
+    case RecordType::kInstallEnd:
+      if (obj.state != ObjectState::kOutdated) {
+        // The layer was deleted during the install: drop the record and its fresh chunks.
+        for (const ChunkEntry& e : rec.chunks) {
+          if (e.kind == ChunkEntryKind::kZero || e.disk == kNoChunk) continue;
+          alloc_.MarkUsed(e.disk);
+          alloc_.Free(e.disk);
+        }
+        if (fresh) objects_.erase(it);
+        return;
+      }
+      if (rec.type == RecordType::kInstallData) break;
+      obj.version = rec.version;
+      obj.state = ObjectState::kOk;
+      if (rec.version == 0) {  // an install of "absent": the object is removed
+        DropChunks(obj);
+        objects_.erase(it);
+        return;
+      }
+      break;
+    default:
+      obj.version = rec.version;
+      obj.state = ObjectState::kOk;
+  }
   for (const ChunkEntry& e : rec.chunks) ApplyChunk(obj, e);
   for (const BlockEntry& b : rec.blocks) {
     ChunkRec& c = ChunkAt(obj, static_cast<uint16_t>(b.block / kChunkBlocks));
@@ -372,6 +435,7 @@ std::vector<std::string> JStore::CheckIndex() const {
       prev = c.index;
       if (c.index >= kChunksPerObject) bad.push_back(where() + ": index out of range");
       if (c.present & c.zeroed) bad.push_back(where() + ": block both present and zeroed");
+      if (c.present == 0 && c.disk != kNoChunk) bad.push_back(where() + ": space without data");
       if (c.present != 0 && c.disk == kNoChunk) bad.push_back(where() + ": data without space");
       if (c.disk != kNoChunk && c.disk >= sb_.data_chunks) {
         bad.push_back(where() + fmt::format(": disk chunk {} out of range", c.disk));
@@ -382,6 +446,10 @@ std::vector<std::string> JStore::CheckIndex() const {
       }
     }
     recs += obj.chunks.size();
+    if (obj.state == ObjectState::kOutdated && obj.version != 0) {
+      bad.push_back(fmt::format("layer {} object {}: outdated at version {}", key.first, key.second,
+                                obj.version));
+    }
   }
   if (objects_.size() > sb_.max_objects()) bad.push_back("more objects than the format allows");
   if (recs > sb_.max_chunk_recs()) bad.push_back("more chunk records than the format allows");

@@ -10,6 +10,9 @@
 // `flush_interval`): write the dirty blocks, fdatasync, write the whole index to the inactive
 // checkpoint copy, fdatasync, then release the journal space and deferred chunk frees.
 // Open: load the newest valid checkpoint, replay the journal after it, checkpoint.
+// Install (replica recovery): one record marks the object outdated (version 0, chunks freed),
+// records like writes put the image's blocks, a last record sets its version; an outdated
+// object refuses reads (through any chain), writes and exports until an install completes.
 //
 // Threads: every public method is blocking and thread-safe. The caller runs at most one
 // Write/Trim per (layer, object) at a time (ObjectStore serialises them).
@@ -68,6 +71,17 @@ struct ObjectInfo {
   uint32_t blocks_present = 0;
 };
 
+// One layer's own content of one object (no chain), as Export returns and Install takes.
+// present/zeroed: kBlocksPerObject entries, never both set for a block (zeroed: trimmed in this
+// layer, a hole that stops chain fall-through; neither: reads fall through to lower layers).
+// data: the present blocks' 4 KiB images, concatenated in block order.
+struct ObjectImage {
+  uint64_t version = 0;
+  std::vector<bool> present;
+  std::vector<bool> zeroed;
+  std::vector<uint8_t> data;
+};
+
 struct ObjectEntry {
   LayerId layer;
   ObjectIndex object;
@@ -107,9 +121,10 @@ class JStore {
                                               StoreOptions options = {});
   ~JStore();
 
-  // As DiskStore::Write: sector-aligned non-empty range within the object, version order
+  // Sector-aligned non-empty range within the object, version order
   // (<= current: no change, returns current; > current + 1: kFailedPrecondition).
   // kResourceExhausted "no space" when the data area is full (nothing changed).
+  // kFailedPrecondition "object outdated" while the object is kOutdated.
   Result<uint64_t> Write(LayerId layer, ObjectIndex object, uint64_t version, uint32_t offset,
                          std::span<const uint8_t> data);
   // Trim: whole blocks become zeroed (holes that stop chain fall-through) and
@@ -117,12 +132,25 @@ class JStore {
   Result<uint64_t> Trim(LayerId layer, ObjectIndex object, uint64_t version, uint32_t offset,
                         uint32_t length);
   // Chain read, top layer first; zeros where no layer has data; every block's crc32c checked.
+  // kUnavailable "object outdated on this disk" when any layer's object is kOutdated (also
+  // BlockStatus): a server never serves data it knows is stale.
   Status Read(std::span<const LayerId> chain, ObjectIndex object, uint32_t offset,
               std::span<uint8_t> out);
   Result<std::vector<bool>> BlockStatus(std::span<const LayerId> chain, ObjectIndex object,
                                         uint32_t offset, uint32_t length) const;
   // Forgets every object of `layer` and frees its chunks (journaled).
   Status DeleteLayer(LayerId layer);
+
+  // This layer's own content of the object (no chain), every block crc-checked (kCorruption
+  // names the block). An absent object: version 0, nothing present. kUnavailable when the
+  // object is kOutdated. REQUIRES: no concurrent Write/Trim/Install of the object.
+  Result<ObjectImage> Export(LayerId layer, ObjectIndex object);
+  // Replaces the object by `image` crash-safely: after a crash the object is as before, kOutdated
+  // at version 0 (must be installed again), or wholly installed (image.version, kOk). Version 0
+  // with nothing present or zeroed removes the object. kInvalidArgument: malformed image;
+  // kResourceExhausted: no space (the object may be left kOutdated). Other errors may leave it
+  // kOutdated too. REQUIRES: no concurrent Write/Trim/Export/Install of the object.
+  Status Install(LayerId layer, ObjectIndex object, const ObjectImage& image);
 
   ObjectInfo Info(LayerId layer, ObjectIndex object) const;
   std::vector<ObjectEntry> List() const;
@@ -179,6 +207,8 @@ class JStore {
   void Apply(Record& rec);
   void ApplyChunk(ObjectRec& obj, const ChunkEntry& e);
   void ApplyZero(ObjectRec& obj, uint32_t first, uint32_t count);
+  void ApplyZeroMask(ObjectRec& obj, const ChunkEntry& e);
+  void DropChunks(ObjectRec& obj);
   void DropLayer(LayerId layer);
   ChunkRec& ChunkAt(ObjectRec& obj, uint16_t index);
   void FreeChunkDisk(ChunkRec& c);
@@ -201,6 +231,14 @@ class JStore {
                   std::span<uint8_t> out);
   Status ReadVerified(const std::vector<Source>& src, size_t i, size_t n, uint8_t* dst,
                       ObjectIndex object, uint32_t first_block);
+  // mu_ held: kUnavailable when the object of some layer of the chain is kOutdated.
+  Status CheckNotOutdated(std::span<const LayerId> chain, ObjectIndex object) const;
+
+  // Export/Install.
+  Result<ObjectImage> ExportOnce(LayerId layer, ObjectIndex object);
+  Status BeginInstall(LayerId layer, ObjectIndex object, const ObjectImage& image);
+  Status InstallChunks(LayerId layer, ObjectIndex object, const ObjectImage& image,
+                       uint32_t* next_chunk, size_t* data_pos);
 
   // Background threads.
   void CommitLoop();

@@ -1,7 +1,9 @@
-// JStore: the write, trim and read paths.
+// JStore: the write, trim and read paths; export and install of one object (replica recovery).
 #include <algorithm>
+#include <bit>
 #include <cstring>
 
+#include "common/assert.h"
 #include "common/crc32c.h"
 #include "server/disk_store/jstore.h"
 
@@ -46,6 +48,10 @@ Status JStore::VersionGate(LayerId layer, ObjectIndex object, uint64_t version, 
   std::lock_guard lock(mu_);
   if (!failed_.ok()) return failed_;
   const ObjectRec* obj = FindObject(layer, object);
+  if (obj != nullptr && obj->state == ObjectState::kOutdated) {
+    return Error(Code::kFailedPrecondition, "layer {} object {}: object outdated (being installed)",
+                 layer.value(), object.value());
+  }
   *current = obj ? obj->version : 0;
   if (version > *current + 1) {
     return Error(Code::kFailedPrecondition, "layer {} object {} is at version {}, not {}",
@@ -287,6 +293,7 @@ Status JStore::ReadOnce(std::span<const LayerId> chain, ObjectIndex object, uint
   std::vector<Source> src(count);
   {
     std::lock_guard lock(mu_);
+    SP_RETURN_IF_ERROR(CheckNotOutdated(chain, object));
     for (uint32_t i = 0; i < count; ++i) src[i] = Resolve(chain, object, b0 + i);
   }
   env::AlignedBuffer buf(static_cast<size_t>(count) * kBlockSize);
@@ -325,12 +332,24 @@ Status JStore::ReadVerified(const std::vector<Source>& src, size_t i, size_t n, 
   return Status::Ok();
 }
 
+Status JStore::CheckNotOutdated(std::span<const LayerId> chain, ObjectIndex object) const {
+  for (LayerId layer : chain) {
+    const ObjectRec* obj = FindObject(layer, object);
+    if (obj != nullptr && obj->state == ObjectState::kOutdated) {
+      return Error(Code::kUnavailable, "disk {} layer {} object {}: object outdated on this disk",
+                   sb_.disk.value(), layer.value(), object.value());
+    }
+  }
+  return Status::Ok();
+}
+
 Result<std::vector<bool>> JStore::BlockStatus(std::span<const LayerId> chain, ObjectIndex object,
                                               uint32_t offset, uint32_t length) const {
   SP_RETURN_IF_ERROR(CheckRange(offset, length, kBlockSize));
   SP_RETURN_IF_ERROR(CheckChain(chain));
   std::vector<bool> out(length / kBlockSize);
   std::lock_guard lock(mu_);
+  SP_RETURN_IF_ERROR(CheckNotOutdated(chain, object));
   for (size_t i = 0; i < out.size(); ++i) {
     out[i] = Resolve(chain, object, static_cast<uint32_t>(offset / kBlockSize + i)).kind !=
              Source::kZero;
@@ -366,6 +385,251 @@ Result<std::vector<std::string>> JStore::Verify() {
     }
   }
   return bad;
+}
+
+// ---- export and install (replica recovery) ----
+
+namespace {
+
+constexpr uint32_t kInstallInlineBlocks = 48;    // journaled images per install record
+constexpr uint32_t kInstallRedirectChunks = 64;  // redirected chunks (4 MiB) per install record
+constexpr uint16_t kFullChunk = 0xffff;
+
+uint16_t ChunkMask(const std::vector<bool>& bits, uint32_t chunk) {
+  uint16_t mask = 0;
+  for (uint32_t i = 0; i < kChunkBlocks; ++i) {
+    if (bits[chunk * kChunkBlocks + i]) mask |= static_cast<uint16_t>(1u << i);
+  }
+  return mask;
+}
+
+Status CheckImage(const ObjectImage& image) {
+  if (image.present.size() != kBlocksPerObject || image.zeroed.size() != kBlocksPerObject) {
+    return Error(Code::kInvalidArgument, "object image maps of {} and {} blocks, not {}",
+                 image.present.size(), image.zeroed.size(), kBlocksPerObject);
+  }
+  uint64_t present = 0;
+  bool zeroed = false;
+  for (uint32_t b = 0; b < kBlocksPerObject; ++b) {
+    if (image.present[b] && image.zeroed[b]) {
+      return Error(Code::kInvalidArgument, "object image block {} both present and zeroed", b);
+    }
+    present += image.present[b];
+    zeroed = zeroed || image.zeroed[b];
+  }
+  if (image.data.size() != present * kBlockSize) {
+    return Error(Code::kInvalidArgument, "object image has {} data bytes for {} present blocks",
+                 image.data.size(), present);
+  }
+  if (image.version == 0 && (present > 0 || zeroed)) {
+    return Error(Code::kInvalidArgument, "an object image of version 0 must be empty");
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<ObjectImage> JStore::Export(LayerId layer, ObjectIndex object) {
+  // As Read: a mismatch may come from a flush or chunk reuse racing the resolution.
+  Result<ObjectImage> r = ExportOnce(layer, object);
+  for (int attempt = 1; attempt < kReadAttempts && r.status().code() == Code::kCorruption;
+       ++attempt) {
+    r = ExportOnce(layer, object);
+  }
+  return r;
+}
+
+Result<ObjectImage> JStore::ExportOnce(LayerId layer, ObjectIndex object) {
+  ObjectImage image;
+  image.present.assign(kBlocksPerObject, false);
+  image.zeroed.assign(kBlocksPerObject, false);
+  const LayerId chain[1] = {layer};
+  std::vector<Source> src;
+  std::vector<uint32_t> blocks;  // src[i] is block blocks[i]
+  {
+    std::lock_guard lock(mu_);
+    SP_RETURN_IF_ERROR(CheckNotOutdated(chain, object));
+    const ObjectRec* obj = FindObject(layer, object);
+    if (obj == nullptr) return image;
+    image.version = obj->version;
+    for (const ChunkRec& c : obj->chunks) {
+      for (uint32_t i = 0; i < kChunkBlocks; ++i) {
+        const uint32_t b = c.index * kChunkBlocks + i;
+        image.zeroed[b] = (c.zeroed >> i) & 1;
+        if (((c.present >> i) & 1) == 0) continue;
+        image.present[b] = true;
+        blocks.push_back(b);
+        src.push_back(Resolve(chain, object, b));
+      }
+    }
+  }
+  if (blocks.empty()) return image;
+  env::AlignedBuffer buf(blocks.size() * kBlockSize);
+  for (size_t i = 0; i < src.size();) {
+    uint8_t* dst = buf.data() + i * kBlockSize;
+    if (src[i].kind == Source::kMemory) {
+      std::memcpy(dst, src[i].image->data(), kBlockSize);
+      if (Crc32c(dst, kBlockSize) != src[i].crc) {
+        return Error(Code::kCorruption, "disk {} layer {} object {} block {}: journaled image crc",
+                     sb_.disk.value(), layer.value(), object.value(), blocks[i]);
+      }
+      ++i;
+      continue;
+    }
+    SP_ASSERT(src[i].kind == Source::kDisk);
+    size_t j = i + 1;
+    while (j < src.size() && src[j].kind == Source::kDisk &&
+           src[j].offset == src[j - 1].offset + kBlockSize && blocks[j] == blocks[j - 1] + 1) {
+      ++j;
+    }
+    SP_RETURN_IF_ERROR(ReadVerified(src, i, j - i, dst, object, blocks[i]));
+    i = j;
+  }
+  image.data.assign(buf.data(), buf.data() + buf.size());
+  return image;
+}
+
+Status JStore::Install(LayerId layer, ObjectIndex object, const ObjectImage& image) {
+  SP_RETURN_IF_ERROR(CheckImage(image));
+  if (options_.read_only) return Error(Code::kFailedPrecondition, "{} is open read-only", path());
+  // Step 1: the object becomes outdated at version 0 with no data.
+  SP_RETURN_IF_ERROR(BeginInstall(layer, object, image));
+  // Step 2: its blocks, in records like writes (no version gate: it stays outdated).
+  uint32_t chunk = 0;
+  size_t data_pos = 0;
+  while (chunk < kChunksPerObject) {
+    SP_RETURN_IF_ERROR(InstallChunks(layer, object, image, &chunk, &data_pos));
+  }
+  SP_ASSERT(data_pos == image.data.size());
+  // Step 3: the version; the object is served again.
+  Record end;
+  end.type = RecordType::kInstallEnd;
+  end.layer = layer;
+  end.object = object;
+  end.version = image.version;
+  SP_RETURN_IF_ERROR(Commit(end));
+  const ObjectInfo info = Info(layer, object);
+  const ObjectState want = image.version == 0 ? ObjectState::kUndef : ObjectState::kOk;
+  if (info.version != image.version || info.state != want) {
+    return Error(Code::kAborted, "layer {} object {}: the layer was deleted during the install",
+                 layer.value(), object.value());
+  }
+  return Status::Ok();
+}
+
+// Checks space (so that a disk too full for the image refuses before changing anything), then
+// journals the kInstallBegin record carrying the image's zeroed bits.
+Status JStore::BeginInstall(LayerId layer, ObjectIndex object, const ObjectImage& image) {
+  Record rec;
+  rec.type = RecordType::kInstallBegin;
+  rec.layer = layer;
+  rec.object = object;
+  uint64_t chunk_recs = 0, data_chunks = 0;
+  for (uint32_t ci = 0; ci < kChunksPerObject; ++ci) {
+    const uint16_t zeroed = ChunkMask(image.zeroed, ci);
+    const uint16_t present = ChunkMask(image.present, ci);
+    if (zeroed != 0) {
+      rec.chunks.push_back(
+          ChunkEntry{static_cast<uint16_t>(ci), ChunkEntryKind::kZero, zeroed, kNoChunk, {}});
+    }
+    chunk_recs += (zeroed | present) != 0;
+    data_chunks += present != 0;
+  }
+  {
+    std::lock_guard lock(mu_);
+    if (!failed_.ok()) return failed_;
+    const ObjectRec* obj = FindObject(layer, object);
+    uint64_t owned = 0;
+    if (obj != nullptr) {
+      for (const ChunkRec& c : obj->chunks) owned += c.disk != kNoChunk;
+    }
+    if (obj == nullptr && image.version != 0 && objects_.size() >= sb_.max_objects()) {
+      return Error(Code::kResourceExhausted, "disk {}: no space: {} objects stored",
+                   sb_.disk.value(), objects_.size());
+    }
+    const uint64_t recs_after = chunk_recs_ - (obj ? obj->chunks.size() : 0) + chunk_recs;
+    if (recs_after + 2 > sb_.max_chunk_recs()) {
+      return Error(Code::kResourceExhausted, "disk {}: no space: index full", sb_.disk.value());
+    }
+    // Chunks freed by this install or pending release become usable after a checkpoint.
+    const uint64_t usable = alloc_.total() - alloc_.used() + alloc_.pending() + owned;
+    if (data_chunks > usable) {
+      return Error(Code::kResourceExhausted,
+                   "disk {}: no space: {} of {} chunks in use, {} needed to install",
+                   sb_.disk.value(), alloc_.used(), alloc_.total(), data_chunks);
+    }
+  }
+  return Commit(rec);
+}
+
+// Puts the present blocks of the chunks from *next_chunk on into one kInstallData record (as
+// many as fit): a wholly present chunk is redirected (written to a fresh chunk and synced
+// first), the others are journaled as block images. Advances *next_chunk and *data_pos.
+Status JStore::InstallChunks(LayerId layer, ObjectIndex object, const ObjectImage& image,
+                             uint32_t* next_chunk, size_t* data_pos) {
+  struct Planned {
+    uint16_t index;
+    uint16_t mask;
+    size_t at;  // its first image in image.data
+  };
+  std::vector<Planned> plan;
+  uint32_t inline_blocks = 0, redirects = 0;
+  size_t pos = *data_pos;
+  uint32_t ci = *next_chunk;
+  for (; ci < kChunksPerObject; ++ci) {
+    const uint16_t mask = ChunkMask(image.present, ci);
+    if (mask == 0) continue;
+    const uint32_t n = static_cast<uint32_t>(std::popcount(mask));
+    if (mask == kFullChunk) {
+      if (redirects == kInstallRedirectChunks) break;
+      ++redirects;
+    } else {
+      if (inline_blocks + n > kInstallInlineBlocks) break;
+      inline_blocks += n;
+    }
+    plan.push_back(Planned{static_cast<uint16_t>(ci), mask, pos});
+    pos += n * kBlockSize;
+  }
+  *next_chunk = ci;
+  if (plan.empty()) return Status::Ok();
+  Record rec;
+  rec.type = RecordType::kInstallData;
+  rec.layer = layer;
+  rec.object = object;
+  std::vector<uint32_t> disks;
+  SP_RETURN_IF_ERROR(AllocateChunks(rec, static_cast<uint32_t>(plan.size()), &disks));
+  env::AlignedBuffer redirect(redirects * kChunkBytes);
+  uint8_t* next = redirect.data();
+  for (size_t k = 0; k < plan.size(); ++k) {
+    const Planned& p = plan[k];
+    const uint8_t* from = image.data.data() + p.at;
+    if (p.mask == kFullChunk) {
+      ChunkEntry e{p.index, ChunkEntryKind::kRedirect, kFullChunk, disks[k], {}};
+      std::memcpy(next, from, kChunkBytes);
+      for (uint32_t i = 0; i < kChunkBlocks; ++i) {
+        e.crc[i] = Crc32c(next + i * kBlockSize, kBlockSize);
+      }
+      next += kChunkBytes;
+      rec.chunks.push_back(e);
+      continue;
+    }
+    rec.chunks.push_back(ChunkEntry{p.index, ChunkEntryKind::kAlloc, 0, disks[k], {}});
+    for (uint32_t i = 0; i < kChunkBlocks; ++i) {
+      if (((p.mask >> i) & 1) == 0) continue;
+      auto img = NewBlock();
+      std::memcpy(img->data(), from, kBlockSize);
+      from += kBlockSize;
+      rec.blocks.push_back(BlockEntry{static_cast<uint16_t>(p.index * kChunkBlocks + i),
+                                      Crc32c(img->data(), kBlockSize), std::move(img)});
+    }
+  }
+  *data_pos = pos;
+  Status s = WriteRedirected(rec, redirect);
+  if (!s.ok()) {
+    ReturnChunks(rec);
+    return s;
+  }
+  return Commit(rec);
 }
 
 }  // namespace spindle::server::jdisk

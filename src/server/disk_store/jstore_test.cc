@@ -29,9 +29,9 @@ class JStoreTest : public ::testing::Test {
     ASSERT_TRUE(JStore::Init(env_, "d", {DiskId(3), kCluster, 0, 0}).ok());
     Reopen();
   }
-  void Reopen() {
+  void Reopen(StoreOptions options = {}) {
     store_.reset();
-    auto s = JStore::Open(env_, "d", kCluster);
+    auto s = JStore::Open(env_, "d", kCluster, options);
     ASSERT_TRUE(s.ok()) << s.status().ToString();
     store_ = std::move(*s);
   }
@@ -255,6 +255,205 @@ TEST_F(JStoreTest, ReadOnlyOpenInspectsWithoutWriting) {
   s = Status(Code::kUnavailable, "closed");
   EXPECT_EQ(disk_->writes(), writes);
   EXPECT_EQ(disk_->syncs(), syncs);
+}
+
+ObjectImage EmptyImage(uint64_t version) {
+  ObjectImage img;
+  img.version = version;
+  img.present.assign(kBlocksPerObject, false);
+  img.zeroed.assign(kBlocksPerObject, false);
+  return img;
+}
+
+// Appends block b with contents `data` to an image (blocks must be added in order).
+void AddBlock(ObjectImage& img, uint32_t b, const std::vector<uint8_t>& data) {
+  img.present[b] = true;
+  img.data.insert(img.data.end(), data.begin(), data.end());
+}
+
+// Export gives a layer's own blocks (present, zeroed, absent) over a chain with a lower layer;
+// installing the exports of both layers on another disk reproduces the chain read exactly,
+// before and after replay and a checkpoint, and the second disk exports the same image.
+TEST_F(JStoreTest, ExportInstallRoundTripOverChain) {
+  MakeDisk(48 * kMiB);
+  ASSERT_TRUE(Put(10, 0, 1, 0, Pattern(512 * 1024, 1)).ok());           // lower: blocks 0..127
+  ASSERT_TRUE(Put(11, 0, 1, 4 * 4096, Pattern(4 * 4096, 2)).ok());      // blocks 4..7 journaled
+  ASSERT_TRUE(Put(11, 0, 2, 128 * 1024, Pattern(192 * 1024, 3)).ok());  // 32..79 redirected
+  ASSERT_TRUE(store_->Trim(LayerId(11), ObjectIndex(0), 3, 10 * 4096, 2 * 4096).ok());
+  ASSERT_TRUE(Put(11, 0, 4, 20 * 4096 + 512, Pattern(512, 4)).ok());  // block 20, merged
+  auto top = store_->Export(LayerId(11), ObjectIndex(0));
+  ASSERT_TRUE(top.ok()) << top.status().ToString();
+  EXPECT_EQ(top->version, 4u);
+  for (uint32_t b = 0; b < kBlocksPerObject; ++b) {
+    const bool present = (b >= 4 && b < 8) || (b >= 32 && b < 80) || b == 20;
+    EXPECT_EQ(top->present[b], present) << b;
+    EXPECT_EQ(top->zeroed[b], b == 10 || b == 11) << b;
+  }
+  ASSERT_EQ(top->data.size(), 53u * 4096);
+  EXPECT_EQ(std::vector<uint8_t>(top->data.begin(), top->data.begin() + 4 * 4096),
+            Pattern(4 * 4096, 2));
+  auto low = store_->Export(LayerId(10), ObjectIndex(0));
+  ASSERT_TRUE(low.ok());
+  EXPECT_EQ(store_->Export(LayerId(12), ObjectIndex(0))->version, 0u);  // absent
+  const std::vector<LayerId> chain{LayerId(11), LayerId(10)};
+  const auto want = ReadAll(chain, 0, 0, 512 * 1024);
+
+  env_.AddDisk("e", 48 * kMiB, 5);
+  ASSERT_TRUE(JStore::Init(env_, "e", {DiskId(4), kCluster, 0, 0}).ok());
+  for (int pass = 0; pass < 3; ++pass) {
+    auto other = JStore::Open(env_, "e", kCluster);
+    ASSERT_TRUE(other.ok()) << other.status().ToString();
+    if (pass == 0) {
+      ASSERT_TRUE((*other)->Install(LayerId(10), ObjectIndex(0), *low).ok());
+      Status s = (*other)->Install(LayerId(11), ObjectIndex(0), *top);
+      ASSERT_TRUE(s.ok()) << s.ToString();
+    }
+    if (pass == 1) {
+      ASSERT_TRUE((*other)->Checkpoint().ok());
+    }
+    std::vector<uint8_t> got(512 * 1024);
+    ASSERT_TRUE((*other)->Read(chain, ObjectIndex(0), 0, got).ok());
+    EXPECT_EQ(got, want) << "pass " << pass;
+    auto again = (*other)->Export(LayerId(11), ObjectIndex(0));
+    ASSERT_TRUE(again.ok());
+    EXPECT_EQ(again->version, top->version);
+    EXPECT_EQ(again->present, top->present);
+    EXPECT_EQ(again->zeroed, top->zeroed);
+    EXPECT_EQ(again->data, top->data);
+    EXPECT_EQ((*other)->Info(LayerId(11), ObjectIndex(0)).state, ObjectState::kOk);
+    EXPECT_TRUE((*other)->CheckIndex().empty());
+  }
+}
+
+// Installing over stored data frees the old chunks (reusable after a checkpoint); writes then
+// continue at the installed version + 1 and the version order holds; all survives a restart.
+TEST_F(JStoreTest, InstallReplacesAndWritesContinue) {
+  MakeDisk(24 * kMiB);
+  ASSERT_TRUE(Put(1, 0, 1, 0, Pattern(1 * kMiB, 1)).ok());
+  ASSERT_TRUE(Put(1, 0, 2, 2 * kMiB, Pattern(4096, 2)).ok());
+  EXPECT_EQ(store_->Layer(LayerId(1)).on_disk_bytes, 17 * kChunkBytes);
+  ObjectImage img = EmptyImage(9);
+  AddBlock(img, 5, Pattern(4096, 3));
+  img.zeroed[100] = true;
+  ASSERT_TRUE(store_->Install(LayerId(1), ObjectIndex(0), img).ok());
+  EXPECT_EQ(store_->Layer(LayerId(1)).on_disk_bytes, kChunkBytes);
+  ASSERT_TRUE(store_->Checkpoint().ok());
+  EXPECT_EQ(store_->Stats().on_disk_bytes, kChunkBytes);
+  const ObjectInfo info = store_->Info(LayerId(1), ObjectIndex(0));
+  EXPECT_EQ(info.version, 9u);
+  EXPECT_EQ(info.state, ObjectState::kOk);
+  EXPECT_EQ(info.blocks_present, 1u);
+  EXPECT_EQ(ReadAll({LayerId(1)}, 0, 5 * 4096, 4096), Pattern(4096, 3));
+  EXPECT_EQ(ReadAll({LayerId(1)}, 0, 0, 4096), std::vector<uint8_t>(4096, 0));
+  EXPECT_EQ(Put(1, 0, 11, 0, Pattern(4096, 4)).status().code(), Code::kFailedPrecondition);
+  EXPECT_EQ(*Put(1, 0, 9, 0, Pattern(4096, 4)), 9u);  // already applied: no change
+  EXPECT_EQ(*Put(1, 0, 10, 0, Pattern(4096, 5)), 10u);
+  Reopen();
+  EXPECT_EQ(store_->Info(LayerId(1), ObjectIndex(0)).version, 10u);
+  EXPECT_EQ(ReadAll({LayerId(1)}, 0, 0, 4096), Pattern(4096, 5));
+  EXPECT_EQ(ReadAll({LayerId(1)}, 0, 5 * 4096, 4096), Pattern(4096, 3));
+  auto st = store_->BlockStatus(std::vector<LayerId>{LayerId(1)}, ObjectIndex(0), 0, 101 * 4096);
+  ASSERT_TRUE(st.ok());
+  EXPECT_TRUE((*st)[0] && (*st)[5] && !(*st)[1] && !(*st)[100]);
+  EXPECT_TRUE(store_->CheckIndex().empty());
+}
+
+// Installing version 0 with nothing present removes the object; malformed images are refused
+// and change nothing.
+TEST_F(JStoreTest, InstallVersionZeroRemovesAndBadImagesAreRefused) {
+  MakeDisk(24 * kMiB);
+  ASSERT_TRUE(Put(1, 0, 1, 0, Pattern(8192, 1)).ok());
+  ObjectImage both = EmptyImage(3);
+  AddBlock(both, 2, Pattern(4096, 2));
+  both.zeroed[2] = true;
+  EXPECT_EQ(store_->Install(LayerId(1), ObjectIndex(0), both).code(), Code::kInvalidArgument);
+  ObjectImage short_data = EmptyImage(3);
+  short_data.present[1] = true;
+  EXPECT_EQ(store_->Install(LayerId(1), ObjectIndex(0), short_data).code(), Code::kInvalidArgument);
+  ObjectImage zero_with_data = EmptyImage(0);
+  zero_with_data.zeroed[7] = true;
+  EXPECT_EQ(store_->Install(LayerId(1), ObjectIndex(0), zero_with_data).code(),
+            Code::kInvalidArgument);
+  EXPECT_EQ(store_->Info(LayerId(1), ObjectIndex(0)).version, 1u);
+  ASSERT_TRUE(store_->Install(LayerId(1), ObjectIndex(0), EmptyImage(0)).ok());
+  EXPECT_EQ(store_->Info(LayerId(1), ObjectIndex(0)).state, ObjectState::kUndef);
+  EXPECT_TRUE(store_->List().empty());
+  EXPECT_EQ(store_->Layer(LayerId(1)).on_disk_bytes, 0u);
+  Reopen();
+  EXPECT_TRUE(store_->List().empty());
+  EXPECT_EQ(*Put(1, 0, 1, 0, Pattern(4096, 3)), 1u);
+}
+
+// A crash after the install's first record leaves the object outdated at version 0 (also
+// across a checkpoint): reads through any chain holding it and BlockStatus are kUnavailable,
+// writes kFailedPrecondition, Export kUnavailable, List shows it; a new install completes it.
+TEST_F(JStoreTest, CrashMidInstallLeavesObjectOutdated) {
+  MakeDisk(24 * kMiB);
+  StoreOptions quiet;
+  quiet.flush_interval = std::chrono::hours(1);  // no background checkpoint in the crash window
+  Reopen(quiet);
+  ASSERT_TRUE(Put(10, 0, 1, 0, Pattern(64 * 1024, 1)).ok());
+  ASSERT_TRUE(Put(11, 0, 1, 0, Pattern(8192, 2)).ok());
+  ASSERT_TRUE(store_->Checkpoint().ok());
+  ObjectImage img = EmptyImage(7);
+  AddBlock(img, 0, Pattern(4096, 3));
+  for (uint32_t b = 16; b < 48; ++b) AddBlock(img, b, Pattern(4096, b));  // 2 whole chunks
+  disk_->ArmCrash(3);  // the first record's write and sync succeed, the data write fails
+  EXPECT_FALSE(store_->Install(LayerId(11), ObjectIndex(0), img).ok());
+  disk_->CrashNow();
+  store_.reset();
+  disk_->Revive();
+  for (int pass = 0; pass < 2; ++pass) {
+    Reopen(quiet);
+    const ObjectInfo info = store_->Info(LayerId(11), ObjectIndex(0));
+    EXPECT_EQ(info.version, 0u);
+    EXPECT_EQ(info.state, ObjectState::kOutdated);
+    std::vector<uint8_t> out(4096);
+    const ObjectIndex o(0);
+    EXPECT_EQ(store_->Read(std::vector<LayerId>{LayerId(11)}, o, 0, out).code(),
+              Code::kUnavailable);
+    Status s = store_->Read(std::vector<LayerId>{LayerId(12), LayerId(11), LayerId(10)}, o, 0, out);
+    EXPECT_EQ(s.code(), Code::kUnavailable);
+    EXPECT_NE(s.message().find("outdated"), std::string::npos) << s.message();
+    EXPECT_TRUE(store_->Read(std::vector<LayerId>{LayerId(10)}, o, 0, out).ok());
+    EXPECT_EQ(store_->BlockStatus(std::vector<LayerId>{LayerId(11), LayerId(10)}, o, 0, 4096)
+                  .status()
+                  .code(),
+              Code::kUnavailable);
+    auto w = Put(11, 0, 1, 0, Pattern(4096, 9));
+    EXPECT_EQ(w.status().code(), Code::kFailedPrecondition);
+    EXPECT_NE(w.status().message().find("outdated"), std::string::npos);
+    EXPECT_EQ(store_->Trim(LayerId(11), o, 1, 0, 4096).status().code(), Code::kFailedPrecondition);
+    EXPECT_EQ(store_->Export(LayerId(11), o).status().code(), Code::kUnavailable);
+    auto list = store_->List();
+    ASSERT_EQ(list.size(), 2u);
+    EXPECT_EQ(list[1].layer, LayerId(11));
+    EXPECT_EQ(list[1].info.state, ObjectState::kOutdated);
+    EXPECT_TRUE(store_->CheckIndex().empty());
+    ASSERT_TRUE(store_->Checkpoint().ok());  // the state is in the checkpoint too
+  }
+  ASSERT_TRUE(store_->Install(LayerId(11), ObjectIndex(0), img).ok());
+  EXPECT_EQ(store_->Info(LayerId(11), ObjectIndex(0)).version, 7u);
+  EXPECT_EQ(ReadAll({LayerId(11), LayerId(10)}, 0, 16 * 4096, 4096), Pattern(4096, 16));
+  const auto low = Pattern(64 * 1024, 1);  // block 1 falls through to the lower layer
+  EXPECT_EQ(ReadAll({LayerId(11), LayerId(10)}, 0, 4096, 4096),
+            std::vector<uint8_t>(low.begin() + 4096, low.begin() + 8192));
+  EXPECT_EQ(*Put(11, 0, 8, 0, Pattern(4096, 10)), 8u);
+}
+
+// A flipped byte in a stored block makes Export fail with kCorruption naming the block.
+TEST_F(JStoreTest, ExportDetectsCorruption) {
+  MakeDisk(24 * kMiB);
+  ASSERT_TRUE(Put(1, 0, 1, 0, Pattern(256 * 1024, 5)).ok());
+  ASSERT_TRUE(store_->Checkpoint().ok());
+  auto at = store_->BlockOffset(LayerId(1), ObjectIndex(0), 17);
+  ASSERT_TRUE(at.ok());
+  store_.reset();
+  disk_->FlipByte(*at + 100);
+  Reopen();
+  auto img = store_->Export(LayerId(1), ObjectIndex(0));
+  EXPECT_EQ(img.status().code(), Code::kCorruption);
+  EXPECT_NE(img.status().message().find("block 17"), std::string::npos) << img.status().message();
 }
 
 // On a real file (O_DIRECT when the filesystem allows), the store initialises, writes,

@@ -112,6 +112,31 @@ TEST(JFormat, RecordRoundTripAndChecksum) {
   }
 }
 
+// Install records (begin with zero entries) round-trip; an unknown record type or chunk
+// entry kind is refused even with a valid checksum.
+TEST(JFormat, InstallRecordsRoundTripUnknownKindsRefused) {
+  Record r;
+  r.type = RecordType::kInstallBegin;
+  r.layer = LayerId(3);
+  r.object = ObjectIndex(4);
+  r.chunks.push_back(ChunkEntry{7, ChunkEntryKind::kZero, 0x00f0, kNoChunk, {}});
+  env::AlignedBuffer buf;
+  EncodeRecord(r, buf);
+  auto back = DecodeRecord(buf.span(), nullptr);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->type, RecordType::kInstallBegin);
+  ASSERT_EQ(back->chunks.size(), 1u);
+  EXPECT_EQ(back->chunks[0].kind, ChunkEntryKind::kZero);
+  EXPECT_EQ(back->chunks[0].present, 0x00f0);
+  r.type = static_cast<RecordType>(kMaxRecordType + 1);
+  EncodeRecord(r, buf);
+  EXPECT_EQ(DecodeRecord(buf.span(), nullptr).status().code(), Code::kCorruption);
+  r.type = RecordType::kInstallData;
+  r.chunks[0].kind = static_cast<ChunkEntryKind>(kMaxChunkEntryKind + 1);
+  EncodeRecord(r, buf);
+  EXPECT_EQ(DecodeRecord(buf.span(), nullptr).status().code(), Code::kCorruption);
+}
+
 // Checkpoint header and body round-trip.
 TEST(JFormat, CheckpointRoundTrip) {
   ObjectRec o;

@@ -2,14 +2,22 @@
 //   spindle-disk init --file PATH --disk-id N --cluster-id ID --size BYTES
 //   spindle-disk info --file PATH                       (superblock + objects as JSON)
 //   spindle-disk check --file PATH     (verifies every structure and block crc, read-only)
+//   spindle-disk list-objects --file PATH   (one line per object, read-only:
+//       "layer object version state blocks", state ok|outdated|undef, blocks = present blocks)
 //   spindle-disk read-object --server HOST:PORT --disk N --layer L --object I
 //       (HELLO, OBJECT_INFO, READ of the whole object; prints {"version", "state",
 //        "blocks_present", "crc32c"} — integration tests compare replicas with it)
+//   spindle-disk read-object --file PATH --layer L --object I [--out DATA]
+//       (read-only, from a disk file: that layer's own content, no chain; prints the same
+//        JSON plus "blocks_zeroed" and "map_crc32c" (of the present/zeroed maps); --out writes
+//        the 32 MiB object, zeros where no block is present)
 // GCC 12 reports a false -Wmismatched-new-delete on asio's coroutine frame allocator when a
 // long coroutine is inlined; the frame is allocated and freed by the same asio operators.
 #pragma GCC diagnostic ignored "-Wmismatched-new-delete"
 
 #include <cstdio>
+#include <cstring>
+#include <fstream>
 #include <iostream>
 
 #include <CLI/CLI.hpp>
@@ -86,6 +94,63 @@ int Info(const std::string& file) {
                         {"onDiskBytes", st.on_disk_bytes},    {"bytesStored", st.bytes_stored},
                         {"initTime", sb.init_unix_seconds},   {"objects", std::move(objects)}};
   std::cout << out.dump(2) << "\n";
+  return 0;
+}
+
+const char* StateName(jdisk::ObjectState state) {
+  switch (state) {
+    case jdisk::ObjectState::kOk:
+      return "ok";
+    case jdisk::ObjectState::kOutdated:
+      return "outdated";
+    default:
+      return "undef";
+  }
+}
+
+int ListObjects(const std::string& file) {
+  auto store = OpenReadOnly(file);
+  if (!store.ok()) return Fail(store.status());
+  for (const jdisk::ObjectEntry& e : (*store)->List()) {
+    std::cout << e.layer.value() << " " << e.object.value() << " " << e.info.version << " "
+              << StateName(e.info.state) << " " << e.info.blocks_present << "\n";
+  }
+  return 0;
+}
+
+// One layer's own content of one object, from a disk file (JStore::Export).
+int ReadObjectFromFile(const std::string& file, LayerId layer, ObjectIndex object,
+                       const std::string& out_path) {
+  auto store = OpenReadOnly(file);
+  if (!store.ok()) return Fail(store.status());
+  const jdisk::ObjectInfo info = (*store)->Info(layer, object);
+  auto image = (*store)->Export(layer, object);
+  if (!image.ok()) return Fail(image.status());
+  std::vector<uint8_t> whole(kObjectSize, 0);
+  std::vector<uint8_t> maps(2 * kBlocksPerObject);
+  uint32_t present = 0, zeroed = 0;
+  for (uint32_t b = 0; b < kBlocksPerObject; ++b) {
+    maps[b] = image->present[b];
+    maps[kBlocksPerObject + b] = image->zeroed[b];
+    zeroed += image->zeroed[b];
+    if (!image->present[b]) continue;
+    std::memcpy(whole.data() + uint64_t{b} * kBlockSize,
+                image->data.data() + uint64_t{present} * kBlockSize, kBlockSize);
+    ++present;
+  }
+  if (!out_path.empty()) {
+    std::ofstream out(out_path, std::ios::binary | std::ios::trunc);
+    out.write(reinterpret_cast<const char*>(whole.data()),
+              static_cast<std::streamsize>(whole.size()));
+    if (!out) return Fail(Error(Code::kIoError, "cannot write {}", out_path));
+  }
+  nlohmann::json j{{"version", image->version},
+                   {"state", static_cast<uint32_t>(info.state)},
+                   {"blocks_present", present},
+                   {"blocks_zeroed", zeroed},
+                   {"crc32c", Crc32c(whole.data(), whole.size())},
+                   {"map_crc32c", Crc32c(maps.data(), maps.size())}};
+  std::cout << j.dump() << "\n";
   return 0;
 }
 
@@ -188,15 +253,32 @@ int main(int argc, char** argv) {
   info->add_option("--file", file, "disk file or block device")->required();
   auto* check = app.add_subcommand("check", "verify every structure and block, read-only");
   check->add_option("--file", file, "disk file or block device")->required();
-  auto* read = app.add_subcommand("read-object", "read one object from a server");
-  read->add_option("--server", server, "HOST:PORT")->required();
-  read->add_option("--disk", disk_id, "disk id")->required();
+  auto* list = app.add_subcommand("list-objects", "one line per object, read-only");
+  list->add_option("--file", file, "disk file or block device")->required();
+  auto* read = app.add_subcommand("read-object",
+                                  "read one object from a server, or one layer's own content "
+                                  "of it from a disk file");
+  std::string out;
+  auto* read_server = read->add_option("--server", server, "HOST:PORT");
+  auto* read_file = read->add_option("--file", file, "disk file or block device (read-only)");
+  read_server->excludes(read_file);
+  auto* read_disk =
+      read->add_option("--disk", disk_id, "disk id (with --server)")->needs(read_server);
   read->add_option("--layer", layer, "layer id")->required();
   read->add_option("--object", object, "object index")->required();
+  read->add_option("--out", out, "write the object's bytes here (with --file)")->needs(read_file);
   CLI11_PARSE(app, argc, argv);
   if (init->parsed()) return Init(file, disk_id, cluster, size);
   if (info->parsed()) return Info(file);
   if (check->parsed()) return Check(file);
+  if (list->parsed()) return ListObjects(file);
+  if (!file.empty()) {
+    return ReadObjectFromFile(file, spindle::LayerId(layer), spindle::ObjectIndex(object), out);
+  }
+  if (server.empty() || read_disk->count() == 0) {
+    return Fail(spindle::Error(spindle::Code::kInvalidArgument,
+                               "read-object needs --server and --disk, or --file"));
+  }
   ReadObjectArgs a;
   a.disk = spindle::DiskId(disk_id);
   a.layer = spindle::LayerId(layer);
