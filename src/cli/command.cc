@@ -466,6 +466,7 @@ Result<Command> ParseCommand(const std::vector<std::string>& words) {
   if (object == "vag") return ParseVag(w);
   if (object == "kv") return ParseKv(w);
   if (object == "mgmtConfig") return ParseMgmtConfig(w);
+  if (object == "task") return ParseTask(w);
   return Bad("unknown object '" + object + "'");
 }
 
@@ -498,6 +499,7 @@ objects:
   kv list | kv <b> list|create|get <key> | kv <b> delete <b>
   kv <b> set <key> <value>... [ifVersion N] | kv <b> unset <key>... [ifVersion N]
   mgmtConfig list | mgmtConfig <setting> <value>
+  task list
 sizes take K/M/G/T (binary) suffixes; run without arguments for an interactive prompt.
 )";
 }

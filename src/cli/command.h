@@ -41,6 +41,7 @@ enum class View {
   kKvBuckets,          // KeyValueBucketsList
   kKvBucket,           // KeyValueBucket
   kMgmtConfig,         // {setting: value}
+  kTasks,              // [Task]
 };
 
 struct Command {

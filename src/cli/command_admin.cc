@@ -170,4 +170,10 @@ Result<Command> ParseMgmtConfig(Words& w) {
   return Change(kMgmtConfigSet, json{{setting, value}});
 }
 
+// task list: recovery (and later relocation) tasks in progress.
+Result<Command> ParseTask(Words& w) {
+  if (!w.done() && w.next() == "list" && w.done()) return Show("TasksList", View::kTasks);
+  return Bad("usage: task list");
+}
+
 }  // namespace spindle::cli::parse

@@ -39,6 +39,7 @@ TEST(CommandAdminTest, Listings) {
       {{"faultSet", "list"}, "/ctrl/1.0/FaultSetsList", View::kFaultSets},
       {{"vag", "7", "list"}, "/ctrl/1.0/VagList/7", View::kVag},
       {{"kv", "list"}, "/ctrl/1.0/KV", View::kKvBuckets},
+      {{"task", "list"}, "/ctrl/1.0/TasksList", View::kTasks},
       {{"kv", "b.1", "list"}, "/ctrl/1.0/KV/List/b.1", View::kKvBucket},
       {{"kv", "b", "get", "a/b?c"}, "/ctrl/1.0/KV/Get/b/a/b?c", View::kKvBucket},
       {{"mgmtConfig", "list"}, "/ctrl/1.0/MgmtConfigList", View::kMgmtConfig},

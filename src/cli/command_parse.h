@@ -62,5 +62,6 @@ Result<Command> ParseFaultSet(Words& w);
 Result<Command> ParseVag(Words& w);
 Result<Command> ParseKv(Words& w);
 Result<Command> ParseMgmtConfig(Words& w);
+Result<Command> ParseTask(Words& w);
 
 }  // namespace spindle::cli::parse

@@ -172,6 +172,19 @@ std::string MgmtConfig(const json& data) {
 
 }  // namespace
 
+std::string Tasks(const json& data) {
+  Table t({"disk", "task id", "total objects", "completed", "dispatched", "unresolved"});
+  for (size_t c = 0; c < 6; ++c) t.SetAlign(c, Align::kRight);
+  if (data.is_array()) {
+    for (const json& task : data) {
+      t.AddRow({Str(task, "diskId"), Str(task, "transactionId"), Str(task, "allObjects"),
+                Str(task, "completedObjects"), Str(task, "dispatchedObjects"),
+                Str(task, "unresolvedObjects")});
+    }
+  }
+  return t.Render();
+}
+
 std::string RenderAdmin(View view, const json& data) {
   switch (view) {
     case View::kTemplateStatus:
@@ -192,6 +205,8 @@ std::string RenderAdmin(View view, const json& data) {
       return KvBucket(data);
     case View::kMgmtConfig:
       return MgmtConfig(data);
+    case View::kTasks:
+      return Tasks(data);
     default:
       return data.dump(4) + "\n";
   }

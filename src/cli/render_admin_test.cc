@@ -57,9 +57,9 @@ TEST(RenderAdminTest, KvFaultSetsVag) {
   out = Render(View::kVag, json::parse(R"({"name":5,"replication":2,"targetDiskSets":[[1,2]]})"),
                nullptr);
   EXPECT_TRUE(Has(out, "| 0 | 1 2   |")) << out;
-  for (View v :
-       {View::kTemplateStatus, View::kVolumeQuickStatus, View::kVolumeSpace, View::kVolumeInfo,
-        View::kFaultSets, View::kVag, View::kKvBuckets, View::kKvBucket, View::kMgmtConfig}) {
+  for (View v : {View::kTemplateStatus, View::kVolumeQuickStatus, View::kVolumeSpace,
+                 View::kVolumeInfo, View::kFaultSets, View::kVag, View::kKvBuckets, View::kKvBucket,
+                 View::kMgmtConfig, View::kTasks}) {
     EXPECT_FALSE(Render(v, json("junk"), nullptr).empty() && v != View::kMgmtConfig);
     Render(v, json::parse(R"({"a":[1,{"b":null}]})"), nullptr);
   }

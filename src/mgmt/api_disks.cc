@@ -92,6 +92,24 @@ Result<Json> DiskForget(Cluster& c, const ApiRequest& req) {
   return ApiOk(gen);
 }
 
+// DiskEject: the disk stops serving now, even with data on it: it is marked down (clients stop
+// sending it I/O; volumes run degraded) and stays down until its server restarts, when it
+// comes back recovering and catches up with its peers.
+Result<Json> DiskEject(Cluster& c, const ApiRequest& req) {
+  SP_ASSIGN_OR_RETURN(int64_t id, DiskArg(req));
+  SP_ASSIGN_OR_RETURN(int64_t gen, c.Mutate([&](State& s) -> Status {
+    SP_ASSIGN_OR_RETURN(DiskRecord * d, FindDisk(s, id, false));
+    if (d->ejected) return Status::Ok();
+    auto sv = s.servers.find(d->serverId);
+    d->ejected = true;
+    d->ejectedServerStart = sv == s.servers.end() ? 0 : sv->second.startTime;
+    if (DiskIsUp(*d)) d->generationLeft = s.generation;
+    d->recovering = false;
+    return Status::Ok();
+  }));
+  return ApiOk(gen);
+}
+
 // DiskIgnore: the cluster stops waiting for a down disk (it leaves missingDisks).
 Result<Json> DiskIgnore(Cluster& c, const ApiRequest& req) {
   SP_ASSIGN_OR_RETURN(int64_t id, DiskArg(req));
@@ -335,6 +353,7 @@ void RegisterDiskCalls(CallTable& t) {
   t["FaultSetUpdate"] = {Method::kPost, 1, FaultSetUpdate};
   t["FaultSetDelete"] = {Method::kPost, 1, FaultSetDelete};
   t["DiskForget"] = {Method::kPost, 1, DiskForget};
+  t["DiskEject"] = {Method::kPost, 1, DiskEject};
   t["DiskIgnore"] = {Method::kPost, 1, DiskIgnore};
   t["DiskSetDescription"] = {Method::kPost, 1, DiskSetDescription};
 }

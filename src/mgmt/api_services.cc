@@ -265,6 +265,7 @@ Status ApplyServer(State& s, const ServerRecord& reg, const std::vector<Register
   }
   for (const RegisteredDisk& d : disks) {
     DiskRecord& rec = s.disks[d.rec.id];
+    if (rec.ejected && rec.ejectedServerStart == reg.startTime) continue;  // stays down
     DiskRecord fresh = d.rec;
     fresh.serverId = reg.id;
     fresh.model = rec.model;
@@ -277,6 +278,8 @@ Status ApplyServer(State& s, const ServerRecord& reg, const std::vector<Register
     fresh.recovering = rec.recovering;
     fresh.recoveringSince = rec.recoveringSince;
     fresh.leftAt = rec.leftAt;
+    fresh.ejected = false;
+    fresh.ejectedServerStart = 0;
     if (rec.id != 0 && rec.generationLeft >= 0) {
       fresh.recovering = true;
       fresh.recoveringSince = s.generation + 1;

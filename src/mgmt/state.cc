@@ -16,7 +16,8 @@ void from_json(const nlohmann::json& j, DiskSetTable& t) {
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(DiskRecord, id, serverId, ssd, journaled, device,
                                                 sectorsCount, model, serial, description, softEject,
                                                 generationLeft, ignored, recovering,
-                                                recoveringSince, leftAt)
+                                                recoveringSince, leftAt, ejected,
+                                                ejectedServerStart)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ServerRecord, id, nodeId, version, startTime, addr,
                                                 port, up, disks)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ClientRecord, id, nodeId, version, startTime, up,

@@ -40,6 +40,9 @@ struct DiskRecord {
   bool recovering = false;
   int64_t recoveringSince = 0;
   int64_t leftAt = -1;
+  // DiskEject: down until its server restarts (a registration with another startTime).
+  bool ejected = false;
+  int64_t ejectedServerStart = 0;
   bool operator==(const DiskRecord&) const = default;
 };
 

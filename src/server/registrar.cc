@@ -13,6 +13,8 @@ namespace {
 // body well under mgmt's 1 MiB limit; a disk whose objects do not fit sends none (mgmt then
 // estimates one copy from the per-layer totals, which are always complete).
 constexpr size_t kMaxReportedObjects = 8192;
+// Bad blocks listed per disk in its "scrub" entry (the first ones in (layer, object) order).
+constexpr size_t kMaxReportedBadBlocks = 64;
 
 // Per-layer usage and per-object entries of one disk for the registration body; `budget` is
 // what is left of kMaxReportedObjects.
@@ -43,6 +45,24 @@ void AddUsage(const jdisk::JStore& d, nlohmann::json& out, size_t& budget) {
   out["usage"] = std::move(usage);
   out["objectList"] = std::move(objects);
   if (entries.size() <= budget) budget -= entries.size();
+}
+
+// The disk's scrubber findings, when one runs: {"passes", "verifiedBlocks", "badBlocks":
+// [[layer, object, block], ...], "badBlocksCount", "lastPassEnd", "bandwidth"}.
+void AddScrub(const jdisk::JStore& d, nlohmann::json& out) {
+  std::optional<jdisk::ScrubStats> s = d.scrub_stats();
+  if (!s) return;
+  nlohmann::json bad = nlohmann::json::array();
+  for (size_t i = 0; i < s->bad_blocks.size() && i < kMaxReportedBadBlocks; ++i) {
+    const jdisk::BadBlock& b = s->bad_blocks[i];
+    bad.push_back({b.layer.value(), b.object.value(), b.block});
+  }
+  out["scrub"] = {{"passes", s->passes},
+                  {"verifiedBlocks", s->verified_blocks},
+                  {"badBlocks", std::move(bad)},
+                  {"badBlocksCount", s->bad_blocks.size()},
+                  {"lastPassEnd", s->last_pass_end_unix_seconds},
+                  {"bandwidth", s->bandwidth_bytes_per_s}};
 }
 
 }  // namespace
@@ -96,6 +116,7 @@ nlohmann::json Registrar::Body() const {
                      {"entriesCount", s.max_objects},
                      {"entriesAllocated", s.objects}});
     AddUsage(*d, disks.back(), object_budget);
+    AddScrub(*d, disks.back());
   }
   return {{"type", "server"},
           {"id", info_.id.value()},

@@ -9,6 +9,8 @@
 namespace spindle::server {
 namespace {
 
+constexpr int64_t kMaxScrubBandwidthMb = 1 << 20;  // 1 TiB/s: no device is that fast
+
 std::vector<std::string> SplitList(const std::string& s) {
   std::vector<std::string> out;
   std::stringstream ss(s);
@@ -45,6 +47,14 @@ Result<ServerOptions> ServerOptions::FromConfig(const Config& config) {
   o.cluster_id = config.GetOr("SP_CLUSTER_ID", "");
   if (o.cluster_id.empty()) return Error(Code::kInvalidArgument, "SP_CLUSTER_ID is not set");
   SP_ASSIGN_OR_RETURN(o.api, net::ApiEndpoint::FromConfig(config));
+  SP_ASSIGN_OR_RETURN(
+      int64_t scrub_mb,
+      config.GetInt("SP_SCRUB_BANDWIDTH_MB", static_cast<int64_t>(o.scrub_bandwidth_bytes / kMiB)));
+  if (scrub_mb < 0 || scrub_mb > kMaxScrubBandwidthMb) {
+    return Error(Code::kInvalidArgument, "SP_SCRUB_BANDWIDTH_MB must be 0..{}, got {}",
+                 kMaxScrubBandwidthMb, scrub_mb);
+  }
+  o.scrub_bandwidth_bytes = static_cast<uint64_t>(scrub_mb) * kMiB;
   return o;
 }
 
@@ -108,6 +118,7 @@ Status Server::Run() {
     Shutdown();
   });
   if (options_.register_with_mgmt) registrar_->Start();
+  StartScrubbers();
   SP_LOG_INFO("server {} serving {} disks on {}:{}", options_.id.value(), stores_.size(),
               options_.host, rpc_->port());
   io_.run();  // returns when the listener, connections and in-flight requests are all done
@@ -115,6 +126,20 @@ Status Server::Run() {
   pool_.join();
   SP_LOG_INFO("server {} stopped", options_.id.value());
   return Status::Ok();
+}
+
+void Server::StartScrubbers() {
+  for (auto& st : stores_) {
+    ScrubOptions o;
+    o.bandwidth_bytes_per_s = options_.scrub_bandwidth_bytes;
+    auto scrubber = std::make_unique<Scrubber>(env_, pool_, st->mutable_store(), o);
+    if (recovery_) {  // a bad block is replaced by a peer's copy (same or newer version)
+      Recovery* r = recovery_.get();
+      scrubber->set_on_bad([r](DiskId d, LayerId l, ObjectIndex i) { r->Repair(d, l, i); });
+    }
+    scrubber->Start();
+    scrubbers_.push_back(std::move(scrubber));
+  }
 }
 
 void Server::Stop() {
@@ -125,6 +150,7 @@ void Server::Shutdown() {
   if (shut_down_) return;
   shut_down_ = true;
   if (rpc_) rpc_->Stop();
+  for (auto& s : scrubbers_) s->Stop();  // a step in progress ends; the pool can then join
   if (recovery_) recovery_->Stop();
   signals_.cancel();
 }

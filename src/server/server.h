@@ -2,7 +2,8 @@
 // registration — built from validated options. main() only parses flags and calls this.
 //
 // Threads: Run() runs the io_context (RpcServer, Service, ObjectStores) on the calling thread;
-// a pool of kDiskThreads runs blocking disk I/O; the Registrar has its own thread.
+// a pool of kDiskThreads runs blocking disk I/O and the Scrubbers' steps; the Registrar has its
+// own thread.
 #pragma once
 
 #include <cstdint>
@@ -20,6 +21,7 @@
 #include "server/object_store.h"
 #include "server/recovery.h"
 #include "server/registrar.h"
+#include "server/scrubber.h"
 #include "server/service.h"
 
 namespace spindle::server {
@@ -36,9 +38,11 @@ struct ServerOptions {
   std::string cluster_id;
   net::ApiEndpoint api;
   bool register_with_mgmt = true;
+  uint64_t scrub_bandwidth_bytes = kDefaultScrubBandwidth;  // per disk; 0: no scrubbing
 
   // Reads SP_OURID, SP_SERVER_DISKS, SP_SERVER_HOST, SP_SERVER_PORT (default 47000 + SP_OURID),
-  // SP_CLUSTER_ID and the API endpoint keys. Errors name the bad key.
+  // SP_CLUSTER_ID, SP_SCRUB_BANDWIDTH_MB (MiB/s per disk, 0: off) and the API endpoint keys.
+  // Errors name the bad key.
   static Result<ServerOptions> FromConfig(const Config& config);
 };
 
@@ -59,6 +63,8 @@ class Server {
  private:
   Server(env::Env& env, ServerOptions options);
   Status OpenDisks();
+  // One Scrubber per disk on the disk pool (Run); Shutdown stops them before the pool joins.
+  void StartScrubbers();
   void Shutdown();
 
   env::Env& env_;
@@ -71,6 +77,7 @@ class Server {
   std::unique_ptr<Service> service_;
   std::unique_ptr<net::RpcServer> rpc_;
   std::unique_ptr<Registrar> registrar_;
+  std::vector<std::unique_ptr<Scrubber>> scrubbers_;
   bool shut_down_ = false;
 };
 

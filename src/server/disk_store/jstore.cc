@@ -419,6 +419,35 @@ Result<uint64_t> JStore::BlockOffset(LayerId layer, ObjectIndex object, uint32_t
   return sb_.ChunkOffset(c->disk) + (block % kChunkBlocks) * kBlockSize;
 }
 
+std::optional<std::pair<LayerId, ObjectIndex>> JStore::NextObject(LayerId layer,
+                                                                  ObjectIndex object) const {
+  std::lock_guard lock(mu_);
+  auto it = objects_.lower_bound(Key{layer.value(), object.value()});
+  if (it == objects_.end()) return std::nullopt;
+  return std::pair{it->second.layer, it->second.object};
+}
+
+void JStore::PublishScrubStats(ScrubStats stats) {
+  SP_ASSERT(stats.bad_blocks.size() <= kMaxScrubBadBlocks);
+  std::lock_guard lock(scrub_mu_);
+  scrub_ = std::move(stats);
+}
+
+std::optional<ScrubStats> JStore::scrub_stats() const {
+  std::optional<ScrubStats> out;
+  {
+    std::lock_guard lock(scrub_mu_);
+    out = scrub_;
+  }
+  if (!out) return out;
+  std::lock_guard lock(mu_);
+  std::erase_if(out->bad_blocks, [&](const BadBlock& b) {
+    const ObjectRec* obj = FindObject(b.layer, b.object);
+    return obj == nullptr || obj->version != b.version;
+  });
+  return out;
+}
+
 std::vector<std::string> JStore::CheckIndex() const {
   std::vector<std::string> bad;
   std::vector<bool> owned(sb_.data_chunks, false);

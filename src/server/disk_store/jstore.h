@@ -26,6 +26,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <string>
 #include <thread>
@@ -109,6 +110,34 @@ struct LayerStats {
   uint64_t on_disk_bytes = 0;  // onDiskSize: chunks owned
 };
 
+// One ScrubBlocks call: what was verified of one layer's own copy of one object.
+struct ScrubResult {
+  uint64_t version = 0;     // the object's version (0: absent or outdated; nothing verified)
+  uint32_t next_block = 0;  // where to continue; kBlocksPerObject: the object is done
+  uint32_t blocks_verified = 0;
+  uint64_t bytes_read = 0;           // from the device (journaled images are checked in memory)
+  std::vector<uint32_t> bad_blocks;  // ascending
+};
+
+// A stored block whose crc32c did not verify, found while the object was at `version`.
+struct BadBlock {
+  LayerId layer;
+  ObjectIndex object;
+  uint32_t block = 0;
+  uint64_t version = 0;
+  bool operator==(const BadBlock&) const = default;
+};
+
+// What the disk's background scrubber (server/scrubber.h) found so far.
+struct ScrubStats {
+  uint64_t bandwidth_bytes_per_s = 0;
+  uint64_t passes = 0;                     // completed passes over every object
+  uint64_t verified_blocks = 0;            // over all passes
+  int64_t last_pass_end_unix_seconds = 0;  // 0: no pass completed yet
+  // Known bad, in (layer, object, block) order; at most kMaxScrubBadBlocks.
+  std::vector<BadBlock> bad_blocks;
+};
+
 class JStore {
  public:
   // Writes a superblock and an empty checkpoint. Refuses (kAlreadyExists) a device that has a
@@ -166,6 +195,24 @@ class JStore {
   // Cross-checks the index (read-only): chunk ownership, ranges, bits, limits. Problems found.
   std::vector<std::string> CheckIndex() const;
   const OpenReport& open_report() const { return report_; }
+
+  // Scrubbing (server/scrubber.h). Verifies the crc32c of the blocks this layer stores of the
+  // object (no chain) from `first_block` on, at most `max_blocks` of them, without blocking
+  // writes for longer than resolving them. A mismatch is resolved and read again
+  // (kReadAttempts in all) before it counts, so a racing write, flush or chunk reuse never
+  // makes a good block look bad. An absent or outdated object verifies nothing. kIoError: the
+  // device failed. REQUIRES: max_blocks > 0, first_block <= kBlocksPerObject.
+  Result<ScrubResult> ScrubBlocks(LayerId layer, ObjectIndex object, uint32_t first_block,
+                                  uint32_t max_blocks);
+  // The first stored object at or after (layer, object) in (layer, object) order.
+  std::optional<std::pair<LayerId, ObjectIndex>> NextObject(LayerId layer,
+                                                            ObjectIndex object) const;
+  // The scrubber publishes its statistics here after every step, so that whoever reports on
+  // the disk (the registrar) needs no link to it. nullopt: no scrubber runs. Reading drops the
+  // bad blocks of objects rewritten or installed since they were found (version changed).
+  void PublishScrubStats(ScrubStats stats);
+  std::optional<ScrubStats> scrub_stats() const;
+  static constexpr size_t kMaxScrubBadBlocks = 1024;
 
   const Superblock& superblock() const { return sb_; }
   const std::string& path() const { return file_->path(); }
@@ -233,6 +280,9 @@ class JStore {
                       ObjectIndex object, uint32_t first_block);
   // mu_ held: kUnavailable when the object of some layer of the chain is kOutdated.
   Status CheckNotOutdated(std::span<const LayerId> chain, ObjectIndex object) const;
+  // Scrub: whether block `block` of (layer, object) still fails to verify after resolving it
+  // again; *version: the object's version then.
+  Result<bool> ScrubConfirm(LayerId layer, ObjectIndex object, uint32_t block, uint64_t* version);
 
   // Export/Install.
   Result<ObjectImage> ExportOnce(LayerId layer, ObjectIndex object);
@@ -277,6 +327,9 @@ class JStore {
   uint64_t generation_ = 0;
   int active_copy_ = 0;
   uint64_t checkpoints_ = 0;
+
+  mutable std::mutex scrub_mu_;  // scrub_
+  std::optional<ScrubStats> scrub_;
 
   std::thread committer_;
   std::thread flusher_;

@@ -21,8 +21,9 @@ constexpr uint32_t kSpan = 512 * 1024;  // bytes of each object the test touches
 constexpr int kThreads = 2;
 constexpr int kObjectsPerThread = 2;
 constexpr int kMaxOpsPerRound = 60;
-constexpr int kMaxRounds = 3000;
-constexpr auto kTimeBudget = std::chrono::seconds(15);
+// A fixed count, not a time budget: the test checks crash points, not speed (about 15 ms per
+// round on a quiet 2-core machine).
+constexpr int kRounds = 1000;
 constexpr uint32_t kSpanBlocks = kSpan / kBlockSize;
 enum BlockState : uint8_t { kAbsent, kPresent, kZeroed };
 
@@ -231,10 +232,9 @@ TEST(JStoreCrash, RandomCrashPoints) {
   ASSERT_TRUE(JStore::Init(env, "c", {DiskId(1), kCluster, 0, 2 * kMiB}).ok());
   std::mt19937_64 rng(777);
   std::vector<ObjectModel> models(kThreads * kObjectsPerThread);
-  const auto start = std::chrono::steady_clock::now();
   int rounds = 0;
   uint64_t acked_ops = 0;
-  for (; rounds < kMaxRounds && std::chrono::steady_clock::now() - start < kTimeBudget; ++rounds) {
+  for (; rounds < kRounds; ++rounds) {
     auto store = OpenAfterCrash(env, *disk, rng);
     ASSERT_TRUE(store.ok()) << "round " << rounds << ": " << store.status().ToString();
     disk->ArmCrash(0);  // a crash armed for recovery that did not hit: the checks run without
@@ -263,7 +263,6 @@ TEST(JStoreCrash, RandomCrashPoints) {
   RecordProperty("rounds", rounds);
   std::printf("crash rounds: %d, operations acknowledged: %llu\n", rounds,
               static_cast<unsigned long long>(acked_ops));
-  EXPECT_GE(rounds, 1000);
   EXPECT_GT(acked_ops, static_cast<uint64_t>(rounds));
 }
 

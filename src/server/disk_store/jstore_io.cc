@@ -387,6 +387,89 @@ Result<std::vector<std::string>> JStore::Verify() {
   return bad;
 }
 
+// ---- scrubbing ----
+
+Result<ScrubResult> JStore::ScrubBlocks(LayerId layer, ObjectIndex object, uint32_t first_block,
+                                        uint32_t max_blocks) {
+  SP_ASSERT(max_blocks > 0 && first_block <= kBlocksPerObject);
+  ScrubResult r;
+  r.next_block = static_cast<uint32_t>(kBlocksPerObject);
+  const LayerId chain[1] = {layer};
+  std::vector<Source> src;
+  std::vector<uint32_t> blocks;  // src[i] is block blocks[i]
+  {
+    std::lock_guard lock(mu_);
+    const ObjectRec* obj = FindObject(layer, object);
+    if (obj == nullptr || obj->state == ObjectState::kOutdated) return r;
+    r.version = obj->version;
+    for (const ChunkRec& c : obj->chunks) {
+      for (uint32_t i = 0; i < kChunkBlocks && r.next_block == kBlocksPerObject; ++i) {
+        const uint32_t b = static_cast<uint32_t>(c.index * kChunkBlocks + i);
+        if (b < first_block || ((c.present >> i) & 1) == 0) continue;
+        if (blocks.size() == max_blocks) {
+          r.next_block = b;
+          break;
+        }
+        blocks.push_back(b);
+        src.push_back(Resolve(chain, object, b));
+      }
+    }
+  }
+  env::AlignedBuffer buf(blocks.size() * kBlockSize);
+  std::vector<uint32_t> suspects;
+  for (size_t i = 0; i < src.size();) {
+    uint8_t* dst = buf.data() + i * kBlockSize;
+    size_t j = i + 1;
+    if (src[i].kind == Source::kMemory) {
+      std::memcpy(dst, src[i].image->data(), kBlockSize);
+    } else {
+      SP_ASSERT(src[i].kind == Source::kDisk);
+      while (j < src.size() && src[j].kind == Source::kDisk &&
+             src[j].offset == src[j - 1].offset + kBlockSize) {
+        ++j;
+      }
+      SP_RETURN_IF_ERROR(ReadExact(*file_, src[i].offset, {dst, (j - i) * kBlockSize}));
+      r.bytes_read += (j - i) * kBlockSize;
+    }
+    for (size_t k = i; k < j; ++k) {
+      if (Crc32c(buf.data() + k * kBlockSize, kBlockSize) != src[k].crc) {
+        suspects.push_back(blocks[k]);
+      }
+    }
+    i = j;
+  }
+  r.blocks_verified = static_cast<uint32_t>(blocks.size());
+  for (uint32_t b : suspects) {
+    SP_ASSIGN_OR_RETURN(bool bad, ScrubConfirm(layer, object, b, &r.version));
+    if (bad) r.bad_blocks.push_back(b);
+  }
+  return r;
+}
+
+Result<bool> JStore::ScrubConfirm(LayerId layer, ObjectIndex object, uint32_t block,
+                                  uint64_t* version) {
+  const LayerId chain[1] = {layer};
+  env::AlignedBuffer one(kBlockSize);
+  for (int attempt = 1; attempt < kReadAttempts; ++attempt) {
+    Source s;
+    {
+      std::lock_guard lock(mu_);
+      const ObjectRec* obj = FindObject(layer, object);
+      if (obj == nullptr || obj->state == ObjectState::kOutdated) return false;
+      *version = obj->version;
+      s = Resolve(chain, object, block);
+    }
+    if (s.kind == Source::kZero) return false;  // trimmed or removed since
+    if (s.kind == Source::kMemory) {
+      std::memcpy(one.data(), s.image->data(), kBlockSize);
+    } else {
+      SP_RETURN_IF_ERROR(ReadExact(*file_, s.offset, one.span()));
+    }
+    if (Crc32c(one.data(), kBlockSize) == s.crc) return false;
+  }
+  return true;
+}
+
 // ---- export and install (replica recovery) ----
 
 namespace {

@@ -4,6 +4,10 @@
 //   spindle-disk check --file PATH     (verifies every structure and block crc, read-only)
 //   spindle-disk list-objects --file PATH   (one line per object, read-only:
 //       "layer object version state blocks", state ok|outdated|undef, blocks = present blocks)
+//   spindle-disk block-offset --file PATH --layer L --object I --block B   (read-only: prints
+//       {"offset", "dirtyBlocks", "journalRecordsReplayed"}: where the block is stored in the
+//       file; dirtyBlocks > 0 means some images are still only in the journal and the next
+//       open writes them in place — corruption tests flip bytes at offset)
 //   spindle-disk read-object --server HOST:PORT --disk N --layer L --object I
 //       (HELLO, OBJECT_INFO, READ of the whole object; prints {"version", "state",
 //        "blocks_present", "crc32c"} — integration tests compare replicas with it)
@@ -115,6 +119,18 @@ int ListObjects(const std::string& file) {
     std::cout << e.layer.value() << " " << e.object.value() << " " << e.info.version << " "
               << StateName(e.info.state) << " " << e.info.blocks_present << "\n";
   }
+  return 0;
+}
+
+int BlockOffset(const std::string& file, LayerId layer, ObjectIndex object, uint32_t block) {
+  auto store = OpenReadOnly(file);
+  if (!store.ok()) return Fail(store.status());
+  auto at = (*store)->BlockOffset(layer, object, block);
+  if (!at.ok()) return Fail(at.status());
+  nlohmann::json j{{"offset", *at},
+                   {"dirtyBlocks", (*store)->Stats().dirty_blocks},
+                   {"journalRecordsReplayed", (*store)->open_report().replayed_records}};
+  std::cout << j.dump() << "\n";
   return 0;
 }
 
@@ -255,6 +271,12 @@ int main(int argc, char** argv) {
   check->add_option("--file", file, "disk file or block device")->required();
   auto* list = app.add_subcommand("list-objects", "one line per object, read-only");
   list->add_option("--file", file, "disk file or block device")->required();
+  uint32_t block = 0;
+  auto* offset = app.add_subcommand("block-offset", "where a stored block is in the file");
+  offset->add_option("--file", file, "disk file or block device (read-only)")->required();
+  offset->add_option("--layer", layer, "layer id")->required();
+  offset->add_option("--object", object, "object index")->required();
+  offset->add_option("--block", block, "4 KiB block within the object")->required();
   auto* read = app.add_subcommand("read-object",
                                   "read one object from a server, or one layer's own content "
                                   "of it from a disk file");
@@ -272,6 +294,9 @@ int main(int argc, char** argv) {
   if (info->parsed()) return Info(file);
   if (check->parsed()) return Check(file);
   if (list->parsed()) return ListObjects(file);
+  if (offset->parsed()) {
+    return BlockOffset(file, spindle::LayerId(layer), spindle::ObjectIndex(object), block);
+  }
   if (!file.empty()) {
     return ReadObjectFromFile(file, spindle::LayerId(layer), spindle::ObjectIndex(object), out);
   }
