@@ -350,10 +350,26 @@ Json ServerHeartbeatJson(const State& s, const Runtime& rt, const ServerRecord& 
         {"since", r.recoveringSince},
         {"recover", r.recovering && ClientsApplied(s, rt, r.recoveringSince)}};
   }
+  // Layers a disk still stores that no volume or snapshot owns any more (deleted): the server
+  // frees them. Ids at or above nextVolumeId were never handed out and are left alone.
+  Json drop = Json::object();
+  for (uint32_t d : sv.disks) {
+    auto st = rt.diskStats.find(d);
+    if (st == rt.diskStats.end()) continue;
+    Json ids = Json::array();
+    for (const auto& [layer, usage] : st->second.layers) {
+      if (layer > 0 && layer < s.counters.nextVolumeId && !s.volumes.count(layer) &&
+          !s.snapshots.count(layer)) {
+        ids.push_back(layer);
+      }
+    }
+    if (!ids.empty()) drop[std::to_string(d)] = std::move(ids);
+  }
   return {{"heartbeatIntervalMs", kHeartbeatIntervalMs},
           {"generation", s.generation},
           {"disks", std::move(disks)},
-          {"writers", WritersJson(s)}};
+          {"writers", WritersJson(s)},
+          {"dropLayers", std::move(drop)}};
 }
 
 // For fencing: layer id → clients attached read-write to a volume whose chain holds the layer

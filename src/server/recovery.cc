@@ -73,6 +73,18 @@ void Recovery::OnHeartbeat(const nlohmann::json& data) {
       ParseWriters(*w);
     }
   }
+  if (auto drop = data.find("dropLayers"); drop != data.end() && drop->is_object()) {
+    for (const auto& [key, ids] : drop->items()) {
+      DiskId disk(static_cast<uint32_t>(std::strtoul(key.c_str(), nullptr, 10)));
+      if (!Store(disk) || !ids.is_array()) continue;
+      for (const auto& id : ids) {
+        if (!id.is_number_unsigned()) continue;
+        const uint64_t layer = id.get<uint64_t>();
+        if (!dropping_.insert({disk.value(), layer}).second) continue;
+        asio::co_spawn(io_, DropLayer(disk, LayerId(layer)), asio::detached);
+      }
+    }
+  }
   auto disks = data.find("disks");
   if (disks == data.end() || !disks->is_object()) return;
   for (const auto& [key, d] : disks->items()) {
@@ -378,6 +390,22 @@ asio::awaitable<Result<uint64_t>> Recovery::SyncFrom(const Layout& layout, DiskI
   SP_LOG_INFO("disk {}: layer {} object {} pulled from disk {} at version {} (had {})",
               disk.value(), layer.value(), object.value(), best_disk, got, have);
   co_return got;
+}
+
+asio::awaitable<void> Recovery::DropLayer(DiskId disk, LayerId layer) {
+  ObjectStore* store = Store(disk);
+  std::function<Status()> drop = [store, layer] {
+    return store->mutable_store().DeleteLayer(layer);
+  };
+  Status s = co_await Offload(control_pool_, std::move(drop));
+  if (s.ok()) {
+    SP_LOG_INFO("disk {}: layer {} deleted in mgmt: freed", disk.value(), layer.value());
+  } else {
+    SP_LOG_WARN("disk {}: freeing deleted layer {} failed: {}", disk.value(), layer.value(),
+                s.ToString());
+  }
+  std::lock_guard lock(mu_);
+  dropping_.erase({disk.value(), layer.value()});
 }
 
 void Recovery::Repair(DiskId disk, LayerId layer, ObjectIndex object) {

@@ -14,6 +14,9 @@
 //   WRITE or TRIM from any other client is refused. Before refusing, the map is fetched again
 //   (GET /spindle/1/Writers) so a just-attached client is not refused by a stale map.
 //
+// - Deleted layers: mgmt's heartbeat answer names layers a disk stores that no volume or
+//   snapshot owns any more ("dropLayers"); they are freed (JStore::DeleteLayer).
+//
 // Threads: everything runs on the io_context thread except OnHeartbeat/HeartbeatReport (the
 // registrar's thread; they lock mu_) and the blocking HTTP calls (on control_pool_).
 #pragma once
@@ -76,6 +79,8 @@ class Recovery {
 
  private:
   asio::awaitable<void> RepairNow(DiskId disk, LayerId layer, ObjectIndex object);
+  // Frees a layer mgmt no longer has (a deleted volume or snapshot).
+  asio::awaitable<void> DropLayer(DiskId disk, LayerId layer);
   struct Peer {
     std::string addr;
     uint16_t port = 0;
@@ -141,6 +146,7 @@ class Recovery {
 
   std::mutex mu_;  // progress_, writers_ and the fields below when touched off the io thread
   std::map<uint32_t, DiskProgress> progress_;
+  std::set<std::pair<uint32_t, uint64_t>> dropping_;               // (disk, layer) being freed
   std::optional<std::map<uint64_t, std::set<uint32_t>>> writers_;  // layer → rw clients
   int64_t writers_generation_ = 0;
 
