@@ -1,0 +1,320 @@
+#!/usr/bin/python3
+"""The fault suite of issue 6, on real processes with real faults (a fresh spindle-local
+cluster per case: mgmt, servers 1-3 with two disks each, client 4 serving NBD).
+
+Each case runs nbd_verify's load (8 writes in flight, 4 KiB..256 KiB, some straddling objects)
+on a replication-3 volume, injects its fault, and at the end verifies every acknowledged write
+through NBD and compares all replicas of every object byte for byte (the disk files, with
+the servers stopped). Cases:
+   1  kill -9 one server; I/O continues; restart; recovery; replicas identical
+   2  kill -9 two of three servers; I/O continues on the last; both return and catch up
+   3  kill -9 all servers: I/O errors or waits (nothing acknowledged meanwhile); restart;
+      every acknowledged write is there
+   4  SIGSTOP a server longer than the heartbeat timeout, SIGCONT: marked down, I/O continues,
+      no stale read right after it rejoins, catches up
+   9  kill -9 mgmt during I/O: I/O continues; mgmt restarts with its state
+  10  force-detach the volume while the client writes: no write issued afterwards is
+      acknowledged; every earlier acknowledged write is there
+Per case it prints the stall time (longest gap between acknowledgements after the fault),
+the recovery time (restart → volume up with full redundancy, nothing syncing) and what was
+recovered (TasksList / syncingDataBytes; n/a when neither shows anything).
+
+Usage: test_faults.py [--case N]... [--load SECONDS] [--size MiB] [--keep]
+Prints "N passed, M failed"; exits non-zero on any failure.
+"""
+import argparse
+import os
+import sys
+import time
+import traceback
+
+from faults import MiB, FaultCluster
+from nbd_verify import Verifier
+
+VOLUME = "faults"
+HEARTBEAT_S = 5.0  # SP_HEARTBEAT_TIMEOUT_MS of spindle-local
+STALL_LIMIT_S = 10.0  # "I/O stalls at most a few seconds": detection + replica timeout
+RECOVERY_TIMEOUT_S = 90.0
+
+
+class Run:
+    """One case's checks and measurements."""
+
+    def __init__(self, num, title, load_s, size, seed, keep):
+        self.num = num
+        self.title = title
+        self.load_s = load_s
+        self.size = size
+        self.seed = seed
+        self.keep = keep
+        self.problems = []
+        self.stall = None
+        self.recovery = None
+        self.recovered = "n/a"
+        self.load = None
+        self.t0 = time.monotonic()
+
+    def say(self, msg):
+        print(f"  [{time.monotonic() - self.t0:6.1f}s] {msg}", flush=True)
+
+    def check(self, ok, what):
+        self.say(("ok   " if ok else "FAIL ") + what)
+        if not ok:
+            self.problems.append(what)
+        return ok
+
+    def sleep(self, seconds):
+        time.sleep(max(0.0, seconds))
+
+    def line(self):
+        fmt = lambda x: "n/a" if x is None else f"{x:.1f}s"  # noqa: E731
+        load = self.load or {}
+        return (f"CASE {self.num:>2} {'PASS' if not self.problems else 'FAIL'}  "
+                f"stall {fmt(self.stall)}  recovery {fmt(self.recovery)}  "
+                f"recovered {self.recovered}  | {self.title}  (acked {load.get('acked')} "
+                f"writes, {load.get('ackedMiB')} MiB, failed {load.get('failed')}, "
+                f"unknown {load.get('unknown')})")
+
+
+def start_load(run, cluster, **kw):
+    v = Verifier(cluster.nbd_uri(VOLUME), seed=run.seed, log=run.say, **kw)
+    v.start()
+    got = v.wait_acks(20, 30)
+    run.check(got is not None, "load running (20 writes acknowledged)")
+    return v
+
+
+def server_disks(cluster, *sids):
+    return [d for s in sids for d in cluster.server_disks(s)]
+
+
+def stop_load(run, v, expect_errors=False):
+    v.stop()
+    run.load = v.summary()
+    run.say(f"load: {run.load}")
+    run.say(f"acks per second: {v.progress_text()}")
+    if not expect_errors:
+        run.check(run.load["failed"] == 0 and run.load["unknown"] == 0,
+                  f"no write failed ({run.load['failed']} failed, {run.load['unknown']} lost)")
+
+
+def verify_data(run, cluster, v, when):
+    bad = v.verify(cluster.nbd_uri(VOLUME))
+    run.check(not bad, f"{when}: {v.verified_blocks} blocks verified, {len(bad)} mismatches"
+              + (f" (first at offset {bad[0][0]}: {bad[0][2]})" if bad else ""))
+
+
+def wait_recovered(run, cluster, since):
+    try:
+        _, run.recovered = cluster.wait_recovered(VOLUME, timeout_s=RECOVERY_TIMEOUT_S)
+        run.recovery = time.monotonic() - since
+        run.check(True, f"recovered {run.recovery:.1f}s after the fault ended ({run.recovered})")
+    except TimeoutError as e:
+        run.check(False, str(e))
+
+
+def compare(run, cluster):
+    """Replicas byte for byte on the disk files, with the servers stopped (they stay
+    stopped). FaultCluster.compare_replicas_online does the same through running servers."""
+    t = time.monotonic()
+    problems = cluster.compare_replicas_offline(VOLUME, cluster.layout(VOLUME))
+    for p in problems[:10]:
+        run.say(f"  {p}")
+    run.check(not problems, f"replicas identical ({len(problems)} differences, "
+              f"{time.monotonic() - t:.1f}s)")
+
+
+def stall_check(run, v, since, until=None, what="after the fault"):
+    """The longest gap between acknowledgements in [since, until]; the case's stall time is
+    the worst of these."""
+    gap = v.longest_gap(since, until)
+    run.stall = max(run.stall or 0.0, gap)
+    run.check(gap <= STALL_LIMIT_S, f"I/O stalled {gap:.1f}s {what} (limit {STALL_LIMIT_S:.0f}s)")
+
+
+def kill_servers_case(run, cluster, victims):
+    """Cases 1 and 2: kill -9 `victims` under load, degraded I/O, restart, recovery."""
+    v = start_load(run, cluster)
+    run.sleep(run.load_s * 0.15)
+    names = [f"server{s}" for s in victims]
+    t_kill = v.mark(f"kill -9 {names}")
+    cluster.kill9(*names)
+    run.say(f"killed {names}")
+    run.check(v.wait_acks(20, STALL_LIMIT_S * 2) is not None, "I/O continues after the kill")
+    try:
+        took = cluster.wait_disks(server_disks(cluster, *victims), up=False, timeout_s=20)
+        run.check(True, f"disks of {names} marked down after {took:.1f}s")
+    except TimeoutError as e:
+        run.check(False, str(e))
+    run.sleep(run.load_s * 0.35 - (time.monotonic() - t_kill))
+    t_restart = v.mark("restart")
+    stall_check(run, v, t_kill, t_restart)
+    run.say(f"restart took {cluster.restart():.1f}s")
+    run.sleep(run.load_s * 0.4)  # recovery while new writes continue
+    stop_load(run, v)
+    stall_check(run, v, t_restart, v.t_end, f"while {names} rejoined")
+    wait_recovered(run, cluster, t_restart)
+    verify_data(run, cluster, v, "after recovery")
+    compare(run, cluster)
+
+
+def case_1(run, cluster):
+    """kill -9 one server under load, restart, recovery."""
+    kill_servers_case(run, cluster, [2])
+
+
+def case_2(run, cluster):
+    """kill -9 two of three servers under load, restart both, recovery."""
+    kill_servers_case(run, cluster, [1, 2])
+
+
+def case_3(run, cluster):
+    """kill -9 all servers: nothing acknowledged while they are dead; restart; all there."""
+    v = start_load(run, cluster, reconnect_s=90)
+    run.sleep(run.load_s * 0.2)
+    servers = [f"server{s}" for s in cluster.servers()]
+    t_kill = v.mark("kill -9 all servers")
+    cluster.kill9(*servers)
+    run.sleep(6)
+    t_restart = v.mark("restart")
+    late = v.acks_after(t_kill + 1.0)
+    run.check(late == 0, f"no write acknowledged while every server was dead ({late})")
+    run.say(f"restart took {cluster.restart():.1f}s")
+    resumed = v.wait_acks(20, 60)
+    run.check(resumed is not None, "I/O resumes after the restart"
+              + (f" ({resumed:.1f}s)" if resumed is not None else ""))
+    run.stall = v.longest_gap(t_kill)
+    run.sleep(run.load_s * 0.3)
+    stop_load(run, v, expect_errors=True)
+    wait_recovered(run, cluster, t_restart)
+    verify_data(run, cluster, v, "after restart")
+    compare(run, cluster)
+
+
+def case_4(run, cluster):
+    """SIGSTOP a server past the heartbeat timeout, SIGCONT; no stale read after rejoin."""
+    v = start_load(run, cluster)
+    run.sleep(run.load_s * 0.15)
+    t_stop = v.mark("SIGSTOP server3")
+    cluster.pause("server3")
+    try:
+        took = cluster.wait_disks(server_disks(cluster, 3), up=False,
+                                  timeout_s=HEARTBEAT_S + 10)
+        run.check(True, f"disks of server3 marked down after {took:.1f}s")
+    except TimeoutError as e:
+        run.check(False, str(e))
+    run.check(v.wait_acks(20, STALL_LIMIT_S) is not None, "I/O continues while it is stopped")
+    run.sleep(HEARTBEAT_S + 3 - (time.monotonic() - t_stop))
+    t_cont = v.mark("SIGCONT server3")
+    cluster.resume("server3")
+    stall_check(run, v, t_stop, t_cont)
+    run.sleep(2.0)  # a few writes land while it rejoins, then read everything at once
+    stop_load(run, v)
+    stall_check(run, v, t_cont, v.t_end, "after SIGCONT")
+    verify_data(run, cluster, v, "right after SIGCONT (no stale read)")
+    wait_recovered(run, cluster, t_cont)
+    verify_data(run, cluster, v, "after recovery")
+    compare(run, cluster)
+
+
+def case_9(run, cluster):
+    """kill -9 mgmt during I/O: I/O continues; restart; state intact."""
+    before = cluster.state_snapshot()
+    v = start_load(run, cluster)
+    run.sleep(run.load_s * 0.15)
+    t_kill = v.mark("kill -9 mgmt")
+    cluster.kill9("mgmt")
+    run.check(v.wait_acks(20, STALL_LIMIT_S) is not None, "I/O continues without mgmt")
+    run.sleep(run.load_s * 0.5 - (time.monotonic() - t_kill))
+    t_restart = v.mark("restart mgmt")
+    stall_check(run, v, t_kill, t_restart)
+    took = cluster.restart()
+    run.say(f"mgmt restarted, all services running again after {took:.1f}s")
+    run.sleep(run.load_s * 0.2)
+    stop_load(run, v)
+    stall_check(run, v, t_restart, v.t_end, "while mgmt restarted")
+    after = cluster.state_snapshot()
+    run.check(before == after, "mgmt state intact after the restart"
+              + ("" if before == after else f": {before} != {after}"))
+    wait_recovered(run, cluster, t_restart)
+    verify_data(run, cluster, v, "after the mgmt restart")
+    compare(run, cluster)
+
+
+def case_10(run, cluster):
+    """Force-detach while the client writes: writes issued afterwards are all refused."""
+    v = start_load(run, cluster, reconnect_s=5, max_reconnects=3)
+    run.sleep(run.load_s * 0.2)
+    t_detach = v.mark("force detach")
+    cluster.force_detach(VOLUME)
+    t_done = time.monotonic()
+    run.say(f"VolumesReassign detach force took {t_done - t_detach:.2f}s")
+    run.sleep(min(10.0, run.load_s * 0.3))
+    stop_load(run, v, expect_errors=True)
+    late = v.writes_acked_issued_after(t_done)
+    run.check(not late, f"no write issued after the detach was acknowledged ({len(late)})")
+    run.say(f"acknowledgements after the detach returned: {v.acks_after(t_done)} "
+            f"(writes issued before it)")
+    run.stall = None
+    cluster.attach(VOLUME)
+    verify_data(run, cluster, v, "after reattaching")
+    compare(run, cluster)
+
+
+CASES = {1: ("kill -9 one server", case_1),
+         2: ("kill -9 two of three servers", case_2),
+         3: ("kill -9 all servers mid-load", case_3),
+         4: ("SIGSTOP a server past the timeout, SIGCONT", case_4),
+         9: ("kill -9 mgmt during I/O", case_9),
+         10: ("force-detach while the client writes", case_10)}
+
+
+def run_case(num, load_s=16.0, size=128 * MiB, seed=None, keep=False):
+    """A fresh cluster, a replication-3 volume attached to the client, the case. → Run."""
+    title, body = CASES[num]
+    run = Run(num, title, load_s, size, seed if seed is not None else num, keep)
+    print(f"=== case {num}: {title}", flush=True)
+    cluster = FaultCluster(keep=keep)
+    try:
+        cluster.up()
+        cluster.create_volume(VOLUME, size)
+        body(run, cluster)
+    except Exception as e:  # noqa: BLE001 - a broken case is a failed case, the next runs
+        run.problems.append(f"{type(e).__name__}: {e}")
+        run.say(f"FAIL {type(e).__name__}: {e}")
+        traceback.print_exc()
+    finally:
+        if run.problems:
+            cluster.dump_logs()
+        if keep:
+            print(f"  cluster kept in {cluster.dir}")
+        try:
+            cluster.cleanup()
+        except Exception as e:  # noqa: BLE001 - cleanup must not hide the result
+            print(f"  cleanup: {e!r}")
+    print(run.line(), flush=True)
+    return run
+
+
+def main():
+    ap = argparse.ArgumentParser(description="issue 6 fault suite")
+    ap.add_argument("--case", type=int, action="append", choices=sorted(CASES),
+                    help="run only this case (repeatable); default: all")
+    ap.add_argument("--load", type=float, default=float(os.environ.get("SPINDLE_FAULT_LOAD_S",
+                                                                       "16")),
+                    help="seconds of load per case (default 16)")
+    ap.add_argument("--size", type=int, default=128, help="volume size in MiB (default 128)")
+    ap.add_argument("--seed", type=int, help="load seed (default: the case number)")
+    ap.add_argument("--keep", action="store_true", help="keep the cluster directories")
+    a = ap.parse_args()
+    runs = [run_case(n, a.load, a.size * MiB, a.seed, a.keep) for n in (a.case or CASES)]
+    print("\nsummary:")
+    for r in runs:
+        print(r.line())
+    failed = sum(1 for r in runs if r.problems)
+    print(f"{len(runs) - failed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
