@@ -179,6 +179,17 @@ class FaultCluster(Cluster):
             return True
         wait_until(f"the NBD export {name}", ready, timeout_s=timeout_s)
 
+    def wait_export(self, name, timeout_s=30):
+        """Waits until the client serves the (already attached) volume over NBD."""
+        import nbd
+
+        def ready():
+            h = nbd.NBD()
+            h.connect_uri(self.nbd_uri(name))
+            h.shutdown()
+            return True
+        wait_until(f"the NBD export {name}", ready, timeout_s=timeout_s)
+
     def force_detach(self, name):
         self.post("VolumesReassign", [{"volume": name, "detach": [CLIENT], "force": True}])
 
