@@ -29,7 +29,10 @@ import sys
 import time
 import traceback
 
-from faults import MiB, FaultCluster
+import struct
+
+from faults import CLIENT, MiB, FaultCluster
+from test_corruption import Wire, chunk_crcs
 from nbd_verify import Verifier
 
 VOLUME = "faults"
@@ -257,9 +260,35 @@ def case_10(run, cluster):
     run.say(f"acknowledgements after the detach returned: {v.acks_after(t_done)} "
             f"(writes issued before it)")
     run.stall = None
+    fenced_write_check(run, cluster)
     cluster.attach(VOLUME)
     verify_data(run, cluster, v, "after reattaching")
     compare(run, cluster)
+
+
+def fenced_write_check(run, cluster):
+    """The servers themselves refuse the detached client: a WRITE carrying its id, sent
+    straight to a replica of object 0 at the next version, gets status 5 (permission
+    denied) and changes nothing."""
+    layer, sets = cluster.layout(VOLUME)
+    disk = sets[0][0]
+    port = cluster.server_port(cluster.disks()[str(disk)]["serverId"])
+    w = Wire(port)
+    try:
+        status, payload = w.call(4, struct.pack("<IIQ", disk, 0, layer))  # OBJECT_INFO
+        run.check(status == 0, f"OBJECT_INFO of object 0 on disk {disk}")
+        version = struct.unpack("<Q", payload[:8])[0] + 1
+        data = bytes(4096)
+        crcs = chunk_crcs(data)
+
+        def write(client):
+            p = struct.pack("<IIQQIIII", disk, 0, layer, version, 0, len(data), 0, client)
+            return w.call(2, p + struct.pack(f"<{len(crcs)}I", *crcs) + data)
+        status, msg = write(CLIENT)
+        run.check(status == 5, f"a write from the detached client {CLIENT} straight to disk "
+                  f"{disk} is refused (status {status}: {msg[:100]!r})")
+    finally:
+        w.close()
 
 
 def flip_block(run, cluster, disk):
