@@ -184,6 +184,7 @@ Status ParseUsage(const Json& d, DiskStats& out) {
 struct RegisteredDisk {
   DiskRecord rec;
   DiskStats stats;
+  bool full = false;  // no free space left: a down disk stays down until space is freed
 };
 
 Result<RegisteredDisk> ParseDisk(const Json& d) {
@@ -198,6 +199,9 @@ Result<RegisteredDisk> ParseDisk(const Json& d) {
   SP_RETURN_IF_ERROR(OptString(d, "device", device));
   SP_RETURN_IF_ERROR(OptBool(d, "ssd", ssd));
   SP_RETURN_IF_ERROR(OptBool(d, "journaled", journaled));
+  std::optional<bool> full;
+  SP_RETURN_IF_ERROR(OptBool(d, "full", full));
+  out.full = full.value_or(false);
   for (auto [key, slot] : {std::pair{"sectorsCount", &sectors},
                            {"objectsCount", &oc},
                            {"objectsAllocated", &oa},
@@ -266,6 +270,7 @@ Status ApplyServer(State& s, const ServerRecord& reg, const std::vector<Register
   for (const RegisteredDisk& d : disks) {
     DiskRecord& rec = s.disks[d.rec.id];
     if (rec.ejected && rec.ejectedServerStart == reg.startTime) continue;  // stays down
+    if (d.full && rec.id != 0 && rec.generationLeft >= 0) continue;        // full: stays down
     DiskRecord fresh = d.rec;
     fresh.serverId = reg.id;
     fresh.model = rec.model;

@@ -114,7 +114,9 @@ nlohmann::json Registrar::Body() const {
                      {"objectsOnDiskSize", s.on_disk_bytes},
                      {"storedSize", s.bytes_stored},
                      {"entriesCount", s.max_objects},
-                     {"entriesAllocated", s.objects}});
+                     {"entriesAllocated", s.objects},
+                     // Almost no free chunk left: mgmt keeps it down until space is freed.
+                     {"full", s.on_disk_bytes + kFullMarginBytes >= s.data_bytes}});
     AddUsage(*d, disks.back(), object_budget);
     AddScrub(*d, disks.back());
   }

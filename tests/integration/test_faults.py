@@ -367,12 +367,68 @@ def case_7(run, cluster):
     compare(run, cluster)
 
 
+def case_8(run, cluster):
+    """One server's disks fill up (another volume placed only there takes all their space):
+    its writes fail with "no space", the disks go down and stay down while full, I/O goes on
+    with the other replicas, nothing is corrupted; once the space is freed (the filling volume
+    deleted) the disks come back, catch up, and every replica is identical."""
+    import nbd
+    disks = server_disks(cluster, 3)
+    v = start_load(run, cluster)
+    cluster.post("PlacementGroupUpdate/s3", {"addDisks": disks})
+    cluster.post("VolumeCreate", {"name": "filler", "size": 1024 * MiB, "replication": 1,
+                                  "placeAll": "s3"})
+    cluster.post("VolumesReassign", [{"volume": "filler", "rw": [CLIENT], "force": False}])
+    cluster.wait_export("filler")
+    t_full = v.mark("filling server3's disks")
+    h = nbd.NBD()
+    h.connect_uri(cluster.nbd_uri("filler"))
+    chunk, written, error = bytes(range(256)) * 4096, 0, None
+    try:
+        while written < 1024 * MiB:
+            h.pwrite(chunk, written)
+            written += len(chunk)
+    except nbd.Error as e:
+        error = str(e)
+    finally:
+        h.shutdown()
+    run.check(error is not None, f"writes to the full disks fail after {written // MiB} MiB "
+              f"({error})")
+    with open(os.path.join(cluster.dir, "log", "client4.log"), errors="replace") as fh:
+        run.check("no space" in fh.read(), "the client log names the cause (no space)")
+    full = []
+    deadline = time.monotonic() + 30
+    while not full and time.monotonic() < deadline:
+        full = [d for d in disks if not cluster.disk_up(d)]
+        time.sleep(0.2)
+    run.check(bool(full), f"the full disk(s) {full} are down")
+    run.check(v.wait_acks(20, STALL_LIMIT_S) is not None, "I/O on the volume continues")
+    run.sleep(3)
+    run.check(full and all(not cluster.disk_up(d) for d in full),
+              f"full disks {full} stay down while full")
+    t_free = v.mark("free the space")
+    cluster.post("VolumesReassign", [{"volume": "filler", "detach": [CLIENT], "force": True}])
+    cluster.post("VolumeDelete/filler")
+    try:
+        took = cluster.wait_disks(disks, up=True, timeout_s=60)
+        run.check(True, f"the disks are back {took:.1f}s after the space was freed")
+    except TimeoutError as e:
+        run.check(False, str(e))
+    run.sleep(2)
+    stop_load(run, v)
+    stall_check(run, v, t_full, v.t_end, "while the disks filled and came back")
+    wait_recovered(run, cluster, t_free)
+    verify_data(run, cluster, v, "after the space was freed")
+    compare(run, cluster)
+
+
 CASES = {1: ("kill -9 one server", case_1),
          2: ("kill -9 two of three servers", case_2),
          3: ("kill -9 all servers mid-load", case_3),
          4: ("SIGSTOP a server past the timeout, SIGCONT", case_4),
          6: ("flipped bytes in one replica", case_6),
          7: ("kill -9 the client mid-write", case_7),
+         8: ("one server's disks full", case_8),
          9: ("kill -9 mgmt during I/O", case_9),
          10: ("force-detach while the client writes", case_10)}
 
@@ -384,7 +440,12 @@ def run_case(num, load_s=16.0, size=128 * MiB, seed=None, keep=False):
     print(f"=== case {num}: {title}", flush=True)
     cluster = FaultCluster(keep=keep)
     try:
-        cluster.up()
+        if num == 8:  # small disks, so that filling them is quick
+            os.environ["SPINDLE_DISK_SIZE"] = str(320 * MiB)
+        try:
+            cluster.up()
+        finally:
+            os.environ.pop("SPINDLE_DISK_SIZE", None)
         cluster.create_volume(VOLUME, size)
         body(run, cluster)
     except Exception as e:  # noqa: BLE001 - a broken case is a failed case, the next runs
