@@ -71,6 +71,38 @@ Result<bool> PolicyKeyword(const std::string& keyword, Words& w, json& body) {
   return true;
 }
 
+// A duration for deleteAfter: a number of seconds, or with an s/m/h/d suffix.
+Result<int64_t> ParseDuration(const std::string& keyword, const std::string& s) {
+  static const std::pair<char, int64_t> kUnits[] = {{'s', 1}, {'m', 60}, {'h', 3600}, {'d', 86400}};
+  int64_t unit = 1;
+  std::string digits = s;
+  for (const auto& [suffix, seconds] : kUnits) {
+    if (!s.empty() && s.back() == suffix) {
+      unit = seconds;
+      digits = s.substr(0, s.size() - 1);
+    }
+  }
+  constexpr int64_t kMaxSeconds = int64_t{100} * 366 * 86400;
+  SP_ASSIGN_OR_RETURN(int64_t n, ParseInt(digits, 0, kMaxSeconds / unit, keyword.c_str()));
+  return n * unit;
+}
+
+// `deleteAfter <duration>` / `targetDeleteDate <unix time>` of snapshot commands. Returns false
+// when `keyword` is neither.
+Result<bool> DeleteDateKeyword(const std::string& keyword, Words& w, json& body) {
+  if (keyword != "deleteAfter" && keyword != "targetDeleteDate") return false;
+  if (body.contains("deleteAfter") || body.contains("targetDeleteDate")) {
+    return Bad("give deleteAfter or targetDeleteDate once");
+  }
+  SP_ASSIGN_OR_RETURN(std::string v, w.Value(keyword));
+  if (keyword == "deleteAfter") {
+    SP_ASSIGN_OR_RETURN(body["deleteAfter"], ParseDuration(keyword, v));
+  } else {
+    SP_ASSIGN_OR_RETURN(body["targetDeleteDate"], ParseInt(v, 0, 253402300799, "targetDeleteDate"));
+  }
+  return true;
+}
+
 }  // namespace
 
 bool ListHasName(const json& list, const std::string& name) {
@@ -331,7 +363,7 @@ Result<Command> ParseVolumeUpdate(const std::string& v, Words& w) {
   return Change("VolumeUpdate/" + v, std::move(body));
 }
 
-// volume <v> snapshot [<name>] [tag k=v]... [bind]
+// volume <v> snapshot [<name>] [tag k=v]... [bind] [deleteAfter D | targetDeleteDate T]
 Result<Command> ParseVolumeSnapshot(const std::string& v, Words& w) {
   json body = json::object();
   while (!w.done()) {
@@ -344,6 +376,8 @@ Result<Command> ParseVolumeSnapshot(const std::string& v, Words& w) {
       SP_ASSIGN_OR_RETURN(bool known, PolicyKeyword(k, w, body));
       if (known) continue;
     }
+    SP_ASSIGN_OR_RETURN(bool date, DeleteDateKeyword(k, w, body));
+    if (date) continue;
     if (body.contains("name")) return Bad("volume snapshot: unexpected '" + k + "'");
     SP_RETURN_IF_ERROR(CheckSnapshotName(k));
     body["name"] = k;
@@ -351,25 +385,91 @@ Result<Command> ParseVolumeSnapshot(const std::string& v, Words& w) {
   return Change("VolumeSnapshot/" + v, std::move(body));
 }
 
-// snapshot list | snapshot <s> list|describe | snapshot <s> delete <s>
+// snapshot <s> [update] [rename N] [template T] [bind|unbind] [tag k=v]...
+//   [deleteAfter D | targetDeleteDate T]   (SnapshotUpdate; deleteAfter 0 clears the date)
+Result<Command> ParseSnapshotUpdate(const std::string& s, Words& w) {
+  json body = json::object();
+  while (!w.done()) {
+    std::string k = w.next();
+    if (k == "bind" || k == "unbind") {
+      body["bind"] = k == "bind";
+      continue;
+    }
+    if (k == "tag") {
+      SP_ASSIGN_OR_RETURN(bool known, PolicyKeyword(k, w, body));
+      if (known) continue;
+    }
+    SP_ASSIGN_OR_RETURN(bool date, DeleteDateKeyword(k, w, body));
+    if (date) continue;
+    SP_ASSIGN_OR_RETURN(std::string val, w.Value(k));
+    if (k == "rename") {
+      SP_RETURN_IF_ERROR(CheckSnapshotName(val));
+      if (val[0] == '~') return Bad("rename: '" + val + "' is not a snapshot name");
+      body["rename"] = val;
+    } else if (k == "template") {
+      SP_RETURN_IF_ERROR(CheckPlainName(val, "template", kMaxNameChars));
+      body["template"] = val;
+    } else {
+      return Bad("snapshot " + s + ": unknown keyword '" + k + "'");
+    }
+  }
+  if (body.empty()) return Bad("snapshot " + s + " update: nothing to change");
+  return Change("SnapshotUpdate/" + s, std::move(body));
+}
+
+// `rebase [<parent>]` of volumes and snapshots: VolumeRebaseDesc.
+Result<json> RebaseBody(Words& w) {
+  json body = json::object();
+  if (!w.done()) {
+    std::string parent = w.next();
+    SP_RETURN_IF_ERROR(CheckSnapshotName(parent));
+    body["parentName"] = parent;
+  }
+  SP_RETURN_IF_ERROR(ExpectEnd(w));
+  return body;
+}
+
+// snapshot list|space | snapshot <s> list|describe|info | snapshot <s> delete <s>
+// snapshot <s> rebase [<parent>] | snapshot <s> [update] <SnapshotUpdate keywords>
 Result<Command> ParseSnapshot(Words& w) {
-  if (w.done()) return Bad("usage: snapshot list | snapshot <name> list|describe|delete");
+  if (w.done()) return Bad("usage: snapshot list|space | snapshot <name> list|describe|delete|...");
   std::string s = w.next();
-  if (s == "list") {
+  if (s == "list" || s == "space") {
     SP_RETURN_IF_ERROR(ExpectEnd(w));
-    return Show("SnapshotsList", View::kVolumes);
+    return s == "list" ? Show("SnapshotsList", View::kSnapshots)
+                       : Show("SnapshotsSpace", View::kSnapshotSpace);
   }
   SP_RETURN_IF_ERROR(CheckSnapshotName(s));
-  if (w.done()) return Bad("snapshot " + s + ": expected list, describe or delete");
+  if (w.done()) return Bad("snapshot " + s + ": expected list, describe, update or delete");
+  static const std::set<std::string> kUpdateWords = {
+      "rename", "template", "bind", "unbind", "tag", "deleteAfter", "targetDeleteDate"};
+  if (kUpdateWords.count(w.peek())) return ParseSnapshotUpdate(s, w);
   std::string verb = w.next();
+  if (verb == "update") return ParseSnapshotUpdate(s, w);
   if (verb == "delete") {
     SP_RETURN_IF_ERROR(Confirm(w, s, "snapshot"));
     return Change("SnapshotDelete/" + s, nullptr);
   }
+  if (verb == "rebase") {
+    SP_ASSIGN_OR_RETURN(json body, RebaseBody(w));
+    return Change("SnapshotRebase/" + s, std::move(body));
+  }
   SP_RETURN_IF_ERROR(ExpectEnd(w));
-  if (verb == "list") return Show("Snapshot/" + s, View::kVolumes);
+  if (verb == "list") return Show("Snapshot/" + s, View::kSnapshots);
   if (verb == "describe") return Show("SnapshotDescribe/" + s, View::kDescribe);
+  if (verb == "info") return Show("SnapshotGetInfo/" + s, View::kVolumeInfo);
   return Bad("snapshot " + s + ": unknown '" + verb + "'");
+}
+
+// volume <v> freeze [deleteAfter D | targetDeleteDate T]: no body unless a date is given.
+Result<Command> ParseVolumeFreeze(const std::string& v, Words& w) {
+  json body = json::object();
+  while (!w.done()) {
+    std::string k = w.next();
+    SP_ASSIGN_OR_RETURN(bool date, DeleteDateKeyword(k, w, body));
+    if (!date) return Bad("volume freeze: unknown keyword '" + k + "'");
+  }
+  return Change("VolumeFreeze/" + v, body.empty() ? json(nullptr) : std::move(body));
 }
 
 Result<Command> ParseVolume(Words& w) {
@@ -399,9 +499,20 @@ Result<Command> ParseVolume(Words& w) {
     return Change("VolumesReassign", json::array({std::move(item)}));
   }
   if (verb == "snapshot") return ParseVolumeSnapshot(v, w);
+  if (verb == "freeze") return ParseVolumeFreeze(v, w);
+  if (verb == "rebase") {
+    SP_ASSIGN_OR_RETURN(json body, RebaseBody(w));
+    return Change("VolumeRebase/" + v, std::move(body));
+  }
+  if (verb == "revertToSnapshot" || verb == "revert") {
+    SP_ASSIGN_OR_RETURN(std::string snap, w.Value(verb));
+    SP_RETURN_IF_ERROR(CheckSnapshotName(snap));
+    SP_RETURN_IF_ERROR(ExpectEnd(w));
+    return Change("VolumeRevert/" + v, json{{"toSnapshot", snap}});
+  }
   SP_RETURN_IF_ERROR(ExpectEnd(w));
   if (verb == "list") return Show("Volume/" + v, View::kVolumes);
-  if (verb == "listSnapshots") return Show("VolumeListSnapshots/" + v, View::kVolumes);
+  if (verb == "listSnapshots") return Show("VolumeListSnapshots/" + v, View::kSnapshots);
   if (verb == "describe") return Show("VolumeDescribe/" + v, View::kDescribe);
   if (verb == "info") return Show("VolumeGetInfo/" + v, View::kVolumeInfo);
   return Bad("volume " + v + ": unknown '" + verb + "'");
@@ -490,8 +601,13 @@ objects:
   volume <v> update [size S|+S] [rename NEW] [template T] [tag k=v]... [shrinkOk]
   volume <v> create parent SNAP|baseOn VOL [size S] [tag k=v]...
   volume <v> attach client <id> [mode ro] | volume <v> detach client <id>|all
-  volume <v> snapshot [NAME] [tag k=v]... [bind] | volume <v> listSnapshots
-  snapshot list | snapshot <s> list|describe | snapshot <s> delete <s>
+  volume <v> snapshot [NAME] [tag k=v]... [bind] [deleteAfter D|targetDeleteDate T]
+  volume <v> listSnapshots | volume <v> revertToSnapshot SNAP | volume <v> rebase [SNAP]
+  volume <v> freeze [deleteAfter D|targetDeleteDate T]
+  snapshot list|space | snapshot <s> list|describe|info | snapshot <s> delete <s>
+  snapshot <s> [update] [rename NEW] [template T] [bind|unbind] [tag k=v]...
+               [deleteAfter D|targetDeleteDate T]   (D: seconds or Ns/Nm/Nh/Nd; 0 clears)
+  snapshot <s> rebase [SNAP]
   attach volume <v> client <id> [mode ro] [timeout S] [noWait] | attach list
   attach snapshot <s> client <id> [timeout S] [noWait]
   detach volume|snapshot <name> client <id>|all [force]

@@ -42,6 +42,8 @@ enum class View {
   kKvBucket,           // KeyValueBucket
   kMgmtConfig,         // {setting: value}
   kTasks,              // [Task]
+  kSnapshots,          // [SnapshotSummary]
+  kSnapshotSpace,      // [SnapshotSpace]
 };
 
 struct Command {

@@ -170,6 +170,69 @@ TEST(CommandTest, Snapshots) {
                 json{{"name", "c"}, {"parent", "s"}});
   EXPECT_TRUE(Fails({"snapshot", "s", "delete", "t"}));
   EXPECT_TRUE(Fails({"volume", "v", "snapshot", "a", "b"}));
+  ExpectRequest(P({"volume", "v", "snapshot", "s", "deleteAfter", "2h"}), "POST",
+                "/ctrl/1.0/VolumeSnapshot/v", json{{"name", "s"}, {"deleteAfter", 7200}});
+  EXPECT_TRUE(Fails({"volume", "v", "snapshot", "deleteAfter", "1d", "targetDeleteDate", "5"}));
+  EXPECT_EQ(P({"snapshot", "list"}).view, View::kSnapshots);
+  EXPECT_EQ(P({"volume", "v", "listSnapshots"}).view, View::kSnapshots);
+}
+
+// SnapshotUpdate: `update` is optional before its keywords; bind/unbind, tags, dates.
+TEST(CommandTest, SnapshotUpdate) {
+  ExpectRequest(P({"snapshot", "s", "rename", "s2"}), "POST", "/ctrl/1.0/SnapshotUpdate/s",
+                json{{"rename", "s2"}});
+  ExpectRequest(P({"snapshot", "s", "update", "rename", "s@2", "template", "t", "bind", "tag",
+                   "k=v", "deleteAfter", "1d"}),
+                "POST", "/ctrl/1.0/SnapshotUpdate/s",
+                json{{"rename", "s@2"},
+                     {"template", "t"},
+                     {"bind", true},
+                     {"tags", {{"k", "v"}}},
+                     {"deleteAfter", 86400}});
+  ExpectRequest(P({"snapshot", "~a.b.c", "unbind"}), "POST", "/ctrl/1.0/SnapshotUpdate/~a.b.c",
+                json{{"bind", false}});
+  ExpectRequest(P({"snapshot", "s", "tag", "k="}), "POST", "/ctrl/1.0/SnapshotUpdate/s",
+                json{{"tags", {{"k", ""}}}});
+  ExpectRequest(P({"snapshot", "s", "targetDeleteDate", "1700000000"}), "POST",
+                "/ctrl/1.0/SnapshotUpdate/s", json{{"targetDeleteDate", 1700000000}});
+  ExpectRequest(P({"snapshot", "s", "deleteAfter", "0"}), "POST", "/ctrl/1.0/SnapshotUpdate/s",
+                json{{"deleteAfter", 0}});
+  EXPECT_TRUE(Fails({"snapshot", "s", "update"}));
+  EXPECT_TRUE(Fails({"snapshot", "s", "rename"}));
+  EXPECT_TRUE(Fails({"snapshot", "s", "rename", "bad name"}));
+  EXPECT_TRUE(Fails({"snapshot", "s", "rename", "~a.b.c"}));
+  EXPECT_TRUE(Fails({"snapshot", "s", "deleteAfter", "1y"}));
+  EXPECT_TRUE(Fails({"snapshot", "s", "deleteAfter", "-1"}));
+  EXPECT_TRUE(Fails({"snapshot", "s", "update", "frobnicate", "1"}));
+}
+
+// space/info listings, rebase, revert and freeze.
+TEST(CommandTest, SnapshotAndVolumeChainCommands) {
+  Command space = P({"snapshot", "space"});
+  ExpectRequest(space, "GET", "/ctrl/1.0/SnapshotsSpace", nullptr);
+  EXPECT_EQ(space.view, View::kSnapshotSpace);
+  Command info = P({"snapshot", "s", "info"});
+  ExpectRequest(info, "GET", "/ctrl/1.0/SnapshotGetInfo/s", nullptr);
+  EXPECT_EQ(info.view, View::kVolumeInfo);
+  ExpectRequest(P({"snapshot", "s", "rebase"}), "POST", "/ctrl/1.0/SnapshotRebase/s",
+                json::object());
+  ExpectRequest(P({"snapshot", "s", "rebase", "p"}), "POST", "/ctrl/1.0/SnapshotRebase/s",
+                json{{"parentName", "p"}});
+  ExpectRequest(P({"volume", "v", "rebase", "p"}), "POST", "/ctrl/1.0/VolumeRebase/v",
+                json{{"parentName", "p"}});
+  ExpectRequest(P({"volume", "v", "revertToSnapshot", "s"}), "POST", "/ctrl/1.0/VolumeRevert/v",
+                json{{"toSnapshot", "s"}});
+  ExpectRequest(P({"volume", "v", "revert", "~a.b.c"}), "POST", "/ctrl/1.0/VolumeRevert/v",
+                json{{"toSnapshot", "~a.b.c"}});
+  ExpectRequest(P({"volume", "v", "freeze"}), "POST", "/ctrl/1.0/VolumeFreeze/v", nullptr);
+  ExpectRequest(P({"volume", "v", "freeze", "deleteAfter", "30m"}), "POST",
+                "/ctrl/1.0/VolumeFreeze/v", json{{"deleteAfter", 1800}});
+  EXPECT_TRUE(Fails({"snapshot", "s", "rebase", "p", "q"}));
+  EXPECT_TRUE(Fails({"snapshot", "s", "rebase", "bad name"}));
+  EXPECT_TRUE(Fails({"volume", "v", "revertToSnapshot"}));
+  EXPECT_TRUE(Fails({"volume", "v", "revertToSnapshot", "s", "extra"}));
+  EXPECT_TRUE(Fails({"volume", "v", "freeze", "now"}));
+  EXPECT_TRUE(Fails({"snapshot", "space", "x"}));
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <ctime>
 #include <map>
 
 #include <fmt/format.h>
@@ -218,6 +219,39 @@ std::string Volumes(const json& data) {
   return t.Render();
 }
 
+// A Unix time as "YYYY-MM-DD HH:MM:SS" (UTC), "-" when absent or 0.
+std::string Time(const json& obj, const char* key) {
+  int64_t t = Int(obj, key, 0);
+  if (t <= 0) return "-";
+  std::time_t tt = static_cast<std::time_t>(t);
+  std::tm tm{};
+  if (gmtime_r(&tt, &tm) == nullptr) return Str(obj, key);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", &tm);
+  return buf;
+}
+
+// storpool.md §2.3 columns. Flags: R reuseServer, B bound, D deleted (kept for its children),
+// T transient.
+std::string Snapshots(const json& data) {
+  Table t({"snapshot", "size", "rdnd.", "placeHead", "placeAll", "placeTail", "created on",
+           "volume", "iops", "bw", "parent", "template", "flags", "targetDeleteDate", "tags"});
+  t.SetAlign(1, Align::kRight).SetAlign(2, Align::kRight);
+  if (data.is_array()) {
+    for (const auto& v : data) {
+      std::string flags = Flag(v, "reuseServer") ? "R" : "";
+      if (Flag(v, "bound")) flags += "B";
+      if (Flag(v, "deleted")) flags += "D";
+      if (Flag(v, "transient")) flags += "T";
+      t.AddRow({Str(v, "name"), SizeOf(v, "size"), Str(v, "replication"), Str(v, "placeHead"),
+                Str(v, "placeAll"), Str(v, "placeTail"), Time(v, "creationTimestamp"),
+                Str(v, "onVolume"), Str(v, "iops"), Str(v, "bw"), Str(v, "parentName"),
+                Str(v, "templateName"), flags, Time(v, "targetDeleteDate"), Tags(v)});
+    }
+  }
+  return t.Render();
+}
+
 // Flags: see cells::StatusFlags.
 std::string VolumeStatus(const json& data) {
   Table t(
@@ -292,6 +326,8 @@ std::string Render(View view, const json& data, const json& aux) {
       return Templates(data);
     case View::kVolumes:
       return Volumes(data);
+    case View::kSnapshots:
+      return Snapshots(data);
     case View::kVolumeStatus:
       return VolumeStatus(data);
     case View::kAttachments:

@@ -67,8 +67,9 @@ std::string QuickStatus(const json& data) {
   return t.Render();
 }
 
-std::string UsedSpace(const json& data) {
-  Table t({"volume", "size", "rdnd.", "stored", "used", "template"});
+// `first` names the first column: "volume" (VolumesSpace) or "snapshot" (SnapshotsSpace).
+std::string UsedSpace(const json& data, const char* first) {
+  Table t({first, "size", "rdnd.", "stored", "used", "template"});
   for (int c : {1, 2, 3, 4}) t.SetAlign(c, Align::kRight);
   if (data.is_array()) {
     for (const auto& v : data) {
@@ -192,7 +193,9 @@ std::string RenderAdmin(View view, const json& data) {
     case View::kVolumeQuickStatus:
       return QuickStatus(data);
     case View::kVolumeSpace:
-      return UsedSpace(data);
+      return UsedSpace(data, "volume");
+    case View::kSnapshotSpace:
+      return UsedSpace(data, "snapshot");
     case View::kVolumeInfo:
       return VolumeInfo(data);
     case View::kFaultSets:

@@ -76,5 +76,20 @@ TEST(RenderTest, ListsAndOk) {
   EXPECT_TRUE(Has(services, "| server |  1 |    1 | running")) << services;
 }
 
+// snapshot list: StorPool's columns, creation and delete dates in UTC, snapshot flags.
+TEST(RenderTest, SnapshotList) {
+  json data = json::parse(R"([{"name": "s1", "size": 1073741824, "replication": 3,
+      "placeHead": "ssd", "placeAll": "hdd", "placeTail": "ssd", "creationTimestamp": 86400,
+      "onVolume": "v1", "iops": "-", "bw": "-", "parentName": "", "templateName": "t",
+      "bound": true, "deleted": true, "transient": false, "targetDeleteDate": 90061,
+      "tags": {"k": "v"}}])");
+  std::string out = Render(View::kSnapshots, data, nullptr);
+  EXPECT_TRUE(
+      Has(out, "| snapshot | size  | rdnd. | placeHead | placeAll | placeTail | created on"))
+      << out;
+  EXPECT_TRUE(Has(out, "| 1970-01-02 00:00:00 | v1 ")) << out;
+  EXPECT_TRUE(Has(out, "| BD    | 1970-01-02 01:01:01 | k=v  |")) << out;
+}
+
 }  // namespace
 }  // namespace spindle::cli

@@ -3,6 +3,7 @@
 #include <set>
 
 #include "common/log.h"
+#include "mgmt/api_common.h"
 #include "mgmt/api_errors.h"
 #include "proto/api_validate.h"
 
@@ -192,6 +193,7 @@ Api::Api(Cluster& cluster, ApiOptions options) : cluster_(cluster), options_(std
   RegisterAttachmentCalls(public_calls_);
   RegisterSpaceCalls(public_calls_);
   RegisterKvCalls(public_calls_);
+  RegisterSnapshotTasks(cluster_);
 }
 
 Json Api::CallList() const {

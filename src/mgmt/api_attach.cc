@@ -119,6 +119,8 @@ Status CheckNotOpen(const VolumeRecord& v, uint32_t client, const Reassign& r,
 
 // The volume or snapshot an item names.
 Result<const VolumeRecord*> Target(const State& s, const Reassign& r) {
+  // A deleted snapshot (kept for its children) can still be detached, not attached.
+  if (r.snapshot && (!r.ro.empty() || !r.rw.empty())) return LookupLiveSnapshot(s, r.volume);
   if (r.snapshot) return LookupSnapshot(s, r.volume);
   return LookupVolume(s, r.volume);
 }

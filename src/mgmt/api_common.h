@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "mgmt/allocator.h"
 #include "mgmt/api.h"
@@ -57,6 +58,7 @@ struct SnapshotArgs {
   std::map<std::string, std::string> tags;
   bool bind = false;
   bool transient = false;
+  int64_t targetDeleteDate = 0;  // 0: none
 };
 // The snapshot by name or "~globalId"; kInvalidArgument for a bad name, kNotFound when absent.
 Result<const VolumeRecord*> LookupSnapshot(const State& state, const std::string& name);
@@ -68,6 +70,32 @@ Json SnapshotSummaryJson(const State& state, const VolumeRecord& snap, bool mult
 Result<VolumeRecord> TakeSnapshot(State& s, const VolumeRecord& vol, const SnapshotArgs& a);
 // Waits (bounded) until every up client the volume is attached to applied `gen`.
 bool WaitForVolumeClients(Cluster& c, const std::string& global_id, int64_t gen);
+// As LookupSnapshot, but a snapshot already deleted (kept for its children) is kNotFound: it
+// can be listed, not used.
+Result<const VolumeRecord*> LookupLiveSnapshot(const State& state, const std::string& name);
+// Names of the volumes and snapshots whose nearest parent is `id`.
+std::vector<std::string> ChildrenOf(const State& state, int64_t id);
+// `targetDeleteDate` (Unix time) or `deleteAfter` (seconds from `now_unix`) of a body, at most
+// one of them. kZeroMeansUnset (VolumeSnapshotDesc, VolumeFreezeDesc): 0 leaves `out` unset;
+// kZeroClears (SnapshotUpdateDesc): 0 sets it to 0 (no scheduled deletion).
+enum class DeleteDateZero { kZeroMeansUnset, kZeroClears };
+Status ParseDeleteDate(const Json& body, DeleteDateZero zero, int64_t now_unix,
+                       std::optional<int64_t>& out);
+// Deletes what is due, in this one change: snapshots whose targetDeleteDate passed (a snapshot
+// with children or attached is marked deleted instead), then — repeatedly, as each removal may
+// free its parent — every childless, unattached snapshot that is deleted, bound or transient.
+void CollectSnapshots(State& state, int64_t now_unix);
+// Rebase (VolumeRebase, SnapshotRebase) of `v` onto its ancestor `parent` (nullopt: onto
+// nothing). Sets *changes; a rebase that keeps the chain is a no-op. One that leaves layers out
+// would need their data copied into `v`: kUnimplemented. kInvalidArgument when `parent` is not
+// an ancestor.
+Status RebaseCheck(const State& state, const VolumeRecord& v,
+                   const std::optional<std::string>& parent, bool* changes);
+inline constexpr size_t kMaxSnapshots = 65536;
+// The wall clock in Unix seconds (creation times, scheduled deletions).
+int64_t NowUnix();
+// Registers the periodic scheduled-deletion check with the cluster (before it starts).
+void RegisterSnapshotTasks(Cluster& c);
 
 // Optional "size" (VolumeSize) of a body.
 Status OptSize(const Json& body, const char* key, std::optional<int64_t>& out);

@@ -1,5 +1,5 @@
-// VolumesSpace, VolumeGetInfo, VolumeTemplatesStatus, VagList, VagUpdate and the Spindle
-// extensions MgmtConfigList, MgmtConfigSet and AlertsList (docs/api.md).
+// VolumesSpace, SnapshotsSpace, VolumeGetInfo, SnapshotGetInfo, VolumeTemplatesStatus, VagList,
+// VagUpdate and the Spindle extensions MgmtConfigList, MgmtConfigSet and AlertsList (docs/api.md).
 #include <set>
 
 #include "common/units.h"
@@ -23,7 +23,30 @@ Result<Json> VolumesSpace(Cluster& c, const ApiRequest& req) {
       Json j = VolumeSummaryJson(s, v, req.multi_cluster, ClusterName(c));
       VolumeUsage u = UsageOf(s, rt, v);
       j["storedSize"] = u.stored;
-      j["spaceUsed"] = u.stored;  // no snapshots: all of it is the volume's own
+      j["spaceUsed"] = u.stored;  // its top layer: nothing else reads through it
+      out.push_back(std::move(j));
+    }
+    return out;
+  });
+}
+
+// spaceUsed = what deleting the snapshot would free: all of its layer when nothing reads
+// through it, else nothing (its children may read any of its blocks; Spindle does not track
+// which of them every child has overwritten).
+Result<Json> SnapshotsSpace(Cluster& c, const ApiRequest& req) {
+  return c.Read([&](const State& s, const Runtime& rt) {
+    std::set<int64_t> with_children;
+    for (const auto* m : {&s.volumes, &s.snapshots}) {
+      for (const auto& [_, v] : *m) {
+        if (!v.parents.empty()) with_children.insert(v.parents.front());
+      }
+    }
+    Json out = Json::array();
+    for (const auto& [_, v] : s.snapshots) {
+      Json j = SnapshotSummaryJson(s, v, req.multi_cluster, ClusterName(c));
+      VolumeUsage u = UsageOf(s, rt, v);
+      j["storedSize"] = u.stored;
+      j["spaceUsed"] = with_children.count(v.id) ? 0 : u.stored;
       out.push_back(std::move(j));
     }
     return out;
@@ -35,8 +58,8 @@ const DiskSetTable::Set& ObjectSet(const VolumeRecord& v, int64_t i) {
   return v.targetDiskSets[static_cast<size_t>(i) % v.targetDiskSets.size()];
 }
 
-Json VolumeInfoJson(const State& s, const VolumeRecord& v, bool mc, const std::string& cname) {
-  Json j = VolumeSummaryJson(s, v, mc, cname);
+// VolumeInfo / SnapshotInfo: `j` (the summary) plus how the objects spread over the disks.
+Json InfoJson(Json j, const VolumeRecord& v) {
   std::map<uint32_t, int64_t> per_disk;
   std::map<DiskSetTable::Set, int64_t> per_chain;
   std::vector<int64_t> per_set(v.targetDiskSets.size(), 0);
@@ -65,7 +88,14 @@ Json VolumeInfoJson(const State& s, const VolumeRecord& v, bool mc, const std::s
 Result<Json> VolumeGetInfo(Cluster& c, const ApiRequest& req) {
   return c.Read([&](const State& s, const Runtime&) -> Result<Json> {
     SP_ASSIGN_OR_RETURN(const VolumeRecord* v, LookupVolume(s, req.args[0]));
-    return VolumeInfoJson(s, *v, req.multi_cluster, ClusterName(c));
+    return InfoJson(VolumeSummaryJson(s, *v, req.multi_cluster, ClusterName(c)), *v);
+  });
+}
+
+Result<Json> SnapshotGetInfo(Cluster& c, const ApiRequest& req) {
+  return c.Read([&](const State& s, const Runtime&) -> Result<Json> {
+    SP_ASSIGN_OR_RETURN(const VolumeRecord* v, LookupSnapshot(s, req.args[0]));
+    return InfoJson(SnapshotSummaryJson(s, *v, req.multi_cluster, ClusterName(c)), *v);
   });
 }
 
@@ -310,6 +340,8 @@ Result<Json> AlertsList(Cluster& c, const ApiRequest&) {
 void RegisterSpaceCalls(CallTable& t) {
   t["VolumesSpace"] = {Method::kGet, 0, VolumesSpace};
   t["VolumeGetInfo"] = {Method::kGet, 1, VolumeGetInfo};
+  t["SnapshotsSpace"] = {Method::kGet, 0, SnapshotsSpace};
+  t["SnapshotGetInfo"] = {Method::kGet, 1, SnapshotGetInfo};
   t["VolumeTemplatesStatus"] = {Method::kGet, 0, VolumeTemplatesStatus};
   t["VagList"] = {Method::kGet, 1, VagList};
   t["VagUpdate"] = {Method::kPost, 0, VagUpdate};

@@ -1,5 +1,6 @@
 // VolumesList, Volume, VolumeDescribe, VolumesGetStatus, VolumeCreate, VolumeUpdate,
-// VolumeDelete (snapshots: api_snapshots.cc).
+// VolumeDelete, VolumeRevert, VolumeFreeze, VolumeRebase (snapshots: api_snapshots.cc).
+#include <algorithm>
 #include <ctime>
 #include <set>
 
@@ -241,7 +242,7 @@ Status CloneSettings(const State& s, const VolumeRecord& parent, const CreateArg
 // The parent snapshot of a clone: the named one, or (baseOn) a new transient snapshot of the
 // volume. nullptr for a volume of its own.
 Result<const VolumeRecord*> ParentOf(State& s, const CreateArgs& a, std::string* base_gid) {
-  if (a.parent) return LookupSnapshot(s, *a.parent);
+  if (a.parent) return LookupLiveSnapshot(s, *a.parent);
   if (!a.base_on) return nullptr;
   SP_ASSIGN_OR_RETURN(const VolumeRecord* base, LookupVolume(s, *a.base_on));
   *base_gid = base->globalId;
@@ -374,7 +375,105 @@ Result<Json> VolumeDelete(Cluster& c, const ApiRequest& req) {
                    v->attachments.begin()->first);
     }
     s.EraseVolume(v->id);
+    CollectSnapshots(s, NowUnix());  // bound or deleted parents it kept
     return Status::Ok();
+  }));
+  return ApiOk(gen);
+}
+
+// The volume goes back to the snapshot: a new empty top layer over the snapshot's chain (the
+// snapshot's size), so attached clients switch layers as for a snapshot; the old top layer is
+// dropped. The snapshot must be one of this volume: in its chain, or taken of it (same name and
+// disk-set table; e.g. newer than a snapshot it was reverted to before).
+Status RevertVolume(State& s, const std::string& name, const std::string& to, std::string* gid) {
+  SP_ASSIGN_OR_RETURN(const VolumeRecord* v, LookupVolume(s, name));
+  SP_ASSIGN_OR_RETURN(const VolumeRecord* snap, LookupLiveSnapshot(s, to));
+  const bool in_chain =
+      std::find(v->parents.begin(), v->parents.end(), snap->id) != v->parents.end();
+  if (!in_chain && !(snap->onVolume == v->name && snap->targetDiskSets == v->targetDiskSets &&
+                     snap->replication == v->replication)) {
+    return Error(Code::kInvalidArgument, "'{}' is not a snapshot of volume '{}'", snap->name,
+                 v->name);
+  }
+  *gid = v->globalId;
+  VolumeRecord next = *v;
+  next.id = s.counters.nextVolumeId++;
+  next.parents.assign(1, snap->id);
+  next.parents.insert(next.parents.end(), snap->parents.begin(), snap->parents.end());
+  next.size = snap->size;
+  s.EraseVolume(v->id);
+  s.PutVolume(std::move(next));
+  CollectSnapshots(s, NowUnix());  // bound snapshots only the old top layer had as a child
+  return Status::Ok();
+}
+
+Result<Json> VolumeRevert(Cluster& c, const ApiRequest& req) {
+  SP_RETURN_IF_ERROR(proto::ValidateVolumeNameOrGlobalId("volume", req.args[0]));
+  SP_ASSIGN_OR_RETURN(Json body, BodyObject(req, EmptyBody::kRejected));
+  std::optional<std::string> to;
+  SP_RETURN_IF_ERROR(OptString(body, "toSnapshot", to));
+  if (!to) return Error(Code::kInvalidArgument, "missing 'toSnapshot'");
+  SP_RETURN_IF_ERROR(proto::ValidateSnapshotNameOrGlobalId("toSnapshot", *to));
+  std::string gid;
+  SP_ASSIGN_OR_RETURN(int64_t gen,
+                      c.Mutate([&](State& s) { return RevertVolume(s, req.args[0], *to, &gid); }));
+  if (!WaitForVolumeClients(c, gid, gen)) {
+    return ApiOk(gen, {{"info", "not every client of the volume switched to the new layer yet"}});
+  }
+  return ApiOk(gen);
+}
+
+// The volume becomes a snapshot of the same name, id, globalId and chain (no data moves).
+// Read-only attachments stay (now of the snapshot); read-write ones refuse it.
+Status FreezeVolume(State& s, const std::string& name, int64_t delete_date) {
+  SP_ASSIGN_OR_RETURN(const VolumeRecord* v, LookupVolume(s, name));
+  for (const auto& [client, at] : v->attachments) {
+    if (at.rights == "rw") {
+      return Error(Code::kFailedPrecondition, "volume '{}' is attached read-write to client {}",
+                   v->name, client);
+    }
+  }
+  if (v->name[0] == '#') {
+    return Error(Code::kInvalidArgument, "'{}' cannot be a snapshot name (it starts with '#')",
+                 v->name);
+  }
+  if (s.FindSnapshot(v->name)) {
+    return Error(Code::kAlreadyExists, "snapshot '{}' already exists", v->name);
+  }
+  if (s.snapshots.size() >= kMaxSnapshots) {
+    return Error(Code::kResourceExhausted, "at most {} snapshots", kMaxSnapshots);
+  }
+  VolumeRecord snap = *v;
+  snap.onVolume = v->name;
+  snap.autoName = snap.bound = snap.transient = snap.deleted = false;
+  snap.targetDeleteDate = delete_date;
+  s.EraseVolume(v->id);
+  s.PutSnapshot(std::move(snap));
+  CollectSnapshots(s, NowUnix());  // a date already past
+  return Status::Ok();
+}
+
+Result<Json> VolumeFreeze(Cluster& c, const ApiRequest& req) {
+  SP_RETURN_IF_ERROR(proto::ValidateVolumeNameOrGlobalId("volume", req.args[0]));
+  SP_ASSIGN_OR_RETURN(Json body, BodyObject(req, EmptyBody::kAllowed));
+  std::optional<int64_t> date;
+  SP_RETURN_IF_ERROR(ParseDeleteDate(body, DeleteDateZero::kZeroMeansUnset, NowUnix(), date));
+  SP_ASSIGN_OR_RETURN(int64_t gen, c.Mutate([&](State& s) {
+    return FreezeVolume(s, req.args[0], date.value_or(0));
+  }));
+  return ApiOk(gen);
+}
+
+Result<Json> VolumeRebase(Cluster& c, const ApiRequest& req) {
+  SP_RETURN_IF_ERROR(proto::ValidateVolumeNameOrGlobalId("volume", req.args[0]));
+  SP_ASSIGN_OR_RETURN(Json body, BodyObject(req, EmptyBody::kAllowed));
+  std::optional<std::string> parent;
+  SP_RETURN_IF_ERROR(OptString(body, "parentName", parent));
+  if (parent) SP_RETURN_IF_ERROR(proto::ValidateSnapshotNameOrGlobalId("parentName", *parent));
+  SP_ASSIGN_OR_RETURN(int64_t gen, c.Mutate([&](State& s) -> Status {
+    SP_ASSIGN_OR_RETURN(const VolumeRecord* v, LookupVolume(s, req.args[0]));
+    bool changes = false;
+    return RebaseCheck(s, *v, parent, &changes);
   }));
   return ApiOk(gen);
 }
@@ -390,6 +489,9 @@ void RegisterVolumeCalls(CallTable& t) {
   t["VolumeCreate"] = {Method::kPost, 0, VolumeCreate};
   t["VolumeUpdate"] = {Method::kPost, 1, VolumeUpdate};
   t["VolumeDelete"] = {Method::kPost, 1, VolumeDelete};
+  t["VolumeRevert"] = {Method::kPost, 1, VolumeRevert};
+  t["VolumeFreeze"] = {Method::kPost, 1, VolumeFreeze};
+  t["VolumeRebase"] = {Method::kPost, 1, VolumeRebase};
 }
 
 }  // namespace spindle::mgmt

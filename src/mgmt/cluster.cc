@@ -2,6 +2,7 @@
 
 #include <random>
 
+#include "common/assert.h"
 #include "common/log.h"
 
 namespace spindle::mgmt {
@@ -163,6 +164,11 @@ Status Cluster::CheckLiveness(std::chrono::steady_clock::time_point now) {
       .status();
 }
 
+void Cluster::AddPeriodicTask(std::chrono::milliseconds interval, std::function<void()> fn) {
+  SP_ASSERT(!liveness_.joinable());
+  periodic_.push_back({interval, std::move(fn)});
+}
+
 void Cluster::StartLivenessThread() {
   liveness_ = std::thread([this] {
     std::unique_lock<std::mutex> lock(mu_);
@@ -172,6 +178,12 @@ void Cluster::StartLivenessThread() {
       lock.unlock();
       Status st = CheckLiveness(std::chrono::steady_clock::now());
       if (!st.ok()) SP_LOG_ERROR("liveness change failed: {}", st.ToString());
+      for (PeriodicTask& t : periodic_) {
+        auto now = std::chrono::steady_clock::now();
+        if (now - t.last_run < t.interval) continue;
+        t.last_run = now;
+        t.fn();
+      }
       lock.lock();
     }
   });

@@ -16,6 +16,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "common/status.h"
 #include "mgmt/state.h"
@@ -65,7 +66,10 @@ class Cluster {
   int64_t WaitForChange(int64_t since, std::chrono::milliseconds timeout);
   // Marks servers and clients not heard for heartbeat_timeout down (one change for all).
   Status CheckLiveness(std::chrono::steady_clock::time_point now);
-  // Starts / stops the thread that calls CheckLiveness periodically.
+  // Adds a task the liveness thread runs (after CheckLiveness, without the lock held) at most
+  // once per `interval`. Only before StartLivenessThread.
+  void AddPeriodicTask(std::chrono::milliseconds interval, std::function<void()> fn);
+  // Starts / stops the thread that calls CheckLiveness and the periodic tasks.
   void StartLivenessThread();
   void Stop();
 
@@ -94,6 +98,12 @@ class Cluster {
   Runtime runtime_;
   std::thread liveness_;
   bool stopping_ = false;
+  struct PeriodicTask {
+    std::chrono::milliseconds interval;
+    std::function<void()> fn;
+    std::chrono::steady_clock::time_point last_run{};
+  };
+  std::vector<PeriodicTask> periodic_;  // fixed once the liveness thread runs; used only by it
 };
 
 }  // namespace spindle::mgmt

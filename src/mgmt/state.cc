@@ -32,7 +32,7 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(VolumeRecord, id, name, globalId
                                                 templateId, reuseServer, bw, iops, tags,
                                                 creationTimestamp, targetDiskSets, attachments,
                                                 constraintsViolated, parents, onVolume, autoName,
-                                                bound, transient, targetDeleteDate)
+                                                bound, transient, targetDeleteDate, deleted)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Counters, nextVolumeId, nextGlobalLocal,
                                                 nextPlacementGroupId, nextTemplateId,
                                                 nextFaultSetId, clusterId)

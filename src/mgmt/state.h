@@ -168,6 +168,9 @@ struct VolumeRecord {
   bool bound = false;
   bool transient = false;
   int64_t targetDeleteDate = 0;  // 0: none
+  // Deleted while it still had children: kept (renamed "*<globalId>") until the last child is
+  // gone, then collected (api_snapshots.cc CollectSnapshots).
+  bool deleted = false;
   bool operator==(const VolumeRecord&) const = default;
 };
 

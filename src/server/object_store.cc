@@ -210,6 +210,16 @@ asio::awaitable<Status> ObjectStore::Install(LayerId layer, ObjectIndex object,
   IdleDropper dropper{this, key};
   Status turn = co_await TakeTurn(layer, object);
   if (!turn.ok()) co_return turn;
+  // Checked in the turn: the caller chose the image earlier (recovery pulls it from a peer),
+  // and writes may have taken the object past it since. Installing it then would silently
+  // undo acknowledged writes; the object already holds everything the image has.
+  const jdisk::ObjectInfo info = store_->Info(layer, object);
+  if (info.state != jdisk::ObjectState::kOutdated && info.version > image.version) {
+    EndTurn(key);
+    SP_LOG_INFO("disk {}: layer {} object {}: image of version {} not installed, already at {}",
+                disk().value(), layer.value(), object.value(), image.version, info.version);
+    co_return Status::Ok();
+  }
   InstallJob job{store_.get(), layer, object, {}};
   job.image = std::move(image);
   Status result = co_await Offload(pool_, std::move(job));

@@ -60,6 +60,9 @@ class ObjectStore {
   // JStore::Export in the object's turn (never interleaved with a write of it), on the pool.
   asio::awaitable<Result<jdisk::ObjectImage>> Export(LayerId layer, ObjectIndex object);
   // JStore::Install in the object's turn, on the pool; wakes writes waiting for a version.
+  // An image older than the object's version in that turn (writes applied since the caller
+  // chose it) is not installed: Ok without change (Info tells the version). Same version: a
+  // repair, installed.
   asio::awaitable<Status> Install(LayerId layer, ObjectIndex object, jdisk::ObjectImage image);
 
   // Called when a write/trim of version v finds the object at current < v - 1 (or kOutdated)

@@ -365,6 +365,10 @@ asio::awaitable<Result<uint64_t>> Recovery::SyncFrom(const Layout& layout, DiskI
     best_disk = p;
   }
   if (best < have || best == 0 || (best == have && !repair)) co_return have;
+  // Writes keep applying while the peers answered: skip a pull that is already obsolete.
+  if (const uint64_t cur = store->Info(layer, object).version; cur > have && cur >= best) {
+    co_return cur;
+  }
   std::vector<uint8_t> payload;
   proto::EncodePayload(proto::ObjectPullRequest{DiskId(best_disk), object, layer}, payload);
   auto reply = co_await CallPeer(layout.disks.at(best_disk), proto::MsgType::kObjectPull,
@@ -384,12 +388,15 @@ asio::awaitable<Result<uint64_t>> Recovery::SyncFrom(const Layout& layout, DiskI
     img.zeroed[i] = Bit(image->zeroed, i);
   }
   img.data.assign(image->data.begin(), image->data.end());
-  const uint64_t got = img.version;
+  const uint64_t pulled = img.version;
+  // Writes may have moved the object past the image meanwhile: Install then keeps them (it
+  // checks in the object's turn) and the version is what the object has now.
   Status s = co_await store->Install(layer, object, std::move(img));
   if (!s.ok()) co_return s;
-  SP_LOG_INFO("disk {}: layer {} object {} pulled from disk {} at version {} (had {})",
-              disk.value(), layer.value(), object.value(), best_disk, got, have);
-  co_return got;
+  const uint64_t now = store->Info(layer, object).version;
+  SP_LOG_INFO("disk {}: layer {} object {} pulled from disk {} at version {} (had {}, has {})",
+              disk.value(), layer.value(), object.value(), best_disk, pulled, have, now);
+  co_return now;
 }
 
 asio::awaitable<void> Recovery::DropLayer(DiskId disk, LayerId layer) {

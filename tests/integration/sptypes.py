@@ -332,6 +332,14 @@ _t("VolumeCreateDesc", "VolumePolicyDesc", name=("VolumeName", O), size=("Volume
    baseOn=("VolumeNameOrGlobalId", O))
 _t("VolumeUpdateDesc", "VolumePolicyDesc", rename=("VolumeName", O), size=("VolumeSize", O),
    sizeAdd=("VolumeResize", O), template=("VolumeTemplateName", O), shrinkOk=("bool", O))
+_t("VolumeSnapshotDesc", name=("VolumeName", O), bind=("bool", O), targetDeleteDate=("int", O),
+   deleteAfter=("int", O), tags=(TAGS, O))
+_t("SnapshotUpdateDesc", "VolumePolicyDesc", rename=("VolumeName", O),
+   template=("VolumeTemplateName", O), bind=("bool", O), targetDeleteDate=("int", O),
+   deleteAfter=("int", O), tags=(TAGS, O))
+_t("VolumeRebaseDesc", parentName=("SnapshotNameOrGlobalId", O))
+_t("VolumeFreezeDesc", targetDeleteDate=("int", O), deleteAfter=("int", O))
+_t("VolumeRevertDesc", toSnapshot=("SnapshotNameOrGlobalId", R))
 
 # 4.9 attachments
 DETACH = Union(Lit("all"), List("ClientId"))

@@ -123,7 +123,7 @@ class Mgmt:
 
     def snapshot(self):
         out = {}
-        for call in ("VolumesList", "PlacementGroupsList", "VolumeTemplatesList",
+        for call in ("VolumesList", "SnapshotsList", "PlacementGroupsList", "VolumeTemplatesList",
                      "AttachmentsList", "FaultSetsList", "KV", "MgmtConfigList"):
             st, j = self.raw("GET", "/ctrl/1.0/" + call)
             out[call] = j.get("data")
@@ -575,6 +575,77 @@ def test_waits(m):
         m.fails("POST", "/ctrl/1.0/VolumesReassignWait", bad)
 
 
+def test_snapshot_calls(m):
+    """Snapshot metadata calls: update, info, space, delete by id, revert, freeze, rebase, and
+    their bad input (StorPool error, state unchanged)."""
+    m.post("VolumeCreate", {"name": "sn", "size": 64 << 20, "replication": 3, "placeAll": "hdd"})
+    r = m.post("VolumeSnapshot/sn", {"name": "sn-1", "deleteAfter": 600, "tags": {"a": "b"}})
+    gid = r.get("snapshotGlobalId", "")
+    s1 = m.get("Snapshot/sn-1")[0]
+    check(abs(s1.get("targetDeleteDate", 0) - time.time() - 600) < 60, f"deleteAfter {s1}")
+    m.post("SnapshotUpdate/sn-1", {"rename": "sn-2", "tags": {"a": "", "c": "d"}, "bind": True,
+                                   "targetDeleteDate": 0, "bw": 10})
+    s2 = m.get("Snapshot/~" + gid)[0]
+    check(s2["name"] == "sn-2" and s2["tags"] == {"c": "d"} and s2["bound"] is True
+          and "targetDeleteDate" not in s2 and s2["bw"] == 10, f"SnapshotUpdate {s2}")
+    info = m.get("SnapshotGetInfo/sn-2")
+    check(info["onVolume"] == "sn" and sum(info["objectsPerDisk"].values()) == 2 * 3
+          and len(info["objectsPerDiskSet"]) == 32, f"SnapshotGetInfo {info}")
+    sp = [x for x in m.get("SnapshotsSpace") if x["name"] == "sn-2"]
+    check(len(sp) == 1 and sp[0]["spaceUsed"] == 0 and "storedSize" in sp[0], f"space {sp}")
+    m.post("VolumeSnapshot/sn", {"name": "sn-3"})
+    m.post("VolumeRebase/sn", {"parentName": "sn-3"})  # no-op
+    m.post("SnapshotRebase/sn-3", {"parentName": "sn-2"})  # no-op
+    m.post("VolumeRevert/sn", {"toSnapshot": "sn-2"})
+    check(m.get("Volume/sn")[0]["parentName"] == "sn-2", "reverted")
+    for path, body in (("VolumeRevert/sn", {}), ("VolumeRevert/sn", {"toSnapshot": 5}),
+                       ("VolumeRevert/sn", {"toSnapshot": "bad name"}),
+                       ("VolumeRevert/sn", {"toSnapshot": "nope"}),
+                       ("VolumeRevert/nope", {"toSnapshot": "sn-2"}),
+                       ("VolumeRevert/sn", None),
+                       ("VolumeFreeze/sn", {"deleteAfter": -1}),
+                       ("VolumeFreeze/sn", {"targetDeleteDate": "x"}),
+                       ("VolumeFreeze/sn", {"deleteAfter": 5, "targetDeleteDate": 5}),
+                       ("VolumeFreeze/nope", None),
+                       ("VolumeRebase/sn", {"parentName": 1}),
+                       ("VolumeRebase/sn", {"parentName": "nope"}),
+                       ("VolumeRebase/sn", {}),  # needs a layer merge: notImplemented
+                       ("SnapshotRebase/sn-3", {}),
+                       ("SnapshotRebase/sn-2", {"parentName": "sn-3"}),  # not an ancestor
+                       ("SnapshotUpdate/nope", {}), ("SnapshotUpdate/sn-2", {"rename": "sn-3"}),
+                       ("SnapshotUpdate/sn-2", {"rename": "bad name"}),
+                       ("SnapshotUpdate/sn-2", {"bind": "yes"}),
+                       ("SnapshotUpdate/sn-2", {"tags": ["a"]}),
+                       ("SnapshotUpdate/sn-2", {"template": "nope"}),
+                       ("SnapshotUpdate/sn-2", {"replication": 2}),
+                       ("SnapshotUpdate/sn-2", {"deleteAfter": 1.5}),
+                       ("VolumeSnapshot/sn", {"deleteAfter": -5}),
+                       ("VolumeSnapshot/sn", {"targetDeleteDate": 10 ** 15}),
+                       ("SnapshotDeleteById/~" + gid, None),
+                       ("SnapshotDeleteById/a.b.zz", None),
+                       ("SnapshotDelete/nope", None)):
+        m.fails("POST", "/ctrl/1.0/" + path, body)
+    m.fails("GET", "/ctrl/1.0/SnapshotGetInfo/nope")
+    check(m.fails("POST", "/ctrl/1.0/VolumeRebase/sn", {}) == "notImplemented", "rebase merge")
+    # Freeze: the volume becomes a snapshot of the same name; then deleted by its global id.
+    m.post("VolumeCreate", {"name": "fz", "size": 1 << 20, "replication": 1, "placeAll": "hdd"})
+    m.post("VolumesReassign", [{"volume": "fz", "rw": [7], "force": False}])
+    check(m.fails("POST", "/ctrl/1.0/VolumeFreeze/fz") == "invalidState", "freeze attached rw")
+    m.post("VolumesReassign", [{"volume": "fz", "detach": [7], "force": False}])
+    fz_gid = m.get("Volume/fz")[0]["globalId"]
+    m.post("VolumeFreeze/fz", None)
+    check("fz" not in [v["name"] for v in m.get("VolumesList")]
+          and m.get("Snapshot/fz")[0]["globalId"] == fz_gid, "frozen")
+    m.post("SnapshotDeleteById/" + fz_gid, None)
+    check("fz" not in [v["name"] for v in m.get("SnapshotsList")], "deleted by id")
+    # sn-2 (bound) and sn-3 (its child) go with the volume: sn-3 is deleted, then nothing
+    # reads through sn-2.
+    m.post("SnapshotDelete/sn-3", None)
+    m.post("VolumeDelete/sn", None)
+    left = [x["name"] for x in m.get("SnapshotsList")]
+    check("sn-2" not in left and "sn-3" not in left, f"bound snapshot collected {left}")
+
+
 def test_call_list(m):
     """GET /ctrl/1.0/ lists implemented and notImplemented calls."""
     d = m.get("")
@@ -675,7 +746,8 @@ def main():
             for t in (test_services_and_disks, test_placement_groups, test_templates,
                       test_volumes, test_bad_volume_input, test_attachments, test_down_server,
                       test_disk_calls, test_fault_sets, test_space_and_info, test_vag, test_kv,
-                      test_mgmt_config_reuse, test_waits, test_call_list, test_bad_input_all,
+                      test_mgmt_config_reuse, test_waits, test_snapshot_calls, test_call_list,
+                      test_bad_input_all,
                       test_restart):
                 try:
                     t(m)

@@ -356,6 +356,85 @@ class Suite:
                     [d for d, n in info["objectsPerDisk"].items() if n > 0]), info)
             self.get("VolumeGetInfo/#cf_hash", "VolumeInfo", name="VolumeGetInfo #name")
 
+    def snapshots(self):
+        """The snapshot calls of §3 (snapshots, revert, freeze, rebase) on cf_v1, validated."""
+        if not self.available("GET", "SnapshotsList"):
+            return
+        r = self.post("VolumeSnapshot/cf_v1", {"name": "cf_s1", "tags": {"k": "v"},
+                                               "deleteAfter": 3600},
+                      "VolumeSnapshotDesc", ok_type="ApiOkSnapshotCreate")
+        check("VolumeSnapshot: snapshotGlobalId", r and isinstance(r.get("snapshotGlobalId"), str),
+              r)
+        snaps = self.get("SnapshotsList", T.List("SnapshotSummary"))
+        s1 = [x for x in snaps or [] if x["name"] == "cf_s1"]
+        check("SnapshotsList: cf_s1 with its targetDeleteDate and tags",
+              s1 and abs(s1[0].get("targetDeleteDate", 0) - time.time() - 3600) < 60
+              and s1[0].get("tags") == {"env": "conf", "k": "v"}  # the volume's, plus its own
+              and s1[0]["onVolume"] == "cf_v1", s1)
+        if self.available("GET", "SnapshotsSpace"):
+            sp = self.get("SnapshotsSpace", T.List("SnapshotSpace"))
+            mine = [x for x in sp or [] if x["name"] == "cf_s1"]
+            check("SnapshotsSpace: cf_s1 (with a child: spaceUsed 0)",
+                  mine and mine[0]["spaceUsed"] == 0 and mine[0]["storedSize"] >= 0, sp)
+            self.get("MultiCluster/SnapshotsSpace", T.List("SnapshotSpace"))
+        if self.available("GET", "SnapshotGetInfo/cf_s1"):
+            info = self.get("SnapshotGetInfo/cf_s1", "SnapshotInfo")
+            if info:
+                check("SnapshotGetInfo: objects per disk add up to objects x replication",
+                      sum(info["objectsPerDisk"].values()) ==
+                      info["objectsCount"] * info["replication"], info)
+                check("SnapshotGetInfo: snapshot fields", info["onVolume"] == "cf_v1"
+                      and info["deleted"] is False, info)
+            self.get("MultiCluster/SnapshotGetInfo/cf_s1", "SnapshotInfo")
+            self.error("GET", "SnapshotGetInfo/nope", name="SnapshotGetInfo unknown",
+                       want="objectNotFound")
+        if self.available("POST", "SnapshotUpdate/cf_s1", {}):
+            self.post("SnapshotUpdate/cf_s1", {"rename": "cf_s2", "tags": {"k": "", "n": "m"},
+                                               "bind": False, "deleteAfter": 0},
+                      "SnapshotUpdateDesc")
+            s2 = self.get("Snapshot/cf_s2", T.List("SnapshotSummary"))
+            check("SnapshotUpdate: renamed, tags changed, date cleared", s2 and s2[0].get("tags")
+                  == {"env": "conf", "n": "m"} and "targetDeleteDate" not in s2[0], s2)
+            self.error("POST", "SnapshotUpdate/cf_s2", {"rename": "bad name"},
+                       name="SnapshotUpdate invalid rename", want="invalidParam")
+        if self.available("POST", "VolumeRebase/cf_v1", {"parentName": "cf_s2"}):
+            self.post("VolumeRebase/cf_v1", {"parentName": "cf_s2"}, "VolumeRebaseDesc",
+                      name="VolumeRebase onto its parent")
+            self.error("POST", "VolumeRebase/cf_v1", {}, name="VolumeRebase needing a merge",
+                       want="notImplemented")
+        if self.available("POST", "SnapshotRebase/cf_s2", {}):
+            self.post("SnapshotRebase/cf_s2", {}, "VolumeRebaseDesc",
+                      name="SnapshotRebase of a base snapshot")
+        if self.available("POST", "VolumeRevert/cf_v1", {"toSnapshot": "cf_s2"}):
+            self.post("VolumeRevert/cf_v1", {"toSnapshot": "cf_s2"}, "VolumeRevertDesc")
+            v = self.get("Volume/cf_v1", T.List("VolumeSummary"))
+            check("VolumeRevert: cf_v1's parent is cf_s2", v and v[0]["parentName"] == "cf_s2", v)
+            self.error("POST", "VolumeRevert/cf_v1", {"toSnapshot": "nope"},
+                       name="VolumeRevert unknown snapshot", want="objectNotFound")
+        if self.available("POST", "VolumeFreeze/cf_v1x"):
+            self.post("VolumeCreate", {"name": "cf_fz", "size": 64 << 20, "template": "demo"},
+                      "VolumeCreateDesc", ok_type="ApiOkVolumeCreate", name="VolumeCreate cf_fz")
+            self.post("VolumeFreeze/cf_fz", None, name="VolumeFreeze (no body)")
+            fz = self.get("Snapshot/cf_fz", T.List("SnapshotSummary"))
+            check("VolumeFreeze: cf_fz is a snapshot", fz and fz[0]["onVolume"] == "cf_fz", fz)
+            if fz and self.available("POST", "SnapshotDeleteById/" + fz[0]["globalId"] + "x"):
+                self.post("SnapshotDeleteById/" + fz[0]["globalId"], None)
+                left = self.get("SnapshotsList", T.List("SnapshotSummary"))
+                check("SnapshotDeleteById: gone", left is not None and "cf_fz" not in
+                      {x["name"] for x in left}, left)
+        r = self.post("SnapshotDelete/cf_s2", None, name="SnapshotDelete with a child")
+        snaps = self.get("SnapshotsList", T.List("SnapshotSummary"),
+                         name="SnapshotsList with a deleted snapshot")
+        dead = [x for x in snaps or [] if x.get("deleted")]
+        check("SnapshotDelete with a child: kept, deleted, deleteBlocked",
+              r and "info" in r and len(dead) == 1 and dead[0]["name"].startswith("*")
+              and dead[0].get("deleteBlocked") == "pending", (r, dead))
+        st = self.get("VolumesGetStatus", T.Map(T.STATUS_KEY, T.STATUS),
+                      name="VolumesGetStatus with snapshots")
+        for k, v in sorted((st or {}).items()):
+            want = "SnapshotStatus" if v.get("snapshot") else "VolumeStatus"
+            check(f"VolumesGetStatus {k}: {want}", T.pick_name(T.STATUS, v) == want, v)
+
     def attachments(self):
         self.get("AttachmentsList", T.List("AttachmentDesc"))
         self.post("VolumesReassign", [{"volume": "cf_v1", "rw": [4]}], T.List(T.REASSIGN))
@@ -525,6 +604,7 @@ def main():
         s.placement_groups()
         s.templates()
         anon = s.volumes()
+        s.snapshots()
         s.attachments()
         s.vags()
         s.kv()

@@ -7,7 +7,11 @@ reads the newer writes over it; a snapshot attached read-only exports its own da
 writes; a 3-deep chain (with a trim in a middle layer) reads correctly block by block against a
 reference model; a snapshot taken under a sequential writer holds a prefix of the acknowledged
 writes; snapshots show in the listings and status with their snapshot-only fields; deleting a
-snapshot with children is refused, a childless one is deleted.
+snapshot with children marks it deleted and keeps its data for them (they read as before), a
+childless one is deleted. Revert of an attached volume reads the snapshot's data on the same
+NBD connection; freeze turns a volume into a snapshot that reads its data; SnapshotUpdate
+renames, tags, binds; scheduled deletions happen on time (childless: gone; with children:
+marked deleted); rebase that would need a layer merge answers notImplemented.
 """
 import os
 import random
@@ -166,13 +170,24 @@ def body(cluster, checks):
     checks.run("snapshot replies conform to the reference types (§4.7, §5 unions)", conforms)
 
     def delete_rules():
-        for snap in ("sv-s1", "sv-s3"):
-            try:
-                cluster.post(f"SnapshotDelete/{snap}")
-            except ApiError as e:
-                assert "children" in str(e.error) or "child" in str(e.error), e.error
-                continue
-            raise AssertionError(f"{snap} with children was deleted")
+        gid = cluster.get("Snapshot/sv-s3")[0]["globalId"]
+        r = cluster.post("SnapshotDelete/sv-s3")
+        assert "child" in r.get("info", ""), r
+        snaps = {x["globalId"]: x for x in cluster.get("SnapshotsList")}
+        d = snaps[gid]
+        assert d["name"] == "*" + gid and d["deleted"] is True, d
+        assert d.get("deleteBlocked") == "multiple children", d  # sv and sv-c3 read through it
+        assert "sv-s3" not in {x["name"] for x in snaps.values()}
+        errs = T.check(cluster.get("SnapshotsList"), T.List("SnapshotSummary"), "SnapshotsList")
+        assert not errs, errs[:5]
+        compare(h, vol, "sv after deleting sv-s3")
+        compare(hc3, c3, "sv-c3 after deleting sv-s3")
+        try:
+            cluster.post("VolumeCreate", {"name": "x", "parent": "~" + gid})
+        except ApiError as e:
+            assert e.error["name"] == "objectNotFound", e.error
+        else:
+            raise AssertionError("cloned a deleted snapshot")
         # A childless snapshot: snapshot the clone sv-c1, then delete the clone.
         cluster.post("VolumeSnapshot/sv-c1", {"name": "c1-last"})
         hc.shutdown()
@@ -180,7 +195,8 @@ def body(cluster, checks):
         cluster.post("VolumeDelete/sv-c1")
         cluster.post("SnapshotDelete/c1-last")
         assert "c1-last" not in {s["name"] for s in cluster.get("SnapshotsList")}
-    checks.run("delete refused while children exist; childless snapshot deleted", delete_rules)
+    checks.run("delete of a snapshot with children keeps it (deleted) and its data; childless "
+               "snapshot deleted", delete_rules)
 
     checks.run("snapshot under a sequential writer holds a prefix", snapshot_under_writes,
                cluster)
@@ -188,6 +204,7 @@ def body(cluster, checks):
                cluster)
     for x in (h, hs, h2, hc3):
         x.shutdown()
+    chain_operations(cluster, checks, rng)
 
 
 def cli(cluster, *args):
@@ -210,10 +227,153 @@ def cli_commands(cluster):
     cli(cluster, "detach", "snapshot", "cli-s", "client", "4")
     cli(cluster, "volume", "cli-b", "delete", "cli-b")
     assert {s["name"] for s in cluster.get("VolumeListSnapshots/cli-v")} >= {"cli-s"}
-    p = subprocess.run([os.path.join(BIN, "spindle"), "snapshot", "cli-s", "delete", "cli-s"],
-                       capture_output=True, text=True, timeout=30,
-                       env=dict(os.environ, SP_CONFIG=os.path.join(cluster.dir, "storpool.conf")))
-    assert p.returncode == 1 and "child" in p.stderr, (p.returncode, p.stderr)
+    gid = cluster.get("Snapshot/cli-s")[0]["globalId"]
+    cli(cluster, "snapshot", "cli-s", "delete", "cli-s")  # has a child: marked deleted
+    d = [x for x in cluster.get("SnapshotsList") if x["globalId"] == gid]
+    assert d and d[0]["deleted"] is True, d
+    cli(cluster, "volume", "cli-v", "delete", "cli-v")  # the transient snapshot goes with it
+    d = [x for x in cluster.get("SnapshotsList") if x["globalId"] == gid]
+    # cli-s is also sv's parent: kept, deleted, for that one child.
+    assert d and d[0]["deleted"] and d[0].get("deleteBlocked") == "pending", d
+    assert not [x for x in cluster.get("SnapshotsList") if x["transient"]]
+    # snapshot update / rename / tag / bind, space, freeze, revertToSnapshot through the CLI.
+    cli(cluster, "volume", "cli-f", "create", "size", "64M", "template", "demo")
+    cli(cluster, "volume", "cli-f", "snapshot", "cli-f1")
+    cli(cluster, "snapshot", "cli-f1", "rename", "cli-f2", "tag", "a=b")
+    cli(cluster, "snapshot", "cli-f2", "update", "bind", "deleteAfter", "1d")
+    s = cluster.get("Snapshot/cli-f2")[0]
+    assert s["tags"] == {"a": "b"} and s["bound"] is True and s["targetDeleteDate"] > time.time()
+    assert "cli-f2" in cli(cluster, "snapshot", "space")
+    assert "cli-f2" in cli(cluster, "snapshot", "list")
+    cli(cluster, "volume", "cli-f", "revertToSnapshot", "cli-f2")
+    cli(cluster, "volume", "cli-f", "freeze")
+    assert "cli-f" in {x["name"] for x in cluster.get("SnapshotsList")}
+    assert "cli-f" not in {x["name"] for x in cluster.get("VolumesList")}
+
+
+def api_error(fn, *args):
+    try:
+        fn(*args)
+    except ApiError as e:
+        return e.error
+    raise AssertionError(f"{args} succeeded")
+
+
+def chain_operations(cluster, checks, rng):
+    """Revert, freeze, SnapshotUpdate, scheduled deletion, rebase on volume rv."""
+    cluster.post("VolumeCreate", {"name": "rv", "size": SIZE, "template": "demo"})
+    h = attach(cluster, "rv")
+    vol = bytearray(SIZE)
+    random_writes(h, vol, rng, 30)  # A
+    a = bytes(vol)
+    cluster.post("VolumeSnapshot/rv", {"name": "rv-a"})
+    random_writes(h, vol, rng, 30)  # B
+    b = bytes(vol)
+    cluster.post("VolumeSnapshot/rv", {"name": "rv-b"})
+    random_writes(h, vol, rng, 30)  # C
+
+    def revert():
+        r = cluster.post("VolumeRevert/rv", {"toSnapshot": "rv-a"})
+        assert "info" not in r, r
+        compare(h, a, "rv after revert to rv-a (same connection)")
+        chain = [x["name"] for x in cluster.get("VolumeListSnapshots/rv")]
+        assert chain == ["rv-a"], chain
+        m = bytearray(a)
+        random_writes(h, m, rng, 10)
+        compare(h, m, "rv writes after the revert")
+        # rv-b is a snapshot of rv, newer than rv-a: reverting to it is allowed too.
+        cluster.post("VolumeRevert/rv", {"toSnapshot": "rv-b"})
+        compare(h, b, "rv after revert to rv-b")
+        hs = attach(cluster, "rv-a", snapshot=True)
+        compare(hs, a, "rv-a unchanged by the reverts")
+        hs.shutdown()
+        cluster.post("VolumesReassign", [{"snapshot": "rv-a", "detach": [4], "force": True}])
+        e = api_error(cluster.post, "VolumeRevert/rv", {"toSnapshot": "sv-s1"})
+        assert e["name"] == "invalidParam" and "not a snapshot of" in e["descr"], e
+        e = api_error(cluster.post, "VolumeRevert/rv", {"toSnapshot": "nope"})
+        assert e["name"] == "objectNotFound", e
+        e = api_error(cluster.post, "VolumeRevert/rv", {})
+        assert e["name"] == "invalidParam", e
+    checks.run("revert an attached volume: reads the snapshot's data on the same connection",
+               revert)
+
+    def update():
+        cluster.post("SnapshotUpdate/rv-a", {"rename": "rv-a2", "tags": {"k": "v", "x": "y"}})
+        s = cluster.get("Snapshot/rv-a2")[0]
+        assert s["tags"] == {"k": "v", "x": "y"} and s["autoName"] is False, s
+        assert "rv-a" not in {x["name"] for x in cluster.get("SnapshotsList")}
+        cluster.post("SnapshotUpdate/rv-a2", {"rename": "rv-a", "tags": {"x": ""},
+                                              "bind": True, "deleteAfter": 3600})
+        s = cluster.get("Snapshot/rv-a")[0]
+        assert s["tags"] == {"k": "v"} and s["bound"] is True, s
+        assert abs(s["targetDeleteDate"] - (time.time() + 3600)) < 60, s
+        cluster.post("SnapshotUpdate/rv-a", {"bind": False, "targetDeleteDate": 0})
+        s = cluster.get("Snapshot/rv-a")[0]
+        assert s["bound"] is False and "targetDeleteDate" not in s, s
+        e = api_error(cluster.post, "SnapshotUpdate/rv-a", {"rename": "rv-b"})
+        assert e["name"] == "objectExists", e
+        e = api_error(cluster.post, "SnapshotUpdate/rv-a", {"replication": 1})
+        assert e["name"] == "notImplemented", e
+    checks.run("SnapshotUpdate: rename, tags, bind, delete date round trip", update)
+
+    def rebase():
+        cluster.post("VolumeRebase/rv", {"parentName": "rv-b"})  # its parent already: no-op
+        e = api_error(cluster.post, "VolumeRebase/rv", {})
+        assert e["name"] == "notImplemented" and "merge" in e["descr"], e
+        e = api_error(cluster.post, "SnapshotRebase/rv-b", {})
+        assert e["name"] == "notImplemented", e
+        cluster.post("SnapshotRebase/rv-b", {"parentName": "rv-a"})
+        e = api_error(cluster.post, "SnapshotRebase/rv-a", {"parentName": "rv-b"})
+        assert e["name"] == "invalidParam", e  # not an ancestor
+        compare(h, b, "rv after the refused rebases")
+    checks.run("rebase: no-op onto the parent, notImplemented where data would move", rebase)
+
+    def scheduled():
+        # With a child (rv): marked deleted on time, its data kept for rv.
+        r = cluster.post("VolumeSnapshot/rv", {"name": "rv-c", "deleteAfter": 2})
+        gid = r["snapshotGlobalId"]
+        assert cluster.get("Snapshot/rv-c")[0]["targetDeleteDate"] <= time.time() + 3
+        cut = bytes(read_all(h))
+
+        def marked():
+            x = [s for s in cluster.get("SnapshotsList") if s["globalId"] == gid]
+            return x and x[0]["deleted"] and x[0]["name"] == "*" + gid
+        wait_until("rv-c marked deleted", marked, timeout_s=15, interval_s=0.25)
+        compare(h, cut, "rv after its parent was deleted on schedule")
+        # Childless: gone on time.
+        cluster.post("VolumeCreate", {"name": "sd", "size": 1 * MiB, "template": "demo"})
+        cluster.post("VolumeSnapshot/sd", {"name": "sd-s"})
+        cluster.post("VolumeDelete/sd")
+        cluster.post("SnapshotUpdate/sd-s", {"targetDeleteDate": int(time.time()) + 2})
+        assert "sd-s" in {s["name"] for s in cluster.get("SnapshotsList")}
+        wait_until("sd-s deleted", lambda: "sd-s" not in {
+            s["name"] for s in cluster.get("SnapshotsList")}, timeout_s=15, interval_s=0.25)
+        # Bound: collected with its last child.
+        cluster.post("VolumeCreate", {"name": "bd", "size": 1 * MiB, "template": "demo"})
+        cluster.post("VolumeSnapshot/bd", {"name": "bd-s", "bind": True})
+        cluster.post("VolumeDelete/bd")
+        assert "bd-s" not in {s["name"] for s in cluster.get("SnapshotsList")}
+    checks.run("scheduled deletion on time; bound snapshot collected with its last child",
+               scheduled)
+
+    def freeze():
+        e = api_error(cluster.post, "VolumeFreeze/rv")
+        assert e["name"] == "invalidParam" or "read-write" in e["descr"], e
+        data = bytes(read_all(h))
+        gid = cluster.get("Volume/rv")[0]["globalId"]
+        h.shutdown()
+        cluster.post("VolumesReassign", [{"volume": "rv", "detach": [4], "force": True}])
+        cluster.post("VolumeFreeze/rv")
+        assert "rv" not in {v["name"] for v in cluster.get("VolumesList")}
+        s = cluster.get("Snapshot/rv")[0]
+        assert s["globalId"] == gid and s["onVolume"] == "rv", s
+        hs = attach(cluster, "rv", snapshot=True)
+        compare(hs, data, "frozen rv")
+        hs.shutdown()
+        cluster.post("VolumesReassign", [{"snapshot": "rv", "detach": [4], "force": True}])
+        e = api_error(cluster.post, "VolumeFreeze/rv")
+        assert e["name"] == "objectNotFound", e
+    checks.run("freeze: refused while attached rw; the snapshot keeps name, id and data", freeze)
 
 
 def snapshot_under_writes(cluster):
