@@ -74,7 +74,8 @@ class Cluster:
         return f"nbd+unix:///{export}?socket={self.nbd_socket}"
 
     def api(self, method, path, body=None, timeout=30):
-        url = f"http://127.0.0.1:{self.conf['SP_API_HTTP_PORT']}{path}"
+        host = self.conf.get("SP_API_HTTP_HOST", "127.0.0.1")
+        url = f"http://{host}:{self.conf['SP_API_HTTP_PORT']}{path}"
         data = None if body is None else json.dumps(body, separators=(",", ":")).encode()
         req = urllib.request.Request(url, data=data, method=method)
         req.add_header("Authorization", f"Storpool v1:{self.conf['SP_AUTH_TOKEN']}")

@@ -25,6 +25,7 @@ Prints "N passed, M failed"; exits non-zero on any failure.
 import argparse
 import json
 import os
+import subprocess
 import sys
 import time
 import traceback
@@ -422,10 +423,72 @@ def case_8(run, cluster):
     compare(run, cluster)
 
 
+# Case 5's network: server 3 alone in a namespace the test creates, joined to the rest of the
+# cluster (which listens on the root side's address) by a veth pair.
+NS = f"spf{os.getpid()}"
+VETH_ROOT, VETH_NS = f"{NS}a", f"{NS}b"
+ROOT_ADDR, NS_ADDR = "198.18.0.1", "198.18.0.2"
+
+
+def ip(*args, ns=None):
+    cmd = (["ip", "netns", "exec", ns] if ns else []) + ["ip", *args]
+    subprocess.run(cmd, check=True, capture_output=True, timeout=10)
+
+
+def netns_up():
+    ip("netns", "add", NS)
+    ip("link", "add", VETH_ROOT, "type", "veth", "peer", "name", VETH_NS)
+    ip("link", "set", VETH_NS, "netns", NS)
+    ip("addr", "add", f"{ROOT_ADDR}/30", "dev", VETH_ROOT)
+    ip("link", "set", VETH_ROOT, "up")
+    ip("addr", "add", f"{NS_ADDR}/30", "dev", VETH_NS, ns=NS)
+    ip("link", "set", VETH_NS, "up", ns=NS)
+    ip("link", "set", "lo", "up", ns=NS)
+    os.environ.update({"SPINDLE_HOST": ROOT_ADDR, "SPINDLE_SERVER3_HOST": NS_ADDR,
+                       "SPINDLE_SERVER3_NETNS": NS})
+
+
+def netns_down():
+    for k in ("SPINDLE_HOST", "SPINDLE_SERVER3_HOST", "SPINDLE_SERVER3_NETNS"):
+        os.environ.pop(k, None)
+    for args in (("netns", "del", NS), ("link", "del", VETH_ROOT)):
+        try:
+            ip(*args)
+        except subprocess.CalledProcessError:
+            pass  # already gone (deleting the namespace removes the pair)
+
+
+def case_5(run, cluster):
+    """Network partition of one server (its namespace's link cut) for 10 s, then healed: I/O
+    goes on without it, it is marked down, rejoins, catches up; no stale read."""
+    v = start_load(run, cluster)
+    run.sleep(run.load_s * 0.15)
+    t_cut = v.mark("partition server3")
+    ip("link", "set", VETH_NS, "down", ns=NS)
+    run.check(v.wait_acks(20, STALL_LIMIT_S * 2) is not None, "I/O continues during the partition")
+    try:
+        took = cluster.wait_disks(server_disks(cluster, 3), up=False, timeout_s=HEARTBEAT_S + 10)
+        run.check(True, f"disks of server3 marked down after {took:.1f}s")
+    except TimeoutError as e:
+        run.check(False, str(e))
+    run.sleep(10 - (time.monotonic() - t_cut))
+    t_heal = v.mark("heal the partition")
+    ip("link", "set", VETH_NS, "up", ns=NS)
+    stall_check(run, v, t_cut, t_heal, "during the partition")
+    run.sleep(run.load_s * 0.3)
+    stop_load(run, v)
+    stall_check(run, v, t_heal, v.t_end, "after healing")
+    verify_data(run, cluster, v, "right after healing (no stale read)")
+    wait_recovered(run, cluster, t_heal)
+    verify_data(run, cluster, v, "after recovery")
+    compare(run, cluster)
+
+
 CASES = {1: ("kill -9 one server", case_1),
          2: ("kill -9 two of three servers", case_2),
          3: ("kill -9 all servers mid-load", case_3),
          4: ("SIGSTOP a server past the timeout, SIGCONT", case_4),
+         5: ("network partition of one server for 10 s", case_5),
          6: ("flipped bytes in one replica", case_6),
          7: ("kill -9 the client mid-write", case_7),
          8: ("one server's disks full", case_8),
@@ -442,6 +505,8 @@ def run_case(num, load_s=16.0, size=128 * MiB, seed=None, keep=False):
     try:
         if num == 8:  # small disks, so that filling them is quick
             os.environ["SPINDLE_DISK_SIZE"] = str(320 * MiB)
+        if num == 5:
+            netns_up()
         try:
             cluster.up()
         finally:
@@ -461,6 +526,8 @@ def run_case(num, load_s=16.0, size=128 * MiB, seed=None, keep=False):
             cluster.cleanup()
         except Exception as e:  # noqa: BLE001 - cleanup must not hide the result
             print(f"  cleanup: {e!r}")
+        if num == 5:
+            netns_down()
     print(run.line(), flush=True)
     return run
 
