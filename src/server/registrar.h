@@ -28,7 +28,7 @@ inline constexpr std::chrono::milliseconds kDefaultHeartbeatInterval{1000};
 inline constexpr std::chrono::milliseconds kMinHeartbeatInterval{100};
 inline constexpr std::chrono::milliseconds kMaxHeartbeatInterval{60000};
 // A disk with less free data space than this reports itself full.
-inline constexpr uint64_t kFullMarginBytes = 8 * 1024 * 1024;
+inline constexpr uint64_t kFullMarginBytes = 32 * 1024 * 1024;
 // A heartbeat that takes longer than this is abandoned (and Stop() never waits longer).
 inline constexpr std::chrono::milliseconds kHeartbeatCallTimeout{3000};
 

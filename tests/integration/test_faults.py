@@ -25,6 +25,7 @@ Prints "N passed, M failed"; exits non-zero on any failure.
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -109,9 +110,27 @@ def verify_data(run, cluster, v, when):
               + (f" (first at offset {bad[0][0]}: {bad[0][2]})" if bad else ""))
 
 
+def pulled_by_recovery(cluster):
+    """(objects, bytes) the servers' recovery passes pulled, from their logs."""
+    objects = nbytes = 0
+    for name in os.listdir(os.path.join(cluster.dir, "log")):
+        if not name.startswith("server"):
+            continue
+        with open(os.path.join(cluster.dir, "log", name), errors="replace") as fh:
+            for line in fh:
+                m = re.search(r"recovery pass \d+ done: (\d+) objects, (\d+) bytes pulled", line)
+                if m:
+                    objects += int(m.group(1))
+                    nbytes += int(m.group(2))
+    return objects, nbytes
+
+
 def wait_recovered(run, cluster, since):
     try:
         _, run.recovered = cluster.wait_recovered(VOLUME, timeout_s=RECOVERY_TIMEOUT_S)
+        objects, nbytes = pulled_by_recovery(cluster)
+        if objects:
+            run.recovered = f"{nbytes / MiB:.1f} MiB in {objects} objects"
         run.recovery = time.monotonic() - since
         run.check(True, f"recovered {run.recovery:.1f}s after the fault ended ({run.recovered})")
     except TimeoutError as e:
