@@ -58,7 +58,7 @@ Json VolumeStatusJson(const State& s, const Runtime& rt, const VolumeRecord& v,
   Json j = snapshot ? SnapshotSummaryJson(s, v, mc, cluster_name)
                     : VolumeSummaryJson(s, v, mc, cluster_name);
   std::set<uint32_t> down_drives, missing;
-  int64_t objects = ObjectsCount(v), down_objects = 0, soon_objects = 0, syncing = 0;
+  int64_t objects = ObjectsCount(v), down_objects = 0, soon_objects = 0, syncing = 0, lost = 0;
   bool degraded = false;
   for (int64_t i = 0; i < objects; ++i) {
     const auto& set = v.targetDiskSets[static_cast<size_t>(i) % v.targetDiskSets.size()];
@@ -73,6 +73,10 @@ Json VolumeStatusJson(const State& s, const Runtime& rt, const VolumeRecord& v,
       }
     }
     if (up == 0 && recovering == 0) ++down_objects;
+    // Every replica on a disk the cluster forgot: nothing can bring this object back.
+    if (std::none_of(set.begin(), set.end(), [&](uint32_t d) { return s.disks.count(d) > 0; })) {
+      ++lost;
+    }
     if (up == 0 && recovering > 0) ++soon_objects;
     if (recovering > 0) ++syncing;
     if (up < set.size()) degraded = true;
@@ -81,7 +85,10 @@ Json VolumeStatusJson(const State& s, const Runtime& rt, const VolumeRecord& v,
     return std::min<int64_t>(v.size, n * static_cast<int64_t>(kObjectSize));
   };
   int64_t down_bytes = bytes(down_objects);
-  const char* status = down_objects > 0 ? "down" : soon_objects > 0 ? "up soon" : "up";
+  const char* status = lost > 0           ? "data lost"
+                       : down_objects > 0 ? "down"
+                       : soon_objects > 0 ? "up soon"
+                                          : "up";
   j.update({{"status", status},
             {"snapshot", snapshot},
             {"migrating", false},
