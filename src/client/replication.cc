@@ -133,34 +133,17 @@ asio::awaitable<Result<uint64_t>> Volume::QueryVersion(uint32_t object, const Di
 
 asio::awaitable<Status> Volume::EnsureEqual(uint32_t object) {
   if (spec_.read_only) co_return Status::Ok();
-  auto versions = versions_;
+  const DiskSet disks = UsableDisks(DiskSetFor(spec_, object));
+  if (disks.empty()) co_return Status::Ok();  // the read finds no replica and says so
+  co_return co_await LoadVersion(versions_, object, disks);
+}
+
+asio::awaitable<Status> Volume::LoadVersion(std::shared_ptr<ObjectVersions> versions,
+                                            uint32_t object, const DiskSet& disks) {
+  // Map references are re-taken after every suspension: other coroutines may insert.
   while (true) {
     auto& e = versions->entries[object];
     if (e.known) co_return Status::Ok();
-    if (!e.loading) break;
-    co_await versions->loaded.Wait();
-  }
-  const DiskSet disks = UsableDisks(DiskSetFor(spec_, object));
-  if (disks.empty()) co_return Status::Ok();  // the read finds no replica and says so
-  versions->entries[object].loading = true;
-  auto max = co_await QueryVersion(object, disks);
-  auto& e = versions->entries[object];
-  e.loading = false;
-  versions->loaded.NotifyAll();
-  if (!max.ok()) co_return max.status();
-  if (!e.known) {
-    e.known = true;
-    e.last = *max;
-  }
-  co_return Status::Ok();
-}
-
-asio::awaitable<Result<uint64_t>> Volume::NextVersion(uint32_t object, DiskSet disks) {
-  // Map references are re-taken after every suspension: other coroutines may insert.
-  auto versions = versions_;  // keeps the table alive if this Volume is replaced meanwhile
-  while (true) {
-    auto& e = versions->entries[object];
-    if (e.known) co_return ++e.last;
     if (!e.loading) break;
     co_await versions->loaded.Wait();
   }
@@ -172,7 +155,15 @@ asio::awaitable<Result<uint64_t>> Volume::NextVersion(uint32_t object, DiskSet d
   if (!max.ok()) co_return max.status();
   e.known = true;
   e.last = *max;
-  co_return ++e.last;
+  co_return Status::Ok();
+}
+
+asio::awaitable<Result<uint64_t>> Volume::NextVersion(uint32_t object, DiskSet disks) {
+  auto versions = versions_;  // keeps the table alive if this Volume is replaced meanwhile
+  Status s = co_await LoadVersion(versions, object, disks);
+  if (!s.ok()) co_return s;
+  // Nothing suspends between the load and here: the version is still known.
+  co_return ++versions->entries[object].last;
 }
 
 asio::awaitable<Status> Volume::WriteReplica(DiskId disk,

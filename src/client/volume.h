@@ -152,6 +152,10 @@ class Volume {
                                              const std::vector<Status>& results, uint32_t object);
   // Once per object and layer: asks the replicas' versions and has the ones behind catch up.
   asio::awaitable<Status> EnsureEqual(uint32_t object);
+  // Makes the object's last version known, asking `disks` once (concurrent callers wait for
+  // that answer).
+  asio::awaitable<Status> LoadVersion(std::shared_ptr<ObjectVersions> versions, uint32_t object,
+                                      const DiskSet& disks);
   asio::awaitable<Status> SyncReplica(DiskId disk, uint32_t object, uint64_t version);
 
   asio::any_io_executor ex_;

@@ -169,15 +169,8 @@ class FaultCluster(Cluster):
         self.attach(name)
 
     def attach(self, name, timeout_s=30):
-        import nbd
         self.post("VolumesReassign", [{"volume": name, "rw": [CLIENT], "force": False}])
-
-        def ready():
-            h = nbd.NBD()
-            h.connect_uri(self.nbd_uri(name))
-            h.shutdown()
-            return True
-        wait_until(f"the NBD export {name}", ready, timeout_s=timeout_s)
+        self.wait_export(name, timeout_s)
 
     def wait_export(self, name, timeout_s=30):
         """Waits until the client serves the (already attached) volume over NBD."""
