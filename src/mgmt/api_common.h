@@ -91,6 +91,8 @@ void CollectSnapshots(State& state, int64_t now_unix);
 // an ancestor.
 Status RebaseCheck(const State& state, const VolumeRecord& v,
                    const std::optional<std::string>& parent, bool* changes);
+// The VolumeRebase / SnapshotRebase handler: validation, lookup, RebaseCheck in one change.
+Result<Json> Rebase(Cluster& c, const ApiRequest& req, bool snapshot);
 inline constexpr size_t kMaxSnapshots = 65536;
 // The wall clock in Unix seconds (creation times, scheduled deletions).
 int64_t NowUnix();

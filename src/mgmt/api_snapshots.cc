@@ -429,18 +429,28 @@ Result<Json> SnapshotUpdate(Cluster& c, const ApiRequest& req) {
   return ApiOk(gen);
 }
 
-Result<Json> SnapshotRebase(Cluster& c, const ApiRequest& req) {
-  SP_RETURN_IF_ERROR(proto::ValidateSnapshotNameOrGlobalId("snapshot", req.args[0]));
+}  // namespace
+
+Result<Json> Rebase(Cluster& c, const ApiRequest& req, bool snapshot) {
+  SP_RETURN_IF_ERROR(snapshot ? proto::ValidateSnapshotNameOrGlobalId("snapshot", req.args[0])
+                              : proto::ValidateVolumeNameOrGlobalId("volume", req.args[0]));
   SP_ASSIGN_OR_RETURN(Json body, BodyObject(req, EmptyBody::kAllowed));
   std::optional<std::string> parent;
   SP_RETURN_IF_ERROR(OptString(body, "parentName", parent));
   if (parent) SP_RETURN_IF_ERROR(proto::ValidateSnapshotNameOrGlobalId("parentName", *parent));
   SP_ASSIGN_OR_RETURN(int64_t gen, c.Mutate([&](State& s) -> Status {
-    SP_ASSIGN_OR_RETURN(const VolumeRecord* v, LookupLiveSnapshot(s, req.args[0]));
+    SP_ASSIGN_OR_RETURN(const VolumeRecord* v, snapshot ? LookupLiveSnapshot(s, req.args[0])
+                                                        : LookupVolume(s, req.args[0]));
     bool changes = false;
     return RebaseCheck(s, *v, parent, &changes);
   }));
   return ApiOk(gen);
+}
+
+namespace {
+
+Result<Json> SnapshotRebase(Cluster& c, const ApiRequest& req) {
+  return Rebase(c, req, /*snapshot=*/true);
 }
 
 }  // namespace

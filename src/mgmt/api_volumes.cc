@@ -472,17 +472,7 @@ Result<Json> VolumeFreeze(Cluster& c, const ApiRequest& req) {
 }
 
 Result<Json> VolumeRebase(Cluster& c, const ApiRequest& req) {
-  SP_RETURN_IF_ERROR(proto::ValidateVolumeNameOrGlobalId("volume", req.args[0]));
-  SP_ASSIGN_OR_RETURN(Json body, BodyObject(req, EmptyBody::kAllowed));
-  std::optional<std::string> parent;
-  SP_RETURN_IF_ERROR(OptString(body, "parentName", parent));
-  if (parent) SP_RETURN_IF_ERROR(proto::ValidateSnapshotNameOrGlobalId("parentName", *parent));
-  SP_ASSIGN_OR_RETURN(int64_t gen, c.Mutate([&](State& s) -> Status {
-    SP_ASSIGN_OR_RETURN(const VolumeRecord* v, LookupVolume(s, req.args[0]));
-    bool changes = false;
-    return RebaseCheck(s, *v, parent, &changes);
-  }));
-  return ApiOk(gen);
+  return Rebase(c, req, /*snapshot=*/false);
 }
 
 }  // namespace

@@ -156,6 +156,17 @@ def stall_check(run, v, since, until=None, what="after the fault"):
     run.check(gap <= STALL_LIMIT_S, f"I/O stalled {gap:.1f}s {what} (limit {STALL_LIMIT_S:.0f}s)")
 
 
+def rejoin_checks(run, cluster, v, t_back, what):
+    """Cases 4 and 5, once the server is reachable again: stop the load, no stale read right
+    away, recovery, data and replicas."""
+    stop_load(run, v)
+    stall_check(run, v, t_back, v.t_end, f"after {what}")
+    verify_data(run, cluster, v, f"right after {what} (no stale read)")
+    wait_recovered(run, cluster, t_back)
+    verify_data(run, cluster, v, "after recovery")
+    compare(run, cluster)
+
+
 def kill_servers_case(run, cluster, victims):
     """Cases 1 and 2: kill -9 `victims` under load, degraded I/O, restart, recovery."""
     v = start_load(run, cluster)
@@ -233,12 +244,7 @@ def case_4(run, cluster):
     cluster.resume("server3")
     stall_check(run, v, t_stop, t_cont)
     run.sleep(2.0)  # a few writes land while it rejoins, then read everything at once
-    stop_load(run, v)
-    stall_check(run, v, t_cont, v.t_end, "after SIGCONT")
-    verify_data(run, cluster, v, "right after SIGCONT (no stale read)")
-    wait_recovered(run, cluster, t_cont)
-    verify_data(run, cluster, v, "after recovery")
-    compare(run, cluster)
+    rejoin_checks(run, cluster, v, t_cont, "SIGCONT")
 
 
 def case_9(run, cluster):
@@ -495,12 +501,7 @@ def case_5(run, cluster):
     ip("link", "set", VETH_NS, "up", ns=NS)
     stall_check(run, v, t_cut, t_heal, "during the partition")
     run.sleep(run.load_s * 0.3)
-    stop_load(run, v)
-    stall_check(run, v, t_heal, v.t_end, "after healing")
-    verify_data(run, cluster, v, "right after healing (no stale read)")
-    wait_recovered(run, cluster, t_heal)
-    verify_data(run, cluster, v, "after recovery")
-    compare(run, cluster)
+    rejoin_checks(run, cluster, v, t_heal, "healing")
 
 
 CASES = {1: ("kill -9 one server", case_1),

@@ -21,6 +21,7 @@ import time
 import nbd
 
 from cluster import Cluster, wait_until
+from test_snapshots import attach, export_ready as connect
 
 MiB = 1024 * 1024
 BLOCK = 4096
@@ -45,20 +46,6 @@ class Results:
 
     def check(self, cond, what):
         (self.ok if cond else self.fail)(what)
-
-
-def connect(cluster, name):
-    def attempt():
-        h = nbd.NBD()
-        h.connect_uri(cluster.nbd_uri(name))
-        return h
-    return wait_until(f"export {name}", attempt, timeout_s=30)
-
-
-def attach(cluster, name, snapshot=False):
-    key, rights = ("snapshot", "ro") if snapshot else ("volume", "rw")
-    cluster.post("VolumesReassign", [{key: name, rights: [4], "force": False}])
-    return connect(cluster, name)
 
 
 def detach(cluster, h, name, snapshot=False):
