@@ -461,6 +461,38 @@ Result<Command> ParseSnapshot(Words& w) {
   return Bad("snapshot " + s + ": unknown '" + verb + "'");
 }
 
+// group_snapshot [tag k=v]... <volume> [name <snap>] [tag k=v]... [<volume> ...]...
+// (VolumesGroupSnapshot): tags before the first volume are the group's, the others belong to
+// the volume before them.
+Result<Command> ParseGroupSnapshot(Words& w) {
+  json body = {{"volumes", json::array()}};
+  json* item = nullptr;
+  while (!w.done()) {
+    std::string k = w.next();
+    if (k == "tag") {
+      SP_ASSIGN_OR_RETURN(bool known, PolicyKeyword(k, w, item ? *item : body));
+      if (known) continue;
+    }
+    if (k == "name") {
+      SP_ASSIGN_OR_RETURN(std::string snap, w.Value(k));
+      if (item == nullptr || item->contains("name")) {
+        return Bad("group_snapshot: 'name' must follow a volume, once");
+      }
+      SP_RETURN_IF_ERROR(CheckSnapshotName(snap));
+      if (snap[0] == '~') return Bad("name: '" + snap + "' is not a snapshot name");
+      (*item)["name"] = snap;
+      continue;
+    }
+    SP_RETURN_IF_ERROR(CheckVolumeName(k));
+    body["volumes"].push_back({{"volume", k}});
+    item = &body["volumes"].back();
+  }
+  if (body["volumes"].empty()) {
+    return Bad("usage: group_snapshot <volume> [name <snap>] [tag k=v]... [<volume> ...]...");
+  }
+  return Change("VolumesGroupSnapshot", std::move(body));
+}
+
 // volume <v> freeze [deleteAfter D | targetDeleteDate T]: no body unless a date is given.
 Result<Command> ParseVolumeFreeze(const std::string& v, Words& w) {
   json body = json::object();
@@ -571,6 +603,7 @@ Result<Command> ParseCommand(const std::vector<std::string>& words) {
   if (object == "template") return ParseTemplate(w);
   if (object == "volume") return ParseVolume(w);
   if (object == "snapshot") return ParseSnapshot(w);
+  if (object == "group_snapshot") return ParseGroupSnapshot(w);
   if (object == "attach") return ParseAttach(w, true);
   if (object == "detach") return ParseAttach(w, false);
   if (object == "faultSet") return ParseFaultSet(w);
@@ -608,6 +641,7 @@ objects:
   snapshot <s> [update] [rename NEW] [template T] [bind|unbind] [tag k=v]...
                [deleteAfter D|targetDeleteDate T]   (D: seconds or Ns/Nm/Nh/Nd; 0 clears)
   snapshot <s> rebase [SNAP]
+  group_snapshot [tag k=v]... VOL [name SNAP] [tag k=v]... [VOL [name SNAP] ...]...
   attach volume <v> client <id> [mode ro] [timeout S] [noWait] | attach list
   attach snapshot <s> client <id> [timeout S] [noWait]
   detach volume|snapshot <name> client <id>|all [force]

@@ -177,6 +177,24 @@ TEST(CommandTest, Snapshots) {
   EXPECT_EQ(P({"volume", "v", "listSnapshots"}).view, View::kSnapshots);
 }
 
+// group_snapshot: volumes each with an optional name and tags; tags before the first volume
+// are the group's.
+TEST(CommandTest, GroupSnapshot) {
+  ExpectRequest(P({"group_snapshot", "a", "b"}), "POST", "/ctrl/1.0/VolumesGroupSnapshot",
+                json{{"volumes", {{{"volume", "a"}}, {{"volume", "b"}}}}});
+  ExpectRequest(
+      P({"group_snapshot", "tag", "g=1", "a", "name", "a-s", "tag", "k=v", "~x.y.z"}), "POST",
+      "/ctrl/1.0/VolumesGroupSnapshot",
+      json{{"tags", {{"g", "1"}}},
+           {"volumes",
+            {{{"volume", "a"}, {"name", "a-s"}, {"tags", {{"k", "v"}}}}, {{"volume", "~x.y.z"}}}}});
+  EXPECT_TRUE(Fails({"group_snapshot"}));
+  EXPECT_TRUE(Fails({"group_snapshot", "name", "s"}));
+  EXPECT_TRUE(Fails({"group_snapshot", "a", "name", "s", "name", "t"}));
+  EXPECT_TRUE(Fails({"group_snapshot", "a", "name"}));
+  EXPECT_TRUE(Fails({"group_snapshot", "bad name"}));
+}
+
 // SnapshotUpdate: `update` is optional before its keywords; bind/unbind, tags, dates.
 TEST(CommandTest, SnapshotUpdate) {
   ExpectRequest(P({"snapshot", "s", "rename", "s2"}), "POST", "/ctrl/1.0/SnapshotUpdate/s",

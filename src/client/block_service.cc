@@ -56,9 +56,10 @@ BlockService::BlockService(asio::io_context& io, BlockOptions options)
       pool_(io.get_executor(), options_.id),
       table_(io.get_executor(), pool_),
       nbd_(io, table_, NbdOptions(options_)),
-      link_(LinkOptions(options_), io, [this](ClientState s, std::function<void()> done) {
-        Apply(std::move(s), std::move(done));
-      }) {}
+      link_(LinkOptions(options_), io,
+            [this](ClientState s, std::function<void(std::vector<std::string>)> done) {
+              Apply(std::move(s), std::move(done));
+            }) {}
 
 Status BlockService::Start() {
   std::error_code ec;
@@ -84,23 +85,25 @@ Status BlockService::Start() {
   return Status::Ok();
 }
 
-void BlockService::Apply(ClientState state, std::function<void()> done) {
+void BlockService::Apply(ClientState state, std::function<void(std::vector<std::string>)> done) {
   VolumeTable::Changes changes = table_.Apply(state);
   for (const auto& gone : changes.gone) nbd_.CloseSessionsOf(gone.get());
   if (kernel_) SyncKernel(state);
   SP_LOG_INFO("applied generation {}: {} volume(s), {} layer switch(es)", state.generation,
               state.volumes.size(), changes.switches.size());
-  asio::co_spawn(io_, SwitchLayers(std::move(changes.switches), std::move(done)), LogExceptions{});
+  asio::co_spawn(io_, SwitchLayers(std::move(changes), std::move(done)), LogExceptions{});
 }
 
 asio::awaitable<void> BlockService::SwitchLayers(
-    std::vector<std::pair<std::shared_ptr<Volume>, VolumeSpec>> switches,
-    std::function<void()> done) {
-  for (auto& [volume, spec] : switches) co_await volume->SwitchLayer(std::move(spec));
+    VolumeTable::Changes changes, std::function<void(std::vector<std::string>)> done) {
+  for (auto& [volume, spec] : changes.switches) co_await volume->SwitchLayer(std::move(spec));
+  // A group snapshot's cut that is over lets its writes go only now, into the new layers.
+  for (const auto& v : changes.resume) v->Resume();
   // The generation counts as applied once the writes issued under the previous one are done:
   // a disk that came back (recovering) then gets every write its recovery pass cannot see.
+  // This also drains the volumes a cut just paused.
   for (const auto& v : table_.All()) co_await v->Flush();
-  done();
+  done(std::move(changes.paused));
 }
 
 void BlockService::SyncKernel(const ClientState& state) {
@@ -147,6 +150,7 @@ void BlockService::SyncKernel(const ClientState& state) {
 void BlockService::Stop() {
   SP_LOG_INFO("stopping");
   link_.RequestStop();
+  table_.ReleasePauses();
   nbd_.Stop();
   pool_.CloseAll();
 }

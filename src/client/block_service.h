@@ -53,11 +53,11 @@ class BlockService {
   void Join();
 
  private:
-  void Apply(ClientState state, std::function<void()> done);
-  // Runs the layer switches one after the other, then `done`.
-  asio::awaitable<void> SwitchLayers(
-      std::vector<std::pair<std::shared_ptr<Volume>, VolumeSpec>> switches,
-      std::function<void()> done);
+  void Apply(ClientState state, std::function<void(std::vector<std::string>)> done);
+  // Runs the layer switches one after the other, lets go the volumes of a cut that is over,
+  // drains the ones just held, then `done` with those.
+  asio::awaitable<void> SwitchLayers(VolumeTable::Changes changes,
+                                     std::function<void(std::vector<std::string>)> done);
   // Attaches /dev/nbdN for every volume of `state` that has none (or whose export changed)
   // and detaches the devices of volumes that went away. Only with the kernel nbd driver.
   void SyncKernel(const ClientState& state);

@@ -147,22 +147,32 @@ void MgmtLink::HeartbeatLoop() {
   } while (Sleep(std::chrono::milliseconds(heartbeat_interval_ms_.load())));
 }
 
-Status MgmtLink::ApplyOnIo(ClientState state) {
-  auto done = std::make_shared<std::promise<void>>();
+Result<std::vector<std::string>> MgmtLink::ApplyOnIo(ClientState state) {
+  auto done = std::make_shared<std::promise<std::vector<std::string>>>();
   auto future = done->get_future();
   asio::post(io_, [apply = apply_, state = std::move(state), done]() mutable {
-    apply(std::move(state), [done] { done->set_value(); });
+    apply(std::move(state),
+          [done](std::vector<std::string> paused) { done->set_value(std::move(paused)); });
   });
   // The io thread may be stopping and never run the handler: don't wait for it then.
   while (future.wait_for(kApplyWaitStep) != std::future_status::ready) {
     if (stopping()) return Error(Code::kUnavailable, "stopping");
   }
-  return Status::Ok();
+  return future.get();
+}
+
+void MgmtLink::ReportPaused(net::ApiClient& api, int64_t cut,
+                            const std::vector<std::string>& volumes) {
+  // One attempt: if it is lost, mgmt gives up on the cut and the writes go on.
+  auto rep = api.Post(fmt::format("/spindle/1/ClientPaused/{}", options_.id.value()),
+                      nlohmann::json{{"cut", cut}, {"volumes", volumes}});
+  if (!rep.ok()) SP_LOG_WARN("mgmt ClientPaused (cut {}) failed: {}", cut, rep.status().ToString());
 }
 
 bool MgmtLink::PollOnce(net::ApiClient& api, int64_t& since) {
-  const std::string path = fmt::format("/spindle/1/ClientState/{}?since={}&timeoutMs={}",
-                                       options_.id.value(), since, options_.poll_timeout.count());
+  const std::string path =
+      fmt::format("/spindle/1/ClientState/{}?since={}&timeoutMs={}&cut={}", options_.id.value(),
+                  since, options_.poll_timeout.count(), cut_);
   auto r = api.Get(path);
   if (!r.ok()) {
     if (!poll_failing_) SP_LOG_WARN("mgmt ClientState failed: {}", r.status().ToString());
@@ -177,8 +187,14 @@ bool MgmtLink::PollOnce(net::ApiClient& api, int64_t& since) {
     return false;
   }
   const int64_t gen = state->generation;
-  if (gen == since && since != 0) return true;  // the long-poll timed out: nothing new
-  if (!ApplyOnIo(std::move(state).value()).ok()) return false;
+  const int64_t cut = state->pause.cut;
+  const bool same_gen = gen == since && since != 0;
+  if (same_gen && cut == cut_) return true;  // the long-poll timed out: nothing new
+  auto paused = ApplyOnIo(std::move(state).value());
+  if (!paused.ok()) return false;
+  cut_ = cut;
+  if (cut != 0) ReportPaused(api, cut, *paused);
+  if (same_gen) return true;  // only the cut changed
   applied_generation_ = gen;
   since = gen;
   auto rep = api.Post(fmt::format("/spindle/1/ClientReport/{}", options_.id.value()),

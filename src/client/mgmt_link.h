@@ -1,7 +1,8 @@
 // The client's link to spindle-mgmt (docs/formats/internal-api.md): registers and heartbeats
 // (POST /spindle/1/ServiceRegister), long-polls its attachments (GET /spindle/1/ClientState),
 // hands every new state to the io_context thread, and reports the applied generation
-// (POST /spindle/1/ClientReport).
+// (POST /spindle/1/ClientReport) and the volumes it holds for a group snapshot's cut
+// (POST /spindle/1/ClientPaused).
 //
 // Thread: two threads of its own (heartbeat, poll), each with its own blocking ApiClient. The
 // state is applied on the io_context thread through asio::post; the poll thread waits for that
@@ -38,10 +39,11 @@ struct MgmtLinkOptions {
 
 class MgmtLink {
  public:
-  // Runs on the io_context thread with each new state.
-  // Applies a state on the io thread and calls `done` (on the io thread) once it took effect;
-  // the generation is reported applied only then.
-  using ApplyFn = std::function<void(ClientState, std::function<void()> done)>;
+  // Applies a state on the io thread and calls `done` (on the io thread) once it took effect,
+  // with the globalIds it holds, drained, for the state's group-snapshot cut (if any); the
+  // generation is reported applied, and the volumes held, only then.
+  using ApplyFn =
+      std::function<void(ClientState, std::function<void(std::vector<std::string> paused)> done)>;
 
   MgmtLink(MgmtLinkOptions options, asio::io_context& io, ApplyFn apply);
   ~MgmtLink();
@@ -65,7 +67,9 @@ class MgmtLink {
   void ReportLoop();
   void PollLoop();
   bool PollOnce(net::ApiClient& api, int64_t& since);
-  Status ApplyOnIo(ClientState state);
+  // The globalIds held for the state's cut (see ApplyFn).
+  Result<std::vector<std::string>> ApplyOnIo(ClientState state);
+  void ReportPaused(net::ApiClient& api, int64_t cut, const std::vector<std::string>& volumes);
   nlohmann::json RegisterBody() const;
   std::vector<std::string> InUseCopy() const;
   // Sleeps up to `d`; false when a stop was requested.
@@ -77,6 +81,7 @@ class MgmtLink {
   ApplyFn apply_;
   int64_t start_time_ = 0;
   bool poll_failing_ = false;  // poll thread only: log transitions, not every retry
+  int64_t cut_ = 0;            // poll thread only: the group-snapshot cut last applied
   std::atomic<bool> stop_{false};
   mutable std::mutex in_use_mu_;
   std::vector<std::string> in_use_;

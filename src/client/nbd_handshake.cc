@@ -1,6 +1,8 @@
 // NbdSession: the fixed newstyle handshake and option haggling.
 #include <array>
 
+#include <cstring>
+
 #include "client/nbd_server.h"
 #include "common/log.h"
 
@@ -13,12 +15,31 @@ namespace spindle::client {
 using namespace nbd;  // NOLINT: protocol constants
 
 asio::awaitable<Status> NbdSession::ReadExact(std::span<uint8_t> buf) {
-  asio::error_code ec;
-  co_await asio::async_read(socket_, asio::buffer(buf.data(), buf.size()),
-                            asio::redirect_error(asio::use_awaitable, ec));
-  if (ec) {
-    SP_LOG_DEBUG("NBD read: {}", ec.message());
-    co_return Error(Code::kUnavailable, "read: {}", ec.message());
+  constexpr size_t kInBuffer = 64 * 1024;
+  constexpr size_t kDirect = 16 * 1024;  // larger remainders are read straight into `buf`
+  if (in_.empty()) in_.resize(kInBuffer);
+  size_t done = 0;
+  while (done < buf.size()) {
+    const size_t n = std::min(buf.size() - done, in_end_ - in_begin_);
+    std::memcpy(buf.data() + done, in_.data() + in_begin_, n);
+    done += n;
+    in_begin_ += n;
+    if (in_begin_ == in_end_) in_begin_ = in_end_ = 0;
+    if (done == buf.size()) break;
+    asio::error_code ec;
+    if (buf.size() - done > kDirect) {
+      co_await asio::async_read(socket_, asio::buffer(buf.data() + done, buf.size() - done),
+                                asio::redirect_error(asio::use_awaitable, ec));
+      done = buf.size();
+    } else {
+      in_end_ +=
+          co_await socket_.async_read_some(asio::buffer(in_.data() + in_end_, in_.size() - in_end_),
+                                           asio::redirect_error(asio::use_awaitable, ec));
+    }
+    if (ec) {
+      SP_LOG_DEBUG("NBD read: {}", ec.message());
+      co_return Error(Code::kUnavailable, "read: {}", ec.message());
+    }
   }
   co_return Status::Ok();
 }

@@ -97,6 +97,9 @@ class NbdSession : public std::enable_shared_from_this<NbdSession> {
   nbd::ExportView View() const;
 
   Socket socket_;
+  // Bytes received but not consumed yet (ReadExact): one recv can bring several requests.
+  std::vector<uint8_t> in_;
+  size_t in_begin_ = 0, in_end_ = 0;
   NbdServer& server_;
   bool no_zeroes_ = false;
   bool open_ = true;
@@ -109,6 +112,7 @@ class NbdSession : public std::enable_shared_from_this<NbdSession> {
   AsyncSignal slot_freed_;
   // Bounded by kMaxRequestsInFlight: every queued reply still holds its request's slot.
   std::deque<Reply> replies_;
+  size_t writing_ = 0;  // the first `writing_` replies are being sent (Close leaves them)
   AsyncSignal reply_queued_;
   bool reading_done_ = false;
   bool writer_done_ = false;

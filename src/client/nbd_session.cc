@@ -63,9 +63,10 @@ void NbdSession::Close() {
   asio::error_code ignored;
   socket_.shutdown(asio::socket_base::shutdown_both, ignored);
   socket_.close(ignored);
-  while (!replies_.empty()) {
-    ReleaseSlot(replies_.front().cost_bytes);
-    replies_.pop_front();
+  // The replies the writer is sending stay until its send completes (it releases them).
+  while (replies_.size() > writing_) {
+    ReleaseSlot(replies_.back().cost_bytes);
+    replies_.pop_back();
   }
   reply_queued_.NotifyAll();
 }
@@ -126,18 +127,30 @@ void NbdSession::QueueReply(const Request& r, uint32_t error, std::string_view m
 }
 
 asio::awaitable<void> NbdSession::WriterLoop(std::shared_ptr<NbdSession> self) {
+  // Every queued reply (up to kMaxBatch) goes out in one gathering send.
+  constexpr size_t kMaxBatch = 32;
+  std::vector<asio::const_buffer> bufs;
   while (self->open_) {
     if (self->replies_.empty()) {
       if (self->reading_done_ && self->in_flight_ == 0) break;
       co_await self->reply_queued_.Wait();
       continue;
     }
-    Reply reply = std::move(self->replies_.front());
-    self->replies_.pop_front();
-    std::array<asio::const_buffer, 2> bufs{asio::buffer(reply.header), asio::buffer(reply.data)};
+    const size_t n = std::min(self->replies_.size(), kMaxBatch);
+    bufs.clear();
+    for (size_t i = 0; i < n; ++i) {
+      const Reply& reply = self->replies_[i];
+      bufs.push_back(asio::buffer(reply.header));
+      if (!reply.data.empty()) bufs.push_back(asio::buffer(reply.data));
+    }
     asio::error_code ec;
+    self->writing_ = n;
     co_await asio::async_write(self->socket_, bufs, asio::redirect_error(asio::use_awaitable, ec));
-    self->ReleaseSlot(reply.cost_bytes);
+    self->writing_ = 0;
+    for (size_t i = 0; i < n; ++i) {
+      self->ReleaseSlot(self->replies_.front().cost_bytes);
+      self->replies_.pop_front();
+    }
     if (ec) self->Close();
   }
   self->writer_done_ = true;

@@ -167,8 +167,13 @@ asio::awaitable<Result<uint64_t>> Volume::NextVersion(uint32_t object, DiskSet d
 }
 
 asio::awaitable<Status> Volume::WriteReplica(DiskId disk,
-                                             std::shared_ptr<const std::vector<uint8_t>> payload) {
-  auto reply = co_await pool_.Call(disk, proto::MsgType::kWrite, payload, kIoTimeout);
+                                             std::shared_ptr<const std::vector<uint8_t>> encoded) {
+  // `encoded` is addressed to some replica: only the disk id in front differs.
+  std::vector<uint8_t> head;
+  proto::EncodeDiskId(disk, head);
+  net::SharedBytes rest{encoded, std::span(*encoded).subspan(proto::kDiskIdBytes)};
+  auto reply = co_await pool_.Call(disk, proto::MsgType::kWrite, std::move(head), std::move(rest),
+                                   kIoTimeout);
   if (!reply.ok()) {
     SP_LOG_WARN("write to disk {} failed: {}", disk.value(), reply.status().ToString());
     co_return reply.status();
@@ -188,14 +193,13 @@ asio::awaitable<Status> Volume::WriteObject(Extent e, std::span<const uint8_t> d
   // order (servers also wait for a missing predecessor).
   std::vector<uint32_t> crcs;
   proto::ComputeChunkCrcs(data, crcs);
+  // Encoded once: the replicas share the bytes (data and checksums are not copied per replica).
+  proto::WriteRequest req{disks.front(), spec_.layer, ObjectIndex(e.object), *version, e.offset, 0,
+                          crcs,          data,        pool_.self().value()};
+  auto encoded = std::make_shared<std::vector<uint8_t>>();
+  proto::EncodePayload(req, *encoded);
   std::vector<asio::awaitable<Status>> tasks;
-  for (DiskId d : disks) {
-    proto::WriteRequest req{d,    spec_.layer, ObjectIndex(e.object), *version, e.offset, 0,
-                            crcs, data,        pool_.self().value()};
-    auto payload = std::make_shared<std::vector<uint8_t>>();
-    proto::EncodePayload(req, *payload);
-    tasks.push_back(WriteReplica(d, std::move(payload)));
-  }
+  for (DiskId d : disks) tasks.push_back(WriteReplica(d, encoded));
   auto results = co_await RunAll(ex_, std::move(tasks));
   co_return co_await CompleteReplicated(disks, results, e.object);
 }

@@ -71,9 +71,10 @@ asio::awaitable<Result<std::shared_ptr<net::RpcClient>>> ServerPool::GetClient(
   co_return c->client;
 }
 
-asio::awaitable<Result<net::Frame>> ServerPool::Call(
-    DiskId disk, proto::MsgType type, std::shared_ptr<const std::vector<uint8_t>> payload,
-    std::chrono::milliseconds timeout) {
+asio::awaitable<Result<net::Frame>> ServerPool::Call(DiskId disk, proto::MsgType type,
+                                                     std::vector<uint8_t> head,
+                                                     net::SharedBytes tail,
+                                                     std::chrono::milliseconds timeout) {
   auto d = disks_.find(disk);
   if (d == disks_.end()) co_return Error(Code::kNotFound, "disk {} unknown", disk.value());
   auto c = conns_.at(d->second.server);
@@ -84,7 +85,7 @@ asio::awaitable<Result<net::Frame>> ServerPool::Call(
       last = client.status();
       continue;
     }
-    auto reply = co_await (*client)->Call(type, *payload, timeout);
+    auto reply = co_await (*client)->Call(type, head, tail, timeout);
     if (reply.ok() || reply.status().code() != Code::kUnavailable) co_return reply;
     last = reply.status();
     if ((*client)->is_open()) break;  // a timeout on a live connection: don't pile on

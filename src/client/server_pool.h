@@ -51,6 +51,13 @@ class ServerPool {
   // disk), kUnavailable, or the server's error.
   asio::awaitable<Result<net::Frame>> Call(DiskId disk, proto::MsgType type,
                                            std::shared_ptr<const std::vector<uint8_t>> payload,
+                                           std::chrono::milliseconds timeout) {
+    net::SharedBytes tail{payload, *payload};
+    return Call(disk, type, {}, std::move(tail), timeout);
+  }
+  // The same with the payload `head` followed by `tail` (shared, not copied).
+  asio::awaitable<Result<net::Frame>> Call(DiskId disk, proto::MsgType type,
+                                           std::vector<uint8_t> head, net::SharedBytes tail,
                                            std::chrono::milliseconds timeout);
   // Closes every connection (pending calls fail with kUnavailable).
   void CloseAll();

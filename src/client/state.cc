@@ -84,6 +84,15 @@ Result<ClientState> ParseUnchecked(const json& data) {
     d.recovering = d.up && jd.value("recovering", false);
     st.disks[DiskId(static_cast<uint32_t>(std::stoul(key)))] = std::move(d);
   }
+  if (data.contains("pause")) {
+    const auto& p = data.at("pause");
+    st.pause.cut = p.at("cut").get<int64_t>();
+    const auto& ids = p.at("volumes");
+    if (st.pause.cut <= 0 || ids.size() > kMaxAttachedVolumes) {
+      return Error(Code::kInvalidArgument, "bad pause {}", p.dump());
+    }
+    for (const auto& g : ids) st.pause.volumes.push_back(g.get<std::string>());
+  }
   return st;
 }
 

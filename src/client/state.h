@@ -42,10 +42,18 @@ struct VolumeSpec {
   std::map<uint32_t, DiskSet> overrides;  // object index -> disk set
 };
 
+// A group snapshot's cut (docs/decisions/0007-group-snapshot.md): hold the writes of these
+// attached volumes (globalIds), drain them and say so; cut 0: no pause asked.
+struct PauseRequest {
+  int64_t cut = 0;
+  std::vector<std::string> volumes;
+};
+
 struct ClientState {
   int64_t generation = 0;
   std::vector<VolumeSpec> volumes;
   std::unordered_map<DiskId, DiskEndpoint> disks;
+  PauseRequest pause;
 };
 
 // Validates and converts the "data" member of a ClientState reply. kInvalidArgument naming

@@ -67,5 +67,20 @@ TEST(ClientState, RejectsMalformed) {
   EXPECT_FALSE(ParseClientState(nlohmann::json::array()).ok());
 }
 
+// A group snapshot's pause request parses; without one the cut is 0; a bad one is refused.
+TEST(ClientState, PauseRequest) {
+  auto j = Example();
+  EXPECT_EQ(ParseClientState(j)->pause.cut, 0);
+  j["pause"] = {{"cut", 3}, {"volumes", {"a.b.c"}}};
+  auto st = ParseClientState(j);
+  ASSERT_TRUE(st.ok()) << st.status().ToString();
+  EXPECT_EQ(st->pause.cut, 3);
+  EXPECT_EQ(st->pause.volumes, std::vector<std::string>{"a.b.c"});
+  j["pause"]["cut"] = 0;
+  EXPECT_FALSE(ParseClientState(j).ok());
+  j["pause"] = {{"cut", 4}, {"volumes", {7}}};
+  EXPECT_FALSE(ParseClientState(j).ok());
+}
+
 }  // namespace
 }  // namespace spindle::client

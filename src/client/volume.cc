@@ -32,7 +32,12 @@ Volume::Volume(asio::any_io_executor ex, ServerPool& pool, VolumeSpec spec,
       switched_(ex) {}
 
 asio::awaitable<void> Volume::WaitNotSwitching() {
-  while (switching_) co_await switched_.Wait();
+  while (switching_ || paused_) co_await switched_.Wait();
+}
+
+void Volume::Resume() {
+  paused_ = false;
+  switched_.NotifyAll();
 }
 
 asio::awaitable<void> Volume::SwitchLayer(VolumeSpec spec) {

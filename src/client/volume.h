@@ -86,6 +86,13 @@ class Volume {
   // the waiting ones go on. So the old layer holds exactly the writes acknowledged before.
   // REQUIRES: spec is of the same volume, size and rights; one switch at a time.
   asio::awaitable<void> SwitchLayer(VolumeSpec spec);
+  // A group snapshot's cut (docs/decisions/0007-group-snapshot.md): new writes and trims wait
+  // until Resume(); reads go on. Once a Flush() begun after Pause() completes, none is in
+  // flight and the layer holds exactly the writes acknowledged so far. A SwitchLayer while
+  // paused keeps the writes held. Idempotent.
+  void Pause() { paused_ = true; }
+  void Resume();
+  bool paused() const { return paused_; }
 
   // REQUIRES for all: the range lies inside the volume. Errors: kPermissionDenied on a
   // read-only volume, kInvalidArgument for unaligned writes, else the replicas' failure.
@@ -118,7 +125,7 @@ class Volume {
   asio::awaitable<void> LockBlocks(uint64_t seq, uint64_t offset, uint64_t length);
   void UnlockBlocks(uint64_t seq);
   bool BlocksBusy(uint64_t first, uint64_t last) const;
-  // Returns once no layer switch holds writes back.
+  // Returns once no layer switch or cut holds writes back.
   asio::awaitable<void> WaitNotSwitching();
   asio::awaitable<Status> ReadAligned(uint64_t offset, std::span<uint8_t> out);
 
@@ -131,14 +138,14 @@ class Volume {
   asio::awaitable<Status> StatusReplica(DiskId disk, Extent e,
                                         std::shared_ptr<std::vector<bool>> out);
   asio::awaitable<Status> TrimReplica(DiskId disk,
-                                      std::shared_ptr<const std::vector<uint8_t>> payload);
+                                      std::shared_ptr<const std::vector<uint8_t>> encoded);
   // Runs a write-like operation as one of writes_in_flight_ (for Flush).
   uint64_t BeginWrite();
   void EndWrite(uint64_t seq);
   asio::awaitable<Result<uint64_t>> NextVersion(uint32_t object, DiskSet disks);
   asio::awaitable<Result<uint64_t>> QueryVersion(uint32_t object, const DiskSet& disks);
   asio::awaitable<Status> WriteReplica(DiskId disk,
-                                       std::shared_ptr<const std::vector<uint8_t>> payload);
+                                       std::shared_ptr<const std::vector<uint8_t>> encoded);
   asio::awaitable<Status> InfoReplica(DiskId disk, uint32_t object,
                                       std::shared_ptr<std::vector<uint64_t>> out, size_t slot);
   asio::awaitable<Status> ReadReplica(DiskId disk, Extent e, std::span<uint8_t> out);
@@ -168,7 +175,8 @@ class Volume {
   AsyncSignal write_done_;
   std::map<uint64_t, std::pair<uint64_t, uint64_t>> locked_blocks_;  // seq → [first, last)
   bool switching_ = false;  // SwitchLayer holds new writes back
-  AsyncSignal switched_;
+  bool paused_ = false;     // a group snapshot's cut holds new writes back
+  AsyncSignal switched_;    // switching_ or paused_ ended
 };
 
 }  // namespace spindle::client

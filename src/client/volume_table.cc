@@ -1,5 +1,7 @@
 #include "client/volume_table.h"
 
+#include <set>
+
 #include "common/log.h"
 
 namespace spindle::client {
@@ -67,7 +69,52 @@ VolumeTable::Changes VolumeTable::Apply(const ClientState& state) {
   }
   by_global_id_ = std::move(next);
   generation_ = state.generation;
+  ApplyPause(state.pause, gone, out);
   return out;
+}
+
+void VolumeTable::ApplyPause(const PauseRequest& pause,
+                             const std::vector<std::shared_ptr<Volume>>& gone, Changes& out) {
+  const std::set<std::string> want(pause.volumes.begin(), pause.volumes.end());
+  for (const auto& [gid, v] : by_global_id_) {
+    if (pause.cut != 0 && want.contains(gid) && !v->spec().read_only) {
+      v->Pause();
+      out.paused.push_back(gid);
+    } else if (v->paused()) {
+      out.resume.push_back(v);
+    }
+  }
+  for (const auto& v : gone) {
+    if (v->paused()) v->Resume();
+  }
+  if (pause.cut == pause_cut_) return;
+  if (pause.cut != 0) {
+    SP_LOG_INFO("group snapshot cut {}: holding writes of {} volume(s)", pause.cut,
+                out.paused.size());
+  } else {
+    SP_LOG_INFO("group snapshot cut {} over: {} volume(s) go on", pause_cut_, out.resume.size());
+  }
+  pause_cut_ = pause.cut;
+  pause_timer_.cancel();
+  if (pause.cut != 0) ArmPauseTimer(pause.cut);
+}
+
+void VolumeTable::ArmPauseTimer(int64_t cut) {
+  pause_timer_.expires_after(kMaxPause);
+  pause_timer_.async_wait([this, cut](const asio::error_code& ec) {
+    if (ec || pause_cut_ != cut) return;
+    SP_LOG_WARN("group snapshot cut {}: no word from mgmt in {} ms, writes go on", cut,
+                kMaxPause.count());
+    ReleasePauses();
+  });
+}
+
+void VolumeTable::ReleasePauses() {
+  pause_cut_ = 0;
+  pause_timer_.cancel();
+  for (const auto& [gid, v] : by_global_id_) {
+    if (v->paused()) v->Resume();
+  }
 }
 
 }  // namespace spindle::client

@@ -1,8 +1,10 @@
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -95,6 +97,86 @@ TEST_F(EnvTest, UnalignedDirectIoRejected) {
   ASSERT_TRUE(buffered.ok());
   EXPECT_FALSE((*buffered)->is_direct());
   EXPECT_TRUE((*buffered)->PWrite(10, std::span<const uint8_t>(small, sizeof(small))).ok());
+}
+
+// Batch on both engines: a stretch of writes (more than one ring holds) and its sync, then
+// reads in the same call that see them; a read past the end of the file fails the batch with
+// kIoError naming the file; unaligned ops on a direct file are refused before any I/O.
+class BatchTest : public EnvTest, public ::testing::WithParamInterface<IoEngine> {
+ protected:
+  void SetUp() override {
+    EnvTest::SetUp();
+    SetIoEngine(GetParam());
+  }
+  void TearDown() override {
+    SetIoEngine(IoEngine::kIoUring);
+    EnvTest::TearDown();
+  }
+};
+
+TEST_P(BatchTest, WritesSyncThenReads) {
+  auto f = Env::Default().OpenFile(dir_ + "/b", {Create::kYes, Direct::kTry});
+  ASSERT_TRUE(f.ok()) << f.status().ToString();
+  RecordProperty("engine", IoEngineName(CurrentIoEngine()));
+  constexpr size_t kOps = 300, kLen = 8192;
+  AlignedBuffer out(kOps * kLen), in(kOps * kLen);
+  for (size_t i = 0; i < out.size(); ++i) out.data()[i] = static_cast<uint8_t>(i * 13 + i / 4096);
+  std::vector<IoOp> ops;
+  for (size_t i = 0; i < kOps; ++i) {  // written in a shuffled order of offsets
+    const size_t k = (i * 7) % kOps;
+    ops.push_back(IoOp::Write(k * kLen, out.span().subspan(k * kLen, kLen)));
+  }
+  ops.push_back(IoOp::Sync());
+  for (size_t k = 0; k < kOps; ++k)
+    ops.push_back(IoOp::Read(k * kLen, in.span().subspan(k * kLen, kLen)));
+  ops.push_back(IoOp::Sync());
+  Status s = (*f)->Batch(ops);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(std::memcmp(in.data(), out.data(), out.size()), 0);
+  EXPECT_EQ((*f)->Size().value(), kOps * kLen);
+
+  // One write and its sync (the journal's shape), then a read of it in a second call.
+  AlignedBuffer one(4096), back(4096);
+  std::memset(one.data(), 0x5a, one.size());
+  std::vector<IoOp> pair{IoOp::Write(4096, one.span()), IoOp::Sync()};
+  ASSERT_TRUE((*f)->Batch(pair).ok());
+  std::vector<IoOp> read{IoOp::Read(4096, back.span())};
+  ASSERT_TRUE((*f)->Batch(read).ok());
+  EXPECT_EQ(std::memcmp(back.data(), one.data(), 4096), 0);
+  std::vector<IoOp> none;
+  EXPECT_TRUE((*f)->Batch(none).ok());
+}
+
+TEST_P(BatchTest, ShortReadAndUnalignedFail) {
+  auto f = Env::Default().OpenFile(dir_ + "/s", {Create::kYes, Direct::kTry});
+  ASSERT_TRUE(f.ok());
+  AlignedBuffer buf(3 * 4096);
+  ASSERT_TRUE((*f)->PWrite(0, buf.span().first(4096)).ok());
+  std::vector<IoOp> past{IoOp::Read(0, buf.span().first(4096)), IoOp::Read(0, buf.span())};
+  Status s = (*f)->Batch(past);
+  EXPECT_EQ(s.code(), Code::kIoError) << s.ToString();
+  EXPECT_NE(s.message().find(dir_ + "/s"), std::string::npos) << s.message();
+  if ((*f)->is_direct()) {
+    std::vector<IoOp> odd{IoOp::Write(0, buf.span().first(4096)),
+                          IoOp::Write(100, buf.span().first(4096))};
+    EXPECT_EQ((*f)->Batch(odd).code(), Code::kInvalidArgument);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Engines, BatchTest,
+                         ::testing::Values(IoEngine::kIoUring, IoEngine::kPosix),
+                         [](const auto& info) { return std::string(IoEngineName(info.param)); });
+
+// On this kernel io_uring is expected to work unless SPINDLE_IO_URING=0 turns it off; the
+// test reports which engine Batch uses.
+TEST(IoEngineTest, DefaultIsReported) {
+  SetIoEngine(IoEngine::kIoUring);
+  const char* name = IoEngineName(CurrentIoEngine());
+  RecordProperty("engine", name);
+  std::printf("io engine: %s\n", name);
+  SetIoEngine(IoEngine::kPosix);
+  EXPECT_EQ(CurrentIoEngine(), IoEngine::kPosix);
+  SetIoEngine(IoEngine::kIoUring);
 }
 
 // AlignedBuffer rounds its size up to the alignment and returns an aligned, zeroed block.

@@ -7,8 +7,13 @@
 // kDirectIoAlignment; violations are rejected with kInvalidArgument before reaching the kernel.
 // Use AlignedBuffer for buffers.
 //
-// Thread safety: PRead/PWrite/DataSync may be called from several threads at once (they map to
-// pread/pwrite/fdatasync); Truncate must not race with I/O beyond the new size.
+// Batch: many positioned reads and writes (and fdatasyncs ordered after them) in one call. The
+// POSIX File submits them to io_uring in one go (one ring per thread, created lazily) and falls
+// back to a loop of pread/pwrite/fdatasync where io_uring is not available or is turned off
+// (SPINDLE_IO_URING=0, SetIoEngine).
+//
+// Thread safety: PRead/PWrite/DataSync/Batch may be called from several threads at once (they
+// map to pread/pwrite/fdatasync); Truncate must not race with I/O beyond the new size.
 #pragma once
 
 #include <cstddef>
@@ -26,6 +31,33 @@ inline constexpr size_t kDirectIoAlignment = 4096;
 enum class Create { kNo, kYes };
 enum class Direct { kNo, kTry };
 
+// One operation of File::Batch. The buffer belongs to the caller and must stay valid until
+// Batch returns; alignment rules as for PRead/PWrite.
+struct IoOp {
+  enum class Kind : uint8_t { kRead, kWrite, kSync };
+  Kind kind = Kind::kSync;
+  uint64_t offset = 0;
+  uint8_t* data = nullptr;  // kRead: filled; kWrite: written from (never modified)
+  size_t length = 0;
+
+  static IoOp Read(uint64_t offset, std::span<uint8_t> buf) {
+    return {Kind::kRead, offset, buf.data(), buf.size()};
+  }
+  static IoOp Write(uint64_t offset, std::span<const uint8_t> data) {
+    return {Kind::kWrite, offset, const_cast<uint8_t*>(data.data()), data.size()};
+  }
+  static IoOp Sync() { return {}; }
+};
+
+// How File::Batch of the POSIX Env does its I/O.
+enum class IoEngine { kIoUring, kPosix };
+// kIoUring unless SPINDLE_IO_URING=0 is set in the environment, SetIoEngine(kPosix) was called
+// or the kernel refused to create a ring (no io_uring, or it is disabled).
+IoEngine CurrentIoEngine();
+// Process-wide choice (tests, benchmarks); kIoUring still falls back when the kernel refuses.
+void SetIoEngine(IoEngine engine);
+const char* IoEngineName(IoEngine engine);
+
 struct OpenOptions {
   Create create = Create::kNo;  // kYes: create a regular file when absent (mode 0644)
   Direct direct = Direct::kTry;
@@ -41,6 +73,14 @@ class File {
   virtual Status PWrite(uint64_t offset, std::span<const uint8_t> data) = 0;
   // Makes every completed write durable (fdatasync).
   virtual Status DataSync() = 0;
+  // Runs `ops` and waits for all of them. Reads and writes between two kSync ops may run
+  // concurrently and complete in any order (do not overlap a write with another op of the same
+  // stretch); a kSync starts after every earlier op of the batch completed and makes their writes
+  // durable; ops after a kSync start after it completed. A read must be complete (short: kIoError).
+  // Returns the error of the first failing op in batch order, OK when all succeeded; after a
+  // failure, later ops may or may not have been done. This default runs them one by one through
+  // PRead/PWrite/DataSync (the simulated disk uses it).
+  virtual Status Batch(std::span<const IoOp> ops);
   // Size in bytes: st_size for a regular file, the device size for a block device.
   virtual Result<uint64_t> Size() = 0;
   // Sets the size of a regular file (sparse when growing); kInvalidArgument on a block device.
@@ -52,15 +92,19 @@ class File {
   virtual Status PunchHole(uint64_t offset, uint64_t length) = 0;
   virtual bool is_direct() const = 0;
   virtual bool is_block_device() const = 0;
+  // The file lives in memory (tmpfs, ramfs): reading it never waits for a device, so a caller
+  // may read it on a thread that must not block.
+  virtual bool is_memory() const { return false; }
   virtual const std::string& path() const = 0;
 };
 
 // A heap buffer aligned to kDirectIoAlignment whose size is a multiple of it (rounded up).
-// Zero-filled on construction.
+// Zero-filled on construction unless Fill::kNone is asked for (the caller writes every byte).
 class AlignedBuffer {
  public:
+  enum class Fill { kZero, kNone };
   AlignedBuffer() = default;
-  explicit AlignedBuffer(size_t size);
+  explicit AlignedBuffer(size_t size, Fill fill = Fill::kZero);
   AlignedBuffer(AlignedBuffer&&) noexcept = default;
   AlignedBuffer& operator=(AlignedBuffer&&) noexcept = default;
 

@@ -1,14 +1,19 @@
 // POSIX implementation of Env, File and Clock.
 #include <fcntl.h>
+#include <liburing.h>
 #include <linux/falloc.h>
 #include <linux/fs.h>
+#include <linux/magic.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 
 #include "common/assert.h"
 #include "env/env.h"
@@ -28,43 +33,81 @@ bool Aligned(uint64_t v) {
   return v % kDirectIoAlignment == 0;
 }
 
+// ---- io_uring ----
+
+constexpr unsigned kRingEntries = 128;  // also the most ops one thread keeps in flight
+
+// -1: not decided yet (SPINDLE_IO_URING is read on first use), else an IoEngine value.
+std::atomic<int> g_engine{-1};
+std::atomic<bool> g_no_uring{false};  // the kernel refused a ring: every thread falls back
+
+// One ring per thread: the Batch calls of one thread never overlap, so its ring only ever holds
+// the current call's requests.
+class Ring {
+ public:
+  Ring() {
+    // Completions are reaped only by this thread, when it waits (kernel 6.1+); else plain.
+    io_uring_params p{};
+    p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
+    ok_ = io_uring_queue_init_params(kRingEntries, &ring_, &p) == 0 ||
+          io_uring_queue_init(kRingEntries, &ring_, 0) == 0;
+  }
+  ~Ring() {
+    if (ok_) io_uring_queue_exit(&ring_);
+  }
+  Ring(const Ring&) = delete;
+  Ring& operator=(const Ring&) = delete;
+  bool ok() const { return ok_; }
+  io_uring* get() { return &ring_; }
+
+ private:
+  io_uring ring_{};
+  bool ok_ = false;
+};
+
+// The calling thread's ring (created on first use), or nullptr: use the POSIX loop.
+io_uring* ThreadRing() {
+  if (CurrentIoEngine() != IoEngine::kIoUring) return nullptr;
+  thread_local Ring ring;
+  if (!ring.ok()) {
+    g_no_uring = true;
+    return nullptr;
+  }
+  return ring.get();
+}
+
 class PosixFile final : public File {
  public:
-  PosixFile(int fd, std::string path, bool direct, bool block)
-      : fd_(fd), path_(std::move(path)), direct_(direct), block_(block) {}
+  PosixFile(int fd, std::string path, bool direct, bool block, bool memory)
+      : fd_(fd), path_(std::move(path)), direct_(direct), block_(block), memory_(memory) {}
   ~PosixFile() override { ::close(fd_); }
 
   Result<size_t> PRead(uint64_t offset, std::span<uint8_t> buf) override {
     SP_RETURN_IF_ERROR(CheckAlignment(offset, buf.data(), buf.size()));
-    size_t done = 0;
-    while (done < buf.size()) {
-      ssize_t n =
-          ::pread(fd_, buf.data() + done, buf.size() - done, static_cast<off_t>(offset + done));
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) return ErrnoStatus(errno, "pread", path_);
-      if (n == 0) break;  // end of file
-      done += static_cast<size_t>(n);
-    }
-    return done;
+    return ReadLoop(offset, buf);
   }
 
   Status PWrite(uint64_t offset, std::span<const uint8_t> data) override {
     SP_RETURN_IF_ERROR(CheckAlignment(offset, data.data(), data.size()));
-    size_t done = 0;
-    while (done < data.size()) {
-      ssize_t n =
-          ::pwrite(fd_, data.data() + done, data.size() - done, static_cast<off_t>(offset + done));
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) return ErrnoStatus(errno, "pwrite", path_);
-      if (n == 0) return Error(Code::kIoError, "pwrite {}: wrote nothing", path_);
-      done += static_cast<size_t>(n);
-    }
-    return Status::Ok();
+    return WriteLoop(offset, data);
   }
 
   Status DataSync() override {
     if (::fdatasync(fd_) != 0) return ErrnoStatus(errno, "fdatasync", path_);
     return Status::Ok();
+  }
+
+  Status Batch(std::span<const IoOp> ops) override {
+    for (const IoOp& op : ops) {
+      if (op.kind == IoOp::Kind::kSync) continue;
+      SP_RETURN_IF_ERROR(CheckAlignment(op.offset, op.data, op.length));
+      SP_ASSERT(op.length <= std::numeric_limits<uint32_t>::max());
+    }
+    // A lone read or write gains nothing from a ring: one pread/pwrite is the same syscall.
+    const bool lone = ops.size() == 1 && ops[0].kind != IoOp::Kind::kSync;
+    io_uring* ring = lone ? nullptr : ThreadRing();
+    if (ring == nullptr) return File::Batch(ops);
+    return RingBatch(ring, ops);
   }
 
   Result<uint64_t> Size() override {
@@ -105,9 +148,140 @@ class PosixFile final : public File {
 
   bool is_direct() const override { return direct_; }
   bool is_block_device() const override { return block_; }
+  bool is_memory() const override { return memory_; }
   const std::string& path() const override { return path_; }
 
  private:
+  Result<size_t> ReadLoop(uint64_t offset, std::span<uint8_t> buf) {
+    size_t done = 0;
+    while (done < buf.size()) {
+      ssize_t n =
+          ::pread(fd_, buf.data() + done, buf.size() - done, static_cast<off_t>(offset + done));
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) return ErrnoStatus(errno, "pread", path_);
+      if (n == 0) break;  // end of file
+      done += static_cast<size_t>(n);
+    }
+    return done;
+  }
+
+  Status WriteLoop(uint64_t offset, std::span<const uint8_t> data) {
+    size_t done = 0;
+    while (done < data.size()) {
+      ssize_t n =
+          ::pwrite(fd_, data.data() + done, data.size() - done, static_cast<off_t>(offset + done));
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) return ErrnoStatus(errno, "pwrite", path_);
+      if (n == 0) return Error(Code::kIoError, "pwrite {}: wrote nothing", path_);
+      done += static_cast<size_t>(n);
+    }
+    return Status::Ok();
+  }
+
+  // State of one RingBatch call.
+  struct RingState {
+    static constexpr size_t kNone = std::numeric_limits<size_t>::max();
+    size_t failed = kNone;  // the first failing op
+    Status error;
+    size_t stretch = 0;         // the first op after the last completed sync
+    bool sync_pending = false;  // a sync is in flight: nothing after it is queued yet
+    bool resync = false;        // a write of this stretch was finished by pwrite (short completion)
+    void Fail(size_t i, Status s) {
+      if (i < failed) {
+        failed = i;
+        error = std::move(s);
+      }
+    }
+  };
+
+  // Batch through the thread's ring: up to kRingEntries ops in flight; a sync is linked to a
+  // lone op before it in the same submission (IOSQE_IO_LINK) or else drained (IOSQE_IO_DRAIN:
+  // it starts after everything submitted before it), and nothing after it is queued until it
+  // completed.
+  Status RingBatch(io_uring* ring, std::span<const IoOp> ops) {
+    RingState st;
+    size_t next = 0, inflight = 0;
+    for (;;) {
+      io_uring_sqe* last = nullptr;  // the previous op's entry when it is in this submission
+      while (!st.sync_pending && st.failed == RingState::kNone && next < ops.size() &&
+             inflight < kRingEntries) {
+        io_uring_sqe* sqe = io_uring_get_sqe(ring);
+        if (sqe == nullptr) break;  // entries the kernel has not taken yet: submit first
+        const IoOp& op = ops[next];
+        if (op.kind == IoOp::Kind::kSync) {
+          io_uring_prep_fsync(sqe, fd_, IORING_FSYNC_DATASYNC);
+          if (next == st.stretch + 1 && last != nullptr) {
+            last->flags |= IOSQE_IO_LINK;
+          } else if (next > st.stretch) {
+            sqe->flags |= IOSQE_IO_DRAIN;
+          }
+          st.sync_pending = true;
+        } else if (op.kind == IoOp::Kind::kRead) {
+          io_uring_prep_read(sqe, fd_, op.data, static_cast<unsigned>(op.length), op.offset);
+        } else {
+          io_uring_prep_write(sqe, fd_, op.data, static_cast<unsigned>(op.length), op.offset);
+        }
+        io_uring_sqe_set_data64(sqe, next);
+        last = sqe;
+        ++next;
+        ++inflight;
+      }
+      if (inflight == 0) break;
+      const int rc = io_uring_submit_and_wait(ring, 1);
+      // Interrupted or short of kernel resources: reap what completed and go round again. Any
+      // other error means a malformed request: a bug here, not an I/O error.
+      SP_ASSERT(rc >= 0 || rc == -EINTR || rc == -EAGAIN || rc == -EBUSY);
+      io_uring_cqe* cqe = nullptr;
+      unsigned head = 0, seen = 0;
+      io_uring_for_each_cqe(ring, head, cqe) {
+        ++seen;
+        Completed(ops, static_cast<size_t>(io_uring_cqe_get_data64(cqe)), cqe->res, st);
+      }
+      io_uring_cq_advance(ring, seen);
+      inflight -= seen;
+    }
+    return st.failed == RingState::kNone ? Status::Ok() : st.error;
+  }
+
+  void Completed(std::span<const IoOp> ops, size_t i, int res, RingState& st) {
+    const IoOp& op = ops[i];
+    if (op.kind == IoOp::Kind::kSync) {
+      st.sync_pending = false;
+      st.stretch = i + 1;
+      // A short completion breaks the link: the sync is cancelled, and done here instead.
+      if (res == -ECANCELED && st.failed == RingState::kNone) st.resync = true;
+      if (st.resync) {
+        if (Status s = DataSync(); !s.ok()) st.Fail(i, std::move(s));
+      } else if (res < 0) {
+        st.Fail(i, ErrnoStatus(-res, "fdatasync", path_));
+      }
+      st.resync = false;
+      return;
+    }
+    const bool read = op.kind == IoOp::Kind::kRead;
+    if (res < 0) {
+      st.Fail(i, ErrnoStatus(-res, read ? "read" : "write", path_));
+      return;
+    }
+    const size_t done = static_cast<size_t>(res);
+    if (done == op.length) return;
+    // Short: finish with pread/pwrite (a read that reaches the end of the file fails).
+    if (read) {
+      auto n = ReadLoop(op.offset + done, {op.data + done, op.length - done});
+      if (!n.ok()) {
+        st.Fail(i, n.status());
+      } else if (done + *n != op.length) {
+        st.Fail(i, Error(Code::kIoError, "{}: short read at {} ({} of {} bytes)", path_, op.offset,
+                         done + *n, op.length));
+      }
+      return;
+    }
+    if (Status s = WriteLoop(op.offset + done, {op.data + done, op.length - done}); !s.ok()) {
+      st.Fail(i, std::move(s));
+    }
+    st.resync = true;  // the sync of this stretch may have run before the rest was written
+  }
+
   Status CheckAlignment(uint64_t offset, const void* p, size_t len) const {
     if (!direct_) return Status::Ok();
     if (Aligned(offset) && Aligned(len) && Aligned(reinterpret_cast<uintptr_t>(p))) {
@@ -121,6 +295,7 @@ class PosixFile final : public File {
   std::string path_;
   bool direct_;
   bool block_;
+  bool memory_;
 };
 
 class SystemClock final : public Clock {
@@ -160,7 +335,10 @@ class PosixEnv final : public Env {
       ::close(fd);
       return Error(Code::kInvalidArgument, "{} is neither a regular file nor a block device", path);
     }
-    return std::unique_ptr<File>(new PosixFile(fd, path, direct, S_ISBLK(st.st_mode)));
+    struct statfs fs {};
+    const bool memory = !S_ISBLK(st.st_mode) && ::fstatfs(fd, &fs) == 0 &&
+                        (fs.f_type == TMPFS_MAGIC || fs.f_type == RAMFS_MAGIC);
+    return std::unique_ptr<File>(new PosixFile(fd, path, direct, S_ISBLK(st.st_mode), memory));
   }
 
   const Clock& clock() const override { return clock_; }
@@ -171,12 +349,55 @@ class PosixEnv final : public Env {
 
 }  // namespace
 
-AlignedBuffer::AlignedBuffer(size_t size) {
+IoEngine CurrentIoEngine() {
+  int e = g_engine.load();
+  if (e < 0) {
+    const char* v = std::getenv("SPINDLE_IO_URING");
+    const bool off = v != nullptr && std::strcmp(v, "0") == 0;
+    e = static_cast<int>(off ? IoEngine::kPosix : IoEngine::kIoUring);
+    int unset = -1;
+    if (!g_engine.compare_exchange_strong(unset, e)) e = unset;
+  }
+  if (e == static_cast<int>(IoEngine::kIoUring) && g_no_uring.load()) return IoEngine::kPosix;
+  return static_cast<IoEngine>(e);
+}
+
+void SetIoEngine(IoEngine engine) {
+  g_engine = static_cast<int>(engine);
+}
+
+const char* IoEngineName(IoEngine engine) {
+  return engine == IoEngine::kIoUring ? "io_uring" : "posix";
+}
+
+Status File::Batch(std::span<const IoOp> ops) {
+  for (const IoOp& op : ops) {
+    switch (op.kind) {
+      case IoOp::Kind::kRead: {
+        SP_ASSIGN_OR_RETURN(size_t n, PRead(op.offset, {op.data, op.length}));
+        if (n != op.length) {
+          return Error(Code::kIoError, "{}: short read at {} ({} of {} bytes)", path(), op.offset,
+                       n, op.length);
+        }
+        break;
+      }
+      case IoOp::Kind::kWrite:
+        SP_RETURN_IF_ERROR(PWrite(op.offset, {op.data, op.length}));
+        break;
+      case IoOp::Kind::kSync:
+        SP_RETURN_IF_ERROR(DataSync());
+        break;
+    }
+  }
+  return Status::Ok();
+}
+
+AlignedBuffer::AlignedBuffer(size_t size, Fill fill) {
   size_ = (size + kDirectIoAlignment - 1) / kDirectIoAlignment * kDirectIoAlignment;
   if (size_ == 0) return;
   void* p = std::aligned_alloc(kDirectIoAlignment, size_);
   SP_ASSERT(p != nullptr);
-  std::memset(p, 0, size_);
+  if (fill == Fill::kZero) std::memset(p, 0, size_);
   data_.reset(static_cast<uint8_t*>(p));
 }
 

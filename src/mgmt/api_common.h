@@ -3,6 +3,8 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -94,6 +96,25 @@ Status RebaseCheck(const State& state, const VolumeRecord& v,
 // The VolumeRebase / SnapshotRebase handler: validation, lookup, RebaseCheck in one change.
 Result<Json> Rebase(Cluster& c, const ApiRequest& req, bool snapshot);
 inline constexpr size_t kMaxSnapshots = 65536;
+// The most layers a read chain may have: the servers refuse longer ones (proto/wire.h
+// kMaxChainLength).
+inline constexpr size_t kMaxChainLayers = 64;
+// kResourceExhausted unless a layer can go on top of `v`'s chain ([v.id, v.parents...]): a
+// snapshot of a volume or a clone of a snapshot.
+Status CheckChainRoom(const VolumeRecord& v);
+// VolumesGroupSnapshot (api_group_snapshot.cc, docs/decisions/0007-group-snapshot.md).
+Result<Json> VolumesGroupSnapshot(Cluster& c, const ApiRequest& req);
+// What a client is to hold for a group snapshot's cut: the cut and the globalIds of its
+// volumes attached read-write there. Valid while the Cluster lock is held.
+struct PauseView {
+  int64_t cut = 0;
+  const std::set<std::string>* volumes = nullptr;
+};
+// The pause `client` is asked for in a ClientState of `state` (none once the state carries the
+// cut's snapshots).
+std::optional<PauseView> PauseFor(const State& state, const Runtime& runtime, uint32_t client);
+// ClientPaused: `client` holds `volumes` of `cut`, nothing in flight (ignored for another cut).
+void RecordPaused(Runtime& runtime, uint32_t client, int64_t cut, std::set<std::string> volumes);
 // The wall clock in Unix seconds (creation times, scheduled deletions).
 int64_t NowUnix();
 // Registers the periodic scheduled-deletion check with the cluster (before it starts).

@@ -591,7 +591,7 @@ Json ClientVolumeJson(const State& s, const VolumeRecord& v, const AttachmentRec
           {"overrides", Json::object()}};
 }
 
-Json ClientStateJson(const State& s, uint32_t client) {
+Json ClientStateJson(const State& s, const Runtime& rt, uint32_t client) {
   Json volumes = Json::array(), disks = Json::object();
   std::string key = std::to_string(client);
   for (const auto* m : {&s.volumes, &s.snapshots}) {
@@ -601,18 +601,62 @@ Json ClientStateJson(const State& s, uint32_t client) {
       volumes.push_back(ClientVolumeJson(s, v, at->second, m == &s.snapshots, disks));
     }
   }
-  return {{"generation", s.generation}, {"volumes", volumes}, {"disks", disks}};
+  Json out = {{"generation", s.generation}, {"volumes", volumes}, {"disks", disks}};
+  if (auto p = PauseFor(s, rt, client)) out["pause"] = {{"cut", p->cut}, {"volumes", *p->volumes}};
+  return out;
 }
 
+int64_t PausedCut(const State& s, const Runtime& rt, uint32_t client) {
+  auto p = PauseFor(s, rt, client);
+  return p ? p->cut : 0;
+}
+
+// `cut` (optional): the group-snapshot cut the client last saw (0: none); the long-poll also
+// returns as soon as the cut asked of it differs, so a pause or its end reaches it at once.
 Result<Json> ClientState(Cluster& c, const ApiRequest& req) {
-  SP_ASSIGN_OR_RETURN(int64_t client, IntArg(req.args[0], "client id", 1, 4095));
+  SP_ASSIGN_OR_RETURN(int64_t id, IntArg(req.args[0], "client id", 1, 4095));
   SP_ASSIGN_OR_RETURN(int64_t since, QueryInt(req.query, "since", -1, -1, INT64_MAX));
   SP_ASSIGN_OR_RETURN(int64_t timeout,
                       QueryInt(req.query, "timeoutMs", kDefaultPollMs, 0, kMaxPollMs));
-  c.WaitForChange(since, std::chrono::milliseconds(timeout));
-  return c.Read([&](const State& s, const Runtime&) {
-    return ClientStateJson(s, static_cast<uint32_t>(client));
+  SP_ASSIGN_OR_RETURN(int64_t known_cut, QueryInt(req.query, "cut", -1, -1, INT64_MAX));
+  const auto client = static_cast<uint32_t>(id);
+  if (known_cut < 0) {
+    c.WaitForChange(since, std::chrono::milliseconds(timeout));
+  } else {
+    c.WaitUntil(
+        [&](const State& s, const Runtime& rt) {
+          return s.generation > since || PausedCut(s, rt, client) != known_cut;
+        },
+        std::chrono::milliseconds(timeout));
+  }
+  return c.Read([&](const State& s, const Runtime& rt) { return ClientStateJson(s, rt, client); });
+}
+
+// Bound on the volumes one ClientPaused may name (its attachment positions).
+constexpr size_t kMaxPausedVolumes = 1024;
+
+// A client holds the writes of the listed volumes for group-snapshot cut `cut`, none in
+// flight. Body: {"cut": N, "volumes": [globalId...]}.
+Result<Json> ClientPaused(Cluster& c, const ApiRequest& req) {
+  SP_ASSIGN_OR_RETURN(int64_t client, IntArg(req.args[0], "client id", 1, 4095));
+  SP_ASSIGN_OR_RETURN(Json body, BodyObject(req, EmptyBody::kRejected));
+  std::optional<int64_t> cut;
+  SP_RETURN_IF_ERROR(OptInt(body, "cut", cut));
+  if (!cut || *cut <= 0) return Error(Code::kInvalidArgument, "missing 'cut'");
+  auto list = body.find("volumes");
+  if (list == body.end() || !list->is_array() || list->size() > kMaxPausedVolumes) {
+    return Error(Code::kInvalidArgument, "'volumes' must be a list of at most {} ids",
+                 kMaxPausedVolumes);
+  }
+  std::set<std::string> volumes;
+  for (const Json& g : *list) {
+    if (!g.is_string()) return Error(Code::kInvalidArgument, "'volumes' holds strings");
+    volumes.insert(g.get<std::string>());
+  }
+  c.UpdateRuntime([&](Runtime& rt) {
+    RecordPaused(rt, static_cast<uint32_t>(client), *cut, std::move(volumes));
   });
+  return ApiOk(c.generation());
 }
 
 // A client could not complete a write on a replica: the disk is marked down (a new
@@ -689,6 +733,7 @@ void RegisterServiceCalls(CallTable& pub, CallTable& internal) {
   internal["ServiceRegister"] = {Method::kPost, 0, ServiceRegister};
   internal["ClientState"] = {Method::kGet, 1, ClientState};
   internal["ClientReport"] = {Method::kPost, 1, ClientReport};
+  internal["ClientPaused"] = {Method::kPost, 1, ClientPaused};
   internal["DiskFailed"] = {Method::kPost, 1, DiskFailed};
   internal["DiskLayout"] = {Method::kGet, 1, DiskLayout};
   internal["Writers"] = {Method::kGet, 0, Writers};

@@ -192,10 +192,18 @@ Json SnapshotSummaryJson(const State& s, const VolumeRecord& snap, bool mc,
   return j;
 }
 
+Status CheckChainRoom(const VolumeRecord& v) {
+  if (v.parents.size() + 2 <= kMaxChainLayers) return Status::Ok();
+  return Error(Code::kResourceExhausted,
+               "'{}' is {} layers deep; a chain has at most {} (delete older snapshots first)",
+               v.name, v.parents.size() + 1, kMaxChainLayers);
+}
+
 Result<VolumeRecord> TakeSnapshot(State& s, const VolumeRecord& vol, const SnapshotArgs& a) {
   if (s.snapshots.size() >= kMaxSnapshots) {
     return Error(Code::kResourceExhausted, "at most {} snapshots", kMaxSnapshots);
   }
+  SP_RETURN_IF_ERROR(CheckChainRoom(vol));
   const int64_t local = s.counters.nextGlobalLocal;
   std::string base = vol.name[0] == '~' ? vol.globalId : vol.name;
   std::string name = a.name.value_or(base + "@" + std::to_string(local));
@@ -465,6 +473,7 @@ void RegisterSnapshotCalls(CallTable& t) {
   t["SnapshotDeleteById"] = {Method::kPost, 1, SnapshotDeleteById};
   t["SnapshotUpdate"] = {Method::kPost, 1, SnapshotUpdate};
   t["SnapshotRebase"] = {Method::kPost, 1, SnapshotRebase};
+  t["VolumesGroupSnapshot"] = {Method::kPost, 0, VolumesGroupSnapshot};
 }
 
 }  // namespace spindle::mgmt

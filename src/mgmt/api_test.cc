@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <thread>
 
 #include "mgmt/api_errors.h"
 #include "mgmt/sqlite_store.h"
@@ -193,6 +194,74 @@ TEST_F(ApiTest, SnapshotsAndClonesFormChains) {
   }
   Call("POST", "/ctrl/1.0/SnapshotDelete/" + auto_name, "", 409);
   Call("POST", "/ctrl/1.0/VolumesReassign", R"([{"snapshot":"x","rw":[4]}])", 400);
+}
+
+// A group snapshot of a volume a client writes (docs/decisions/0007-group-snapshot.md): the
+// client's ClientState long-poll wakes with a pause for it, nothing is committed before it
+// answers ClientPaused, and the state of the committing generation carries the new layer and
+// no pause; the call answers once the client reported that generation. A volume nobody
+// writes needs no pause.
+TEST_F(ApiTest, GroupSnapshotPausesWriters) {
+  RegisterServers();
+  for (const char* v : {"a", "b"}) {
+    Json body = {{"name", v}, {"size", 1 << 20}, {"replication", 3}, {"placeAll", "hdd"}};
+    Call("POST", "/ctrl/1.0/VolumeCreate", body.dump());
+  }
+  Call("POST", "/spindle/1/ServiceRegister", Json{{"type", "client"}, {"id", 4}}.dump());
+  Call("POST", "/ctrl/1.0/VolumesReassign", R"([{"volume":"a","rw":[4]}])");
+  const std::string gid = Call("GET", "/ctrl/1.0/Volume/a")["data"][0]["globalId"];
+  const int64_t layer0 = Call("GET", "/ctrl/1.0/Volume/a")["data"][0]["id"];
+  const std::string g0 = std::to_string(cluster_->generation());
+  Json reply;
+  std::thread group([&] {
+    reply = Call("POST", "/ctrl/1.0/VolumesGroupSnapshot",
+                 R"({"volumes":[{"volume":"a","name":"a1"},{"volume":"b","tags":{"x":"y"}}],
+                     "tags":{"k":"v"}})")["data"];
+  });
+  Json st = Call("GET", "/spindle/1/ClientState/4?since=" + g0 + "&timeoutMs=10000&cut=0")["data"];
+  ASSERT_TRUE(st.contains("pause")) << st;
+  const int64_t cut = st["pause"]["cut"];
+  EXPECT_EQ(st["pause"]["volumes"], Json::array({gid}));
+  EXPECT_EQ(Call("GET", "/ctrl/1.0/SnapshotsList")["data"].size(), 0u);
+  Call("POST", "/spindle/1/ClientPaused/4", Json{{"cut", cut}, {"volumes", {gid}}}.dump());
+  st = Call("GET", "/spindle/1/ClientState/4?since=" + g0 +
+                       "&timeoutMs=10000&cut=" + std::to_string(cut))["data"];
+  EXPECT_FALSE(st.contains("pause")) << st;
+  ASSERT_EQ(st["volumes"].size(), 1u);
+  EXPECT_EQ(st["volumes"][0]["chain"][1], layer0);
+  Call("POST", "/spindle/1/ClientReport/4", Json{{"generation", st["generation"]}}.dump());
+  group.join();
+  EXPECT_EQ(reply["generation"], st["generation"]) << reply;
+  EXPECT_FALSE(reply.contains("info")) << reply;
+  ASSERT_EQ(reply["snapshots"].size(), 2u) << reply;
+  EXPECT_EQ(reply["snapshots"][0]["snapshot"], "a1");
+  EXPECT_EQ(reply["snapshots"][0]["volumeGlobalId"], gid);
+  EXPECT_EQ(reply["snapshots"][1]["volume"], "b");
+  Json b =
+      Call("GET", "/ctrl/1.0/Snapshot/" + reply["snapshots"][1]["snapshot"].get<std::string>());
+  EXPECT_EQ(b["data"][0]["tags"], (Json{{"k", "v"}, {"x", "y"}}));
+  // Nobody writes b: no pause, one change.
+  Json r = Call("POST", "/ctrl/1.0/VolumesGroupSnapshot", R"({"volumes":[{"volume":"b"}]})");
+  EXPECT_EQ(r["data"]["snapshots"].size(), 1u);
+  Call("POST", "/ctrl/1.0/VolumesGroupSnapshot", R"({"volumes":[{"volume":"b"},{"volume":"b"}]})",
+       400);
+  Call("POST", "/ctrl/1.0/VolumesGroupSnapshot", R"({"volumes":[{"volume":"a","name":"a1"}]})",
+       409);
+}
+
+// A chain has at most 64 layers (the servers refuse longer ones): the snapshot or clone that
+// would make one longer is refused with limitExceeded.
+TEST_F(ApiTest, ChainDepthIsBounded) {
+  RegisterServers();
+  Call("POST", "/ctrl/1.0/VolumeCreate",
+       R"({"name":"v","size":1048576,"replication":3,"placeAll":"hdd"})");
+  for (int i = 0; i < 62; ++i) Call("POST", "/ctrl/1.0/VolumeSnapshot/v", "{}");
+  Call("POST", "/ctrl/1.0/VolumeSnapshot/v", R"({"name":"last"})");  // v: 64 layers
+  EXPECT_EQ(Call("GET", "/ctrl/1.0/VolumeListSnapshots/v")["data"].size(), 63u);
+  Json e = Call("POST", "/ctrl/1.0/VolumeSnapshot/v", "{}", 429);
+  EXPECT_EQ(e["error"]["name"], "limitExceeded") << e;
+  Call("POST", "/ctrl/1.0/VolumeCreate", R"({"name":"c","parent":"last"})");  // 64 layers
+  Call("POST", "/ctrl/1.0/VolumeSnapshot/c", "{}", 429);
 }
 
 }  // namespace

@@ -211,6 +211,7 @@ bool MovesData(const Policy& p, const VolumeRecord& v) {
 Status CloneSettings(const State& s, const VolumeRecord& parent, const CreateArgs& a,
                      VolumeRecord& v) {
   const Policy& p = a.policy;
+  SP_RETURN_IF_ERROR(CheckChainRoom(parent));
   if (MovesData(p, parent)) {
     return Error(Code::kUnimplemented,
                  "a clone with placement or replication other than its parent's (relocation) is "

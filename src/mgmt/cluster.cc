@@ -87,6 +87,11 @@ Result<int64_t> Cluster::Mutate(const std::function<Status(State&)>& fn) {
   }
 }
 
+Result<int64_t> Cluster::MutateWithRuntime(const std::function<Status(State&, Runtime&)>& fn) {
+  // Mutate runs fn with mu_ held, so runtime_ may be changed there.
+  return Mutate([&](State& s) { return fn(s, runtime_); });
+}
+
 void Cluster::CommitPendingLocked(std::unique_lock<std::mutex>& lock) {
   committing_ = true;
   std::vector<EntityChange> changes;

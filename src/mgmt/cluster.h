@@ -43,6 +43,9 @@ class Cluster {
   // returned; if the copy differs it becomes the next generation. Returns that generation once
   // it is durable. fn must not block.
   Result<int64_t> Mutate(const std::function<Status(State&)>& fn);
+  // As Mutate, but fn may also change the runtime, under the same lock and so atomically with
+  // the state change it makes. Runtime changes stand even when fn fails or the commit does.
+  Result<int64_t> MutateWithRuntime(const std::function<Status(State&, Runtime&)>& fn);
 
   // Runs fn(state, runtime) under the lock and returns its result. fn must not block.
   template <typename F>

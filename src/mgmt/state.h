@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -232,6 +233,22 @@ struct DiskStats {
   std::vector<ObjectUsage> objects;      // may be empty when the server sends none
 };
 
+// A group snapshot's cut in progress (api_group_snapshot.cc, docs/decisions/0007-group-
+// snapshot.md): the clients writing to its volumes hold their writes back and drain them; then
+// the snapshots of all the volumes are committed as one change and the clients go on in the
+// new layers.
+struct GroupCut {
+  int64_t id = 0;
+  // client id → globalIds of the cut's volumes attached read-write there when the cut began
+  // (clients that were up); what each is asked to hold.
+  std::map<uint32_t, std::set<std::string>> clients;
+  // client id → the globalIds it reported held, with no write in flight.
+  std::map<uint32_t, std::set<std::string>> paused;
+  // The generation that commits the snapshots, once the commit is under way (else 0): a
+  // ClientState of that generation or later carries the new layers and no pause.
+  int64_t commitGeneration = 0;
+};
+
 struct Runtime {
   std::map<uint32_t, std::chrono::steady_clock::time_point> serverHeard, clientHeard;
   std::map<uint32_t, DiskStats> diskStats;
@@ -241,6 +258,8 @@ struct Runtime {
   // disk id → the recovery progress its server last reported (TasksList).
   std::map<uint32_t, nlohmann::json> recovery;
   std::map<uint32_t, int64_t> serverApplied;  // server id → generation it applied (fencing)
+  std::optional<GroupCut> cut;                // at most one group snapshot cuts at a time
+  int64_t nextCutId = 1;
 };
 
 // Every entity of `state` serialized: ("disk", "101") → JSON text, and so on.

@@ -1,8 +1,10 @@
 #include "net/rpc.h"
 
 #include <array>
+#include <cstring>
 #include <deque>
 
+#include "common/assert.h"
 #include "common/log.h"
 
 namespace spindle::net {
@@ -23,39 +25,128 @@ asio::awaitable<void> WaitOn(asio::steady_timer& timer) {
   co_await timer.async_wait(Ec(ec));
 }
 
-struct OutMsg {
-  std::array<uint8_t, proto::kHeaderSize> header;
-  std::vector<uint8_t> payload;
+// Sizes of the receive buffer: a frame whose payload is larger than kLargePayload is read
+// straight into its own vector after the buffered part.
+constexpr size_t kReadBuffer = 64 * 1024;
+constexpr size_t kLargePayload = 16 * 1024;
+// At most this many frames go into one gathering send.
+constexpr size_t kMaxSendBatch = 32;
+
+// Reads frames through a buffer, so that one recv brings in as many small frames as have
+// arrived.
+class FrameReader {
+ public:
+  FrameReader() : buf_(kReadBuffer) {}
+
+  // The next frame; an error or invalid header yields a non-OK status.
+  template <typename Socket>
+  asio::awaitable<Result<Frame>> Next(Socket& socket) {
+    while (true) {
+      if (end_ - begin_ >= proto::kHeaderSize) {
+        auto h = proto::DecodeHeader(buf_.data() + begin_);
+        if (!h.ok()) co_return h.status();
+        const size_t have = end_ - begin_ - proto::kHeaderSize;
+        const uint8_t* p = buf_.data() + begin_ + proto::kHeaderSize;
+        if (have >= h->payload_len) {
+          Frame f{*h, std::vector<uint8_t>(p, p + h->payload_len)};
+          begin_ += proto::kHeaderSize + h->payload_len;
+          if (begin_ == end_) begin_ = end_ = 0;
+          co_return f;
+        }
+        if (h->payload_len > kLargePayload) {
+          Frame f{*h, std::vector<uint8_t>(h->payload_len)};
+          std::memcpy(f.payload.data(), p, have);
+          begin_ = end_ = 0;
+          asio::error_code ec;
+          co_await asio::async_read(
+              socket, asio::buffer(f.payload.data() + have, f.payload.size() - have), Ec(ec));
+          if (ec) co_return Error(Code::kUnavailable, "read: {}", ec.message());
+          co_return f;
+        }
+      }
+      // Need more bytes: make room at the end (a small frame always fits the buffer).
+      if (begin_ > 0 && buf_.size() - end_ < kLargePayload + proto::kHeaderSize) {
+        std::memmove(buf_.data(), buf_.data() + begin_, end_ - begin_);
+        end_ -= begin_;
+        begin_ = 0;
+      }
+      asio::error_code ec;
+      const size_t n = co_await socket.async_read_some(
+          asio::buffer(buf_.data() + end_, buf_.size() - end_), Ec(ec));
+      if (ec) co_return Error(Code::kUnavailable, "read: {}", ec.message());
+      end_ += n;
+    }
+  }
+
+ private:
+  std::vector<uint8_t> buf_;
+  size_t begin_ = 0, end_ = 0;
 };
 
-OutMsg MakeOut(uint16_t type, uint64_t id, int32_t status, std::vector<uint8_t> payload) {
-  OutMsg m;
-  proto::FrameHeader h{type, id, static_cast<uint32_t>(payload.size()), status};
-  proto::EncodeHeader(h, m.header.data());
-  m.payload = std::move(payload);
-  return m;
-}
-
-// Reads one frame; an error or invalid header yields a non-OK status.
-template <typename Socket>
-asio::awaitable<Result<Frame>> ReadFrame(Socket& socket) {
-  std::array<uint8_t, proto::kHeaderSize> hb;
-  asio::error_code ec;
-  co_await asio::async_read(socket, asio::buffer(hb), Ec(ec));
-  if (ec) co_return Error(Code::kUnavailable, "read: {}", ec.message());
-  auto h = proto::DecodeHeader(hb.data());
-  if (!h.ok()) co_return h.status();
-  Frame f;
-  f.header = *h;
-  f.payload.resize(h->payload_len);
-  if (h->payload_len != 0) {
-    co_await asio::async_read(socket, asio::buffer(f.payload), Ec(ec));
-    if (ec) co_return Error(Code::kUnavailable, "read: {}", ec.message());
-  }
-  co_return f;
-}
-
 }  // namespace
+
+// Frames queued on one connection, sent by one writer coroutine in batches.
+class OutQueue {
+  // A frame to send: header, owned payload bytes, then shared tail bytes.
+  struct OutMsg {
+    std::array<uint8_t, proto::kHeaderSize> header;
+    std::vector<uint8_t> payload;
+    SharedBytes tail;
+  };
+
+ public:
+  explicit OutQueue(asio::any_io_executor ex) : wake_(ex) {
+    wake_.expires_at(Clock::time_point::max());
+  }
+  void Push(uint16_t type, uint64_t id, int32_t status, std::vector<uint8_t> payload,
+            SharedBytes tail) {
+    OutMsg m;
+    const size_t len = payload.size() + tail.bytes.size();
+    SP_ASSERT(len <= UINT32_MAX);
+    proto::FrameHeader h{type, id, static_cast<uint32_t>(len), status};
+    proto::EncodeHeader(h, m.header.data());
+    m.payload = std::move(payload);
+    m.tail = std::move(tail);
+    out_.push_back(std::move(m));
+    wake_.cancel();
+  }
+  // Wakes the writer so that it sees `closed` (Close()).
+  void Wake() { wake_.cancel(); }
+
+  // Sends frames until `open()` turns false or a send fails (then calls `on_error`).
+  template <typename Socket, typename Open, typename OnError>
+  asio::awaitable<void> Run(Socket& socket, Open open, OnError on_error) {
+    std::vector<asio::const_buffer> bufs;
+    while (open()) {
+      if (out_.empty()) {
+        wake_.expires_at(Clock::time_point::max());
+        co_await WaitOn(wake_);
+        continue;
+      }
+      const size_t n = std::min(out_.size(), kMaxSendBatch);
+      bufs.clear();
+      for (size_t i = 0; i < n; ++i) {
+        const OutMsg& m = out_[i];
+        bufs.push_back(asio::buffer(m.header));
+        if (!m.payload.empty()) bufs.push_back(asio::buffer(m.payload));
+        if (!m.tail.bytes.empty())
+          bufs.push_back(asio::buffer(m.tail.bytes.data(), m.tail.bytes.size()));
+      }
+      asio::error_code ec;
+      co_await asio::async_write(socket, bufs, Ec(ec));
+      // The queue is only ever cleared here: the buffers stayed valid during the send.
+      for (size_t i = 0; i < n; ++i) out_.pop_front();
+      if (ec) {
+        on_error();
+        co_return;
+      }
+    }
+  }
+
+ private:
+  asio::steady_timer wake_;
+  std::deque<OutMsg> out_;
+};
 
 Reply Reply::Fail(const Status& s) {
   std::string msg = s.message().substr(0, proto::kMaxErrorBytes);
@@ -68,8 +159,7 @@ Reply Reply::Fail(const Status& s) {
 
 struct RpcServer::Conn {
   explicit Conn(tcp::socket s)
-      : socket(std::move(s)), wake(socket.get_executor()), slot(socket.get_executor()) {
-    wake.expires_at(Clock::time_point::max());
+      : socket(std::move(s)), out(socket.get_executor()), slot(socket.get_executor()) {
     slot.expires_at(Clock::time_point::max());
   }
   void Close() {
@@ -78,13 +168,12 @@ struct RpcServer::Conn {
     asio::error_code ec;
     socket.shutdown(tcp::socket::shutdown_both, ec);
     socket.close(ec);
-    wake.cancel();
+    out.Wake();
     slot.cancel();
   }
   tcp::socket socket;
-  asio::steady_timer wake;  // notifies the writer
+  OutQueue out;
   asio::steady_timer slot;  // notifies the reader that an in-flight slot freed up
-  std::deque<OutMsg> out;
   size_t in_flight = 0;
   bool closed = false;
 };
@@ -147,28 +236,18 @@ asio::awaitable<void> RpcServer::AcceptLoop() {
 }
 
 asio::awaitable<void> RpcServer::ServeConnection(std::shared_ptr<Conn> conn) {
-  // Writer: drains responses in completion order.
+  // Writer: sends responses in completion order.
   asio::co_spawn(
       io_,
       [](std::shared_ptr<Conn> c) -> asio::awaitable<void> {
-        while (!c->closed) {
-          if (c->out.empty()) {
-            c->wake.expires_at(Clock::time_point::max());
-            co_await WaitOn(c->wake);
-            continue;
-          }
-          OutMsg m = std::move(c->out.front());
-          c->out.pop_front();
-          std::array<asio::const_buffer, 2> bufs{asio::buffer(m.header), asio::buffer(m.payload)};
-          asio::error_code ec;
-          co_await asio::async_write(c->socket, bufs, Ec(ec));
-          if (ec) c->Close();
-        }
+        co_await c->out.Run(
+            c->socket, [&c] { return !c->closed; }, [&c] { c->Close(); });
       }(conn),
       asio::detached);
 
+  FrameReader reader;
   while (!conn->closed) {
-    auto frame = co_await ReadFrame(conn->socket);
+    auto frame = co_await reader.Next(conn->socket);
     if (!frame.ok()) {
       if (frame.status().code() != Code::kUnavailable) {
         SP_LOG_WARN("rpc: closing connection: {}", frame.status().ToString());
@@ -193,8 +272,7 @@ asio::awaitable<void> RpcServer::ServeConnection(std::shared_ptr<Conn> conn) {
           --c->in_flight;
           c->slot.cancel();
           if (c->closed) co_return;
-          c->out.push_back(MakeOut(type, id, r.status, std::move(r.payload)));
-          c->wake.cancel();
+          c->out.Push(type, id, r.status, std::move(r.payload), std::move(r.tail));
         }(&handler_, conn, std::move(*frame)),
         asio::detached);
   }
@@ -205,15 +283,19 @@ asio::awaitable<void> RpcServer::ServeConnection(std::shared_ptr<Conn> conn) {
 // Client
 
 struct RpcClient::Pending {
-  explicit Pending(asio::any_io_executor ex) : timer(ex) {}
-  asio::steady_timer timer;
+  explicit Pending(asio::any_io_executor ex) : timer(ex) {
+    timer.expires_at(Clock::time_point::max());
+  }
+  asio::steady_timer timer;  // cancelled when `result` is set
+  Clock::time_point deadline;
+  std::chrono::milliseconds timeout;
   std::optional<Result<Frame>> result;
 };
 
 RpcClient::RpcClient(tcp::socket socket)
-    : socket_(std::move(socket)), write_wake_(socket_.get_executor()) {
-  write_wake_.expires_at(Clock::time_point::max());
-}
+    : socket_(std::move(socket)),
+      out_(std::make_unique<OutQueue>(socket_.get_executor())),
+      sweep_(socket_.get_executor()) {}
 
 RpcClient::~RpcClient() {
   Close();
@@ -246,6 +328,7 @@ asio::awaitable<Result<std::shared_ptr<RpcClient>>> RpcClient::Connect(
   auto client = std::make_shared<RpcClient>(std::move(socket));
   asio::co_spawn(ex, client->ReadLoop(), asio::detached);
   asio::co_spawn(ex, client->WriteLoop(), asio::detached);
+  asio::co_spawn(ex, client->SweepLoop(), asio::detached);
   co_return client;
 }
 
@@ -255,7 +338,8 @@ void RpcClient::Close() {
   asio::error_code ec;
   socket_.shutdown(tcp::socket::shutdown_both, ec);
   socket_.close(ec);
-  write_wake_.cancel();
+  out_->Wake();
+  sweep_.cancel();
   FailAll(Error(Code::kUnavailable, "connection closed"));
 }
 
@@ -269,6 +353,7 @@ void RpcClient::FailAll(const Status& s) {
 }
 
 asio::awaitable<Result<Frame>> RpcClient::Call(proto::MsgType type, std::vector<uint8_t> payload,
+                                               SharedBytes tail,
                                                std::chrono::milliseconds timeout) {
   if (!open_) co_return Error(Code::kUnavailable, "connection closed");
   if (pending_.size() >= kMaxInFlightPerConnection * 4) {
@@ -277,46 +362,51 @@ asio::awaitable<Result<Frame>> RpcClient::Call(proto::MsgType type, std::vector<
   auto self = shared_from_this();  // keeps the client alive while this call waits
   uint64_t id = next_id_++;
   auto p = std::make_shared<Pending>(socket_.get_executor());
+  p->deadline = Clock::now() + timeout;
+  p->timeout = timeout;
   pending_.emplace(id, p);
-  OutMsg m = MakeOut(static_cast<uint16_t>(type), id, 0, std::move(payload));
-  auto buf = std::make_shared<std::vector<uint8_t>>();
-  buf->reserve(m.header.size() + m.payload.size());
-  buf->insert(buf->end(), m.header.begin(), m.header.end());
-  buf->insert(buf->end(), m.payload.begin(), m.payload.end());
-  write_queue_.push_back(std::move(buf));
-  write_wake_.cancel();
-  p->timer.expires_after(timeout);
+  out_->Push(static_cast<uint16_t>(type), id, 0, std::move(payload), std::move(tail));
   co_await WaitOn(p->timer);
   if (!p->result) {
+    // Only Close() (which sets every result) or the sweep end the wait; be safe anyway.
     pending_.erase(id);
-    co_return Error(Code::kUnavailable, "request timed out after {} ms", timeout.count());
+    co_return Error(Code::kUnavailable, "request interrupted");
   }
   co_return std::move(*p->result);
 }
 
 asio::awaitable<void> RpcClient::WriteLoop() {
   auto self = shared_from_this();
+  co_await out_->Run(
+      socket_, [this] { return open_; }, [this] { Close(); });
+}
+
+asio::awaitable<void> RpcClient::SweepLoop() {
+  auto self = shared_from_this();
+  // One timer for every call's timeout: a timer per call would reprogram the kernel's timer
+  // on each request.
   while (open_) {
-    if (write_queue_.empty()) {
-      write_wake_.expires_at(Clock::time_point::max());
-      co_await WaitOn(write_wake_);
-      continue;
-    }
-    auto buf = std::move(write_queue_.front());
-    write_queue_.pop_front();
-    asio::error_code ec;
-    co_await asio::async_write(socket_, asio::buffer(*buf), Ec(ec));
-    if (ec) {
-      Close();
-      co_return;
+    sweep_.expires_after(kTimeoutSweep);
+    co_await WaitOn(sweep_);
+    const auto now = Clock::now();
+    for (auto it = pending_.begin(); it != pending_.end();) {
+      Pending& p = *it->second;
+      if (p.deadline > now) {
+        ++it;
+        continue;
+      }
+      p.result = Error(Code::kUnavailable, "request timed out after {} ms", p.timeout.count());
+      p.timer.cancel();
+      it = pending_.erase(it);
     }
   }
 }
 
 asio::awaitable<void> RpcClient::ReadLoop() {
   auto self = shared_from_this();
+  FrameReader reader;
   while (open_) {
-    auto frame = co_await ReadFrame(socket_);
+    auto frame = co_await reader.Next(socket_);
     if (!frame.ok()) {
       if (open_) SP_LOG_DEBUG("rpc client: {}", frame.status().ToString());
       Close();

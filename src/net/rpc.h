@@ -9,9 +9,12 @@
 // writes responses in completion order. A frame that fails DecodeHeader closes the connection.
 //
 // RpcClient: one connection to a server; Call() sends a request and waits for the response with
-// the same request id, or the timeout. Many calls may be in flight at once. When the connection
-// breaks, every pending call completes with kUnavailable and the client is closed for good
-// (make a new one to reconnect).
+// the same request id, or the timeout (checked every kTimeoutSweep, so it may fire that much
+// late). Many calls may be in flight at once. When the connection breaks, every pending call
+// completes with kUnavailable and the client is closed for good (make a new one to reconnect).
+//
+// Both ends read through a buffer (one recv can bring many frames) and write every queued frame
+// with one gathering send: under load the syscalls per request fall with the queue depth.
 #pragma once
 
 #include <chrono>
@@ -19,6 +22,7 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -32,22 +36,37 @@ namespace spindle::net {
 
 inline constexpr size_t kMaxInFlightPerConnection = 256;
 inline constexpr size_t kMaxConnections = 1024;
+inline constexpr std::chrono::milliseconds kTimeoutSweep{50};
+
+// Bytes sent after a frame's own payload bytes without being copied: `owner` keeps `bytes`
+// alive until the frame is written (one encoded write shared by the frames to every replica,
+// or a read's data handed over as it came from the store).
+struct SharedBytes {
+  std::shared_ptr<const void> owner;
+  std::span<const uint8_t> bytes;
+};
 
 struct Frame {
   proto::FrameHeader header;
   std::vector<uint8_t> payload;
 };
 
-// A response built by a handler: status 0 with a payload, or an error status with a message.
+// A response built by a handler: status 0 with a payload (`payload` then `tail`), or an error
+// status with a message.
 struct Reply {
   int32_t status = 0;
   std::vector<uint8_t> payload;
-  static Reply Ok(std::vector<uint8_t> payload) { return Reply{0, std::move(payload)}; }
+  SharedBytes tail;
+  static Reply Ok(std::vector<uint8_t> payload, SharedBytes tail = {}) {
+    return Reply{0, std::move(payload), std::move(tail)};
+  }
   static Reply Fail(const Status& s);
 };
 
 // Runs for each request. Must not throw.
 using RpcHandler = std::function<asio::awaitable<Reply>(Frame request)>;
+
+class OutQueue;  // frames waiting to be sent on one connection (rpc.cc)
 
 class RpcServer {
  public:
@@ -81,8 +100,13 @@ class RpcClient : public std::enable_shared_from_this<RpcClient> {
 
   // Sends one request and waits for its response. Errors: kUnavailable (connection broken,
   // closed, or timeout), or the server's error status and message.
+  // The request's payload is `payload` followed by `tail`.
   asio::awaitable<Result<Frame>> Call(proto::MsgType type, std::vector<uint8_t> payload,
-                                      std::chrono::milliseconds timeout);
+                                      std::chrono::milliseconds timeout) {
+    return Call(type, std::move(payload), SharedBytes{}, timeout);
+  }
+  asio::awaitable<Result<Frame>> Call(proto::MsgType type, std::vector<uint8_t> payload,
+                                      SharedBytes tail, std::chrono::milliseconds timeout);
   bool is_open() const { return open_; }
   void Close();
 
@@ -92,14 +116,15 @@ class RpcClient : public std::enable_shared_from_this<RpcClient> {
   struct Pending;
   asio::awaitable<void> ReadLoop();
   asio::awaitable<void> WriteLoop();
+  asio::awaitable<void> SweepLoop();
   void FailAll(const Status& s);
 
   asio::ip::tcp::socket socket_;
   bool open_ = true;
   uint64_t next_id_ = 1;
   std::unordered_map<uint64_t, std::shared_ptr<Pending>> pending_;
-  std::deque<std::shared_ptr<std::vector<uint8_t>>> write_queue_;
-  asio::steady_timer write_wake_;
+  std::unique_ptr<OutQueue> out_;
+  asio::steady_timer sweep_;
 };
 
 }  // namespace spindle::net

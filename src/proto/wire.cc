@@ -229,13 +229,22 @@ Result<ReadRequest> DecodeReadRequest(std::span<const uint8_t> payload) {
   return DecodeChainRange<ReadRequest>(payload, "read");
 }
 
-void EncodePayload(const ReadResponse& m, std::vector<uint8_t>& out) {
+void EncodeReadResponseHead(const ReadResponse& m, std::vector<uint8_t>& out) {
   Writer w(out);
   w.Put<uint64_t>(m.version);
   w.Put<uint32_t>(static_cast<uint32_t>(m.data.size()));
   w.Put<uint32_t>(0);
   w.PutBytes(m.crcs.data(), m.crcs.size() * 4);
-  w.PutBytes(m.data.data(), m.data.size());
+}
+
+void EncodePayload(const ReadResponse& m, std::vector<uint8_t>& out) {
+  EncodeReadResponseHead(m, out);
+  out.insert(out.end(), m.data.begin(), m.data.end());
+}
+
+void EncodeDiskId(DiskId disk, std::vector<uint8_t>& out) {
+  Writer w(out);
+  w.Put<uint32_t>(disk.value());
 }
 
 Result<ReadResponse> DecodeReadResponse(std::span<const uint8_t> payload) {

@@ -197,6 +197,13 @@ void EncodePayload(const WriteRequest& m, std::vector<uint8_t>& out);
 void EncodePayload(const WriteResponse& m, std::vector<uint8_t>& out);
 void EncodePayload(const ReadRequest& m, std::vector<uint8_t>& out);
 void EncodePayload(const ReadResponse& m, std::vector<uint8_t>& out);
+// A READ response's payload up to its data (which follows as is), so that a server can send the
+// data without copying it: EncodePayload == this head + m.data.
+void EncodeReadResponseHead(const ReadResponse& m, std::vector<uint8_t>& out);
+// Every request addressed to a disk (WRITE, READ, ... OBJECT_SYNC) starts with the disk id as a
+// u32: one encoded request goes to several replicas with only these bytes replaced.
+inline constexpr size_t kDiskIdBytes = 4;
+void EncodeDiskId(DiskId disk, std::vector<uint8_t>& out);
 void EncodePayload(const ObjectInfoRequest& m, std::vector<uint8_t>& out);
 void EncodePayload(const ObjectInfoResponse& m, std::vector<uint8_t>& out);
 void EncodePayload(const HelloRequest& m, std::vector<uint8_t>& out);

@@ -259,6 +259,9 @@ asio::awaitable<Result<ReadResult>> ObjectStore::Read(std::vector<LayerId> chain
   }
   ReadJob job{store_.get(), {}, object, offset, length};
   job.chain.swap(chain);
+  // A read of memory cannot block: done here, it saves two thread hand-offs (each a context
+  // switch, the largest cost of a small read). A device read goes to the pool.
+  if (store_->in_memory()) co_return job();
   co_return co_await Offload(pool_, std::move(job));
 }
 

@@ -108,9 +108,12 @@ asio::awaitable<net::Reply> Service::Read(const net::Frame& request) {
   }
   std::vector<uint32_t> crcs;
   proto::ComputeChunkCrcs(result->data, crcs);
-  std::vector<uint8_t> out;
-  proto::EncodePayload(proto::ReadResponse{result->version, crcs, result->data}, out);
-  co_return net::Reply::Ok(std::move(out));
+  std::vector<uint8_t> head;
+  proto::EncodeReadResponseHead(proto::ReadResponse{result->version, crcs, result->data}, head);
+  // The data goes out as read, without another copy.
+  auto data = std::make_shared<std::vector<uint8_t>>(std::move(result->data));
+  net::SharedBytes tail{data, *data};
+  co_return net::Reply::Ok(std::move(head), std::move(tail));
 }
 
 net::Reply Service::ObjectInfo(const net::Frame& request) const {

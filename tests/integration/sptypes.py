@@ -338,6 +338,14 @@ _t("SnapshotUpdateDesc", "VolumePolicyDesc", rename=("VolumeName", O),
    template=("VolumeTemplateName", O), bind=("bool", O), targetDeleteDate=("int", O),
    deleteAfter=("int", O), tags=(TAGS, O))
 _t("VolumeRebaseDesc", parentName=("SnapshotNameOrGlobalId", O))
+# 4.15 group snapshots
+_t("GroupSnapshotSpec", volume=("VolumeNameOrGlobalId", R), name=("SnapshotName", O),
+   tags=(TAGS, O))
+_t("GroupSnapshotsSpec", volumes=(List("GroupSnapshotSpec"), R), tags=(TAGS, O))
+_t("GroupSnapshotResult", volume=("VolumeNameOrGlobalId", R),
+   volumeGlobalId=("GlobalVolumeId", R), snapshot=("SnapshotNameOrGlobalId", O),
+   remoteId=("GlobalVolumeId", R), snapshotGlobalId=("GlobalVolumeId", R))
+_t("GroupSnapshotsResult", snapshots=(List("GroupSnapshotResult"), R))
 _t("VolumeFreezeDesc", targetDeleteDate=("int", O), deleteAfter=("int", O))
 _t("VolumeRevertDesc", toSnapshot=("SnapshotNameOrGlobalId", R))
 

@@ -19,7 +19,8 @@ constexpr size_t kCkMagic = 0, kCkGen = 8, kCkInstance = 16, kCkSeq = 24, kCkPos
 constexpr size_t kCkLastCrc = 40, kCkBodyCrc = 44, kCkBodyBytes = 48, kCkObjects = 56;
 // Record header field offsets.
 constexpr size_t kRhMagic = 0, kRhType = 4, kRhChunks = 6, kRhBytes = 8, kRhBlocks = 12;
-constexpr size_t kRhSeq = 16, kRhInstance = 24, kRhLayer = 32, kRhObject = 40, kRhPrev = 44;
+constexpr size_t kRhRound = 14, kRhSeq = 16, kRhInstance = 24, kRhLayer = 32, kRhObject = 40,
+                 kRhPrev = 44;
 constexpr size_t kRhVersion = 48, kRhZeroFirst = 56, kRhZeroCount = 58, kRhCrc = 60;
 constexpr size_t kRhFixed = 64, kChunkEntryBytes = 76, kBlockEntryBytes = 8;
 
@@ -281,15 +282,22 @@ uint64_t RecordBytes(const Record& r) {
 }
 
 uint32_t EncodeRecord(const Record& r, env::AlignedBuffer& out) {
+  out = env::AlignedBuffer(RecordBytes(r), env::AlignedBuffer::Fill::kNone);
+  return EncodeRecord(r, out.span());
+}
+
+uint32_t EncodeRecord(const Record& r, std::span<uint8_t> out) {
   const uint64_t total = RecordBytes(r);
-  SP_ASSERT(total <= kMaxRecordBytes);
-  out = env::AlignedBuffer(total);
+  SP_ASSERT(total <= kMaxRecordBytes && out.size() == total);
   uint8_t* p = out.data();
+  // The header and its padding; the block images fill the rest.
+  std::memset(p, 0, RecordHeaderBytes(r.chunks.size(), r.blocks.size()));
   StoreU32(p + kRhMagic, kRecordMagic);
   StoreU16(p + kRhType, static_cast<uint16_t>(r.type));
   StoreU16(p + kRhChunks, static_cast<uint16_t>(r.chunks.size()));
   StoreU32(p + kRhBytes, static_cast<uint32_t>(total));
   StoreU16(p + kRhBlocks, static_cast<uint16_t>(r.blocks.size()));
+  StoreU16(p + kRhRound, r.round_index);
   StoreU64(p + kRhSeq, r.seq);
   StoreU64(p + kRhInstance, r.instance);
   StoreU64(p + kRhLayer, r.layer.value());
@@ -311,7 +319,7 @@ uint32_t EncodeRecord(const Record& r, env::AlignedBuffer& out) {
     std::memcpy(d, b.data->data(), kBlockSize);
     d += kBlockSize;
   }
-  uint32_t crc = RecordCrc(out.span());
+  uint32_t crc = RecordCrc(out);
   StoreU32(p + kRhCrc, crc);
   return crc;
 }
@@ -330,6 +338,7 @@ Result<Record> DecodeRecord(std::span<const uint8_t> in, uint32_t* crc_out) {
   if (crc != RecordCrc(in)) return Error(Code::kCorruption, "record checksum mismatch");
   Record r;
   r.type = static_cast<RecordType>(LoadU16(p + kRhType));
+  r.round_index = LoadU16(p + kRhRound);
   r.seq = LoadU64(p + kRhSeq);
   r.instance = LoadU64(p + kRhInstance);
   r.layer = LayerId(LoadU64(p + kRhLayer));

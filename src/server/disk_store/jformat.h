@@ -1,4 +1,4 @@
-// On-disk byte layout of the journaled store, format version 2 (docs/formats/disk.md).
+// On-disk byte layout of the journaled store, format version 3 (docs/formats/disk.md).
 // This file and jformat.cc are the only code that encodes or decodes it.
 //
 //   [0, 4 KiB)                       superblock
@@ -26,7 +26,7 @@ namespace spindle::server::jdisk {
 inline constexpr uint64_t kSuperblockMagic = 0x4b534944444e5053ull;  // "SPNDDISK" (as v1)
 inline constexpr uint64_t kCheckpointMagic = 0x54504b43444e5053ull;  // "SPNDCKPT"
 inline constexpr uint32_t kRecordMagic = 0x4345524au;                // "JREC"
-inline constexpr uint32_t kFormatVersion = 2;
+inline constexpr uint32_t kFormatVersion = 3;
 inline constexpr size_t kMetaBlock = 4096;
 inline constexpr size_t kMaxClusterIdBytes = 63;
 inline constexpr uint32_t kMaxDiskId = 4095;
@@ -119,9 +119,11 @@ enum class RecordType : uint16_t {
 };
 inline constexpr uint16_t kMaxRecordType = 6;
 enum class ChunkEntryKind : uint16_t {
-  kAlloc = 1,     // chunk `disk` now backs chunk `index` (data follows as inline blocks)
-  kRedirect = 2,  // chunk `disk` holds the new data of blocks `present` (already durable)
-  kZero = 3,      // blocks `present` become zeroed in this layer (`disk` unused: kNoChunk)
+  kAlloc = 1,  // chunk `disk` now backs chunk `index` (data follows as inline blocks)
+  // chunk `disk` holds the new data of blocks `present`, written in the same durable round as
+  // the record (replay drops a record of the last round whose data does not match its crcs)
+  kRedirect = 2,
+  kZero = 3,  // blocks `present` become zeroed in this layer (`disk` unused: kNoChunk)
 };
 inline constexpr uint16_t kMaxChunkEntryKind = 3;
 struct ChunkEntry {
@@ -139,6 +141,9 @@ struct BlockEntry {
 };
 struct Record {
   RecordType type = RecordType::kWrite;
+  // Position in its durable round (one group commit: one write of the records and their
+  // redirected data, one fdatasync); 0 starts a round. Set by Journal::Prepare.
+  uint16_t round_index = 0;
   uint64_t seq = 0;
   uint32_t prev_crc = 0;
   uint64_t instance = 0;
@@ -155,6 +160,8 @@ struct Record {
 uint64_t RecordBytes(const Record& r);
 // Encodes r into a fresh buffer; returns the record's crc (the next record's prev_crc).
 uint32_t EncodeRecord(const Record& r, env::AlignedBuffer& out);
+// The same into `out`, which must be RecordBytes(r) long (every byte is written).
+uint32_t EncodeRecord(const Record& r, std::span<uint8_t> out);
 // Reads the total length from a record's first 4 KiB; 0 when it is not a record header.
 uint64_t PeekRecordBytes(std::span<const uint8_t> first_block);
 // Decodes a whole record, checking magic, length and crc; kCorruption when invalid.

@@ -68,45 +68,57 @@ uint64_t Journal::BytesNeeded(const std::vector<Record*>& records) const {
   return pos - cursor_.pos;
 }
 
-Status Journal::WriteRun(uint64_t pos, const std::vector<env::AlignedBuffer>& bufs) {
-  if (bufs.empty()) return Status::Ok();
-  if (bufs.size() == 1) return file_.PWrite(Physical(pos), bufs[0].span());
-  size_t total = 0;
-  for (const auto& b : bufs) total += b.size();
-  env::AlignedBuffer run(total);
-  size_t at = 0;
-  for (const auto& b : bufs) {
-    std::memcpy(run.data() + at, b.data(), b.size());
-    at += b.size();
-  }
-  return file_.PWrite(Physical(pos), run.span());
-}
-
-Status Journal::Append(std::vector<Record*>& records) {
+Result<JournalCursor> Journal::Prepare(std::vector<Record*>& records,
+                                       std::vector<env::AlignedBuffer>* bufs,
+                                       std::vector<env::IoOp>* ops) const {
   if (BytesNeeded(records) > free_bytes()) {
     return Error(Code::kResourceExhausted, "journal full");
   }
-  JournalCursor c = cursor_;
-  uint64_t run_start = c.pos;
-  std::vector<env::AlignedBuffer> run;  // records that are contiguous on disk
-  for (Record* r : records) {
-    r->seq = c.next_seq;
-    r->prev_crc = c.prev_crc;
-    r->instance = instance_;
-    env::AlignedBuffer buf;
-    uint32_t crc = EncodeRecord(*r, buf);
-    uint64_t pos = Place(c.pos, buf.size());
-    if (pos != c.pos || (pos % bytes_ == 0 && !run.empty())) {  // a new lap: new run
-      SP_RETURN_IF_ERROR(WriteRun(run_start, run));
-      run.clear();
-      run_start = pos;
-    }
-    c = JournalCursor{pos + buf.size(), c.next_seq + 1, crc};
-    run.push_back(std::move(buf));
+  SP_ASSERT(records.size() <= 0xffff);
+  // Place the records: a run ends where the next record starts a new lap.
+  struct Run {
+    uint64_t pos;
+    uint64_t bytes = 0;
+  };
+  std::vector<Run> runs;
+  std::vector<uint64_t> lens;
+  uint64_t pos = cursor_.pos;
+  for (const Record* r : records) {
+    const uint64_t len = RecordBytes(*r);
+    const uint64_t at = Place(pos, len);
+    if (runs.empty() || at != pos || at % bytes_ == 0) runs.push_back(Run{at});
+    runs.back().bytes += len;
+    lens.push_back(len);
+    pos = at + len;
   }
-  SP_RETURN_IF_ERROR(WriteRun(run_start, run));
-  SP_RETURN_IF_ERROR(file_.DataSync());
-  cursor_ = c;
+  JournalCursor c = cursor_;
+  size_t k = 0;
+  for (const Run& run : runs) {
+    env::AlignedBuffer buf(run.bytes, env::AlignedBuffer::Fill::kNone);
+    uint64_t at = 0;
+    for (; at < run.bytes; ++k) {
+      Record* r = records[k];
+      r->seq = c.next_seq;
+      r->prev_crc = c.prev_crc;
+      r->instance = instance_;
+      r->round_index = static_cast<uint16_t>(k);
+      const uint32_t crc = EncodeRecord(*r, buf.span().subspan(at, lens[k]));
+      at += lens[k];
+      c = JournalCursor{run.pos + at, c.next_seq + 1, crc};
+    }
+    ops->push_back(env::IoOp::Write(Physical(run.pos), buf.span()));
+    bufs->push_back(std::move(buf));
+  }
+  return c;
+}
+
+Status Journal::Append(std::vector<Record*>& records) {
+  std::vector<env::AlignedBuffer> bufs;
+  std::vector<env::IoOp> ops;
+  SP_ASSIGN_OR_RETURN(JournalCursor end, Prepare(records, &bufs, &ops));
+  ops.push_back(env::IoOp::Sync());
+  SP_RETURN_IF_ERROR(file_.Batch(ops));
+  Advance(end);
   return Status::Ok();
 }
 

@@ -1,4 +1,4 @@
-// Journal: the circular log region of a format-2 disk. Positions are logical byte counts that
+// Journal: the circular log region of a format-3 disk. Positions are logical byte counts that
 // only grow; a record lives at journal_offset + pos % journal_bytes and never wraps: a record
 // that would cross the end starts the next lap instead. Records are chained: each carries the
 // sequence number one above its predecessor and the predecessor's crc, so replay stops at the
@@ -30,8 +30,17 @@ class Journal {
   // block that is not the expected record. Leaves the journal positioned after the last one.
   Result<JournalCursor> Replay(JournalCursor start, const std::function<Status(Record&&)>& apply);
 
-  // Assigns seq/prev_crc/instance to each record, encodes and writes them, then one DataSync.
-  // kResourceExhausted (nothing written) when they do not fit before the tail.
+  // One durable round: assigns seq/prev_crc/instance/round_index to each record and encodes
+  // them after the head into at most two contiguous runs (two when the round reaches the end of
+  // the circle); appends their writes to *ops, the buffers to *bufs (keep them until the I/O is
+  // done). Returns the cursor after them; nothing changes until Advance. kResourceExhausted
+  // when they do not fit before the tail.
+  Result<JournalCursor> Prepare(std::vector<Record*>& records,
+                                std::vector<env::AlignedBuffer>* bufs,
+                                std::vector<env::IoOp>* ops) const;
+  // The records of the last Prepare are durable: the head moves to `end`.
+  void Advance(const JournalCursor& end) { cursor_ = end; }
+  // Prepare, the writes and one DataSync in one File::Batch, Advance.
   Status Append(std::vector<Record*>& records);
 
   // Bytes `records` would take from the current head, counting a lap skip.
@@ -50,7 +59,6 @@ class Journal {
   // Reads the record at logical `pos` if it is the expected one.
   Result<Record> ReadExpected(uint64_t pos, const JournalCursor& want, uint32_t* crc,
                               uint64_t* len);
-  Status WriteRun(uint64_t pos, const std::vector<env::AlignedBuffer>& bufs);
 
   env::File& file_;
   const uint64_t offset_;

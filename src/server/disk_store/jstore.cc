@@ -106,14 +106,37 @@ Result<std::unique_ptr<JStore>> JStore::Open(env::Env& env, const std::string& p
   std::unique_ptr<JStore> store(new JStore(std::move(file), std::move(sb).value(), options));
   CheckpointHeader h;
   SP_RETURN_IF_ERROR(store->LoadCheckpoint(&h));
+  // A round's records are applied once the next round starts: the committer writes a round only
+  // after the previous one's fdatasync, so every earlier round is durable. The last round may
+  // not be: its records are checked against their redirected data first.
+  std::vector<Record> round;
+  auto apply_round = [&] {
+    std::lock_guard lock(store->mu_);
+    for (Record& rec : round) store->Apply(rec);
+    store->report_.replayed_records += round.size();
+    round.clear();
+  };
   auto end = store->journal_.Replay(JournalCursor{h.journal_pos, h.last_seq + 1, h.last_crc},
                                     [&](Record&& rec) {
-                                      std::lock_guard lock(store->mu_);
-                                      store->Apply(rec);
-                                      ++store->report_.replayed_records;
+                                      if (rec.round_index == 0) apply_round();
+                                      round.push_back(std::move(rec));
                                       return Status::Ok();
                                     });
   if (!end.ok()) return end.status();
+  for (auto it = round.begin(); it != round.end();) {
+    SP_ASSIGN_OR_RETURN(bool intact, store->RedirectedDataIntact(*it));
+    if (intact) {
+      ++it;
+      continue;
+    }
+    SP_LOG_WARN(
+        "{}: journal record {} (layer {} object {} version {}): redirected data not "
+        "durable, dropped (a crash before its sync; it was never acknowledged)",
+        path, it->seq, it->layer.value(), it->object.value(), it->version);
+    ++store->report_.dropped_records;
+    it = round.erase(it);
+  }
+  apply_round();
   SP_LOG_DEBUG("{}: checkpoint generation {} seq {}, journal replayed to seq {}", path,
                h.generation, h.last_seq, end->next_seq - 1);
   store->applied_ = *end;
@@ -194,6 +217,37 @@ Status JStore::LoadCheckpoint(CheckpointHeader* header) {
   std::lock_guard lock(mu_);
   IndexObjects(std::move(objects));
   return Status::Ok();
+}
+
+Result<bool> JStore::RedirectedDataIntact(const Record& rec) {
+  constexpr size_t kGroup = 16;  // chunks read per Batch (1 MiB)
+  std::vector<const ChunkEntry*> redirects;
+  for (const ChunkEntry& e : rec.chunks) {
+    if (e.kind != ChunkEntryKind::kRedirect) continue;
+    if (e.disk >= sb_.data_chunks) return false;
+    redirects.push_back(&e);
+  }
+  if (redirects.empty()) return true;
+  env::AlignedBuffer buf(std::min(redirects.size(), kGroup) * kChunkBytes,
+                         env::AlignedBuffer::Fill::kNone);
+  for (size_t i = 0; i < redirects.size(); i += kGroup) {
+    const size_t n = std::min(kGroup, redirects.size() - i);
+    std::vector<env::IoOp> ops;
+    for (size_t k = 0; k < n; ++k) {
+      ops.push_back(env::IoOp::Read(sb_.ChunkOffset(redirects[i + k]->disk),
+                                    buf.span().subspan(k * kChunkBytes, kChunkBytes)));
+    }
+    SP_RETURN_IF_ERROR(file_->Batch(ops));
+    for (size_t k = 0; k < n; ++k) {
+      const ChunkEntry& e = *redirects[i + k];
+      for (uint32_t b = 0; b < kChunkBlocks; ++b) {
+        if (((e.present >> b) & 1) == 0) continue;
+        const uint8_t* block = buf.data() + k * kChunkBytes + b * kBlockSize;
+        if (Crc32c(block, kBlockSize) != e.crc[b]) return false;
+      }
+    }
+  }
+  return true;
 }
 
 void JStore::IndexObjects(std::vector<ObjectRec> objects) {
@@ -382,28 +436,49 @@ void JStore::DropLayer(LayerId layer) {
 
 JStore::Source JStore::Resolve(std::span<const LayerId> chain, ObjectIndex object,
                                uint32_t block) const {
-  const uint16_t bit = static_cast<uint16_t>(1u << (block % kChunkBlocks));
-  for (LayerId layer : chain) {
-    const ObjectRec* obj = FindObject(layer, object);
-    const ChunkRec* c =
-        obj ? FindChunk(*obj, static_cast<uint16_t>(block / kChunkBlocks)) : nullptr;
-    if (c == nullptr) continue;
-    if (c->zeroed & bit) return Source{};
-    if ((c->present & bit) == 0) continue;
-    Source s;
-    s.layer = layer.value();
-    s.crc = c->crc[block % kChunkBlocks];
-    auto d = dirty_.find(BlockKey{layer.value(), object.value(), block});
-    if (d != dirty_.end()) {
-      s.kind = Source::kMemory;
-      s.image = d->second;
-    } else {
-      s.kind = Source::kDisk;
-      s.offset = sb_.ChunkOffset(c->disk) + (block % kChunkBlocks) * kBlockSize;
+  Source s;
+  ResolveRange(chain, object, block, 1, &s);
+  return s;
+}
+
+void JStore::ResolveRange(std::span<const LayerId> chain, ObjectIndex object, uint32_t first,
+                          uint32_t count, Source* out) const {
+  SP_ASSERT(chain.size() <= kMaxChainLength);
+  const ObjectRec* objs[kMaxChainLength];
+  for (size_t l = 0; l < chain.size(); ++l) objs[l] = FindObject(chain[l], object);
+  const ChunkRec* recs[kMaxChainLength];
+  const uint32_t end = first + count;
+  for (uint32_t b = first; b < end;) {
+    // Each layer's chunk record is looked up once per chunk, not once per block.
+    const uint16_t index = static_cast<uint16_t>(b / kChunkBlocks);
+    for (size_t l = 0; l < chain.size(); ++l) {
+      recs[l] = objs[l] ? FindChunk(*objs[l], index) : nullptr;
     }
-    return s;
+    const uint32_t chunk_end = std::min<uint32_t>(end, (index + 1u) * kChunkBlocks);
+    for (; b < chunk_end; ++b) {
+      const uint16_t bit = static_cast<uint16_t>(1u << (b % kChunkBlocks));
+      Source& s = out[b - first];
+      s = Source{};
+      for (size_t l = 0; l < chain.size(); ++l) {
+        const ChunkRec* c = recs[l];
+        if (c == nullptr) continue;
+        if (c->zeroed & bit) break;  // a hole in this layer: zeros
+        if ((c->present & bit) == 0) continue;
+        s.layer = chain[l].value();
+        s.crc = c->crc[b % kChunkBlocks];
+        auto d = dirty_.empty() ? dirty_.end()
+                                : dirty_.find(BlockKey{chain[l].value(), object.value(), b});
+        if (d != dirty_.end()) {
+          s.kind = Source::kMemory;
+          s.image = d->second;
+        } else {
+          s.kind = Source::kDisk;
+          s.offset = sb_.ChunkOffset(c->disk) + (b % kChunkBlocks) * kBlockSize;
+        }
+        break;
+      }
+    }
   }
-  return Source{};
 }
 
 // ---- queries ----

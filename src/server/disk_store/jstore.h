@@ -1,15 +1,20 @@
-// JStore: the journaled disk store, format version 2 (docs/formats/disk.md).
+// JStore: the journaled disk store, format version 3 (docs/formats/disk.md).
 //
 // Write path: a write below `large_write_bytes` becomes one journal record holding its 4 KiB
-// block images; the committer thread appends every pending record in one sequential write and
-// one fdatasync (group commit), applies them to the in-memory index and acknowledges them.
-// The record's blocks stay in memory ("dirty") until the flusher writes them in place. A write
-// of at least `large_write_bytes` writes its fully covered 64 KiB chunks to freshly allocated
-// chunks first (fdatasync), and journals only their location and crcs.
+// block images. A write of at least `large_write_bytes` sends its fully covered 64 KiB chunks
+// to freshly allocated chunks and journals only their location and crcs. The committer thread
+// takes every pending record and issues, in one File::Batch (one io_uring submission), the
+// records' redirected data, the records (one sequential write) and one fdatasync (group
+// commit: one durable round); then it applies them to the in-memory index and acknowledges
+// them. Journaled blocks stay in memory ("dirty") until the flusher writes them in place.
 // Checkpoint (flusher thread, when the journal is a quarter full or dirty blocks are older than
 // `flush_interval`): write the dirty blocks, fdatasync, write the whole index to the inactive
-// checkpoint copy, fdatasync, then release the journal space and deferred chunk frees.
-// Open: load the newest valid checkpoint, replay the journal after it, checkpoint.
+// checkpoint copy, fdatasync (one Batch), then release the journal space and deferred frees.
+// Open: load the newest valid checkpoint, replay the journal after it, checkpoint. A record of
+// the last round in the journal whose redirected data does not match its crcs was torn by a
+// crash before its fdatasync completed (never acknowledged): replay drops it.
+// Reads: every extent of a read (and of an export or scrub step) is issued in one Batch; a
+// 4 KiB-aligned read into a 4 KiB-aligned buffer is read straight into it.
 // Install (replica recovery): one record marks the object outdated (version 0, chunks freed),
 // records like writes put the image's blocks, a last record sets its version; an outdated
 // object refuses reads (through any chain), writes and exports until an install completes.
@@ -64,6 +69,9 @@ struct OpenReport {
   uint64_t replayed_records = 0;
   uint64_t last_seq = 0;
   uint64_t journal_end = 0;  // logical position after the last valid record
+  // Records of the last durable round dropped because their redirected data did not match
+  // their crcs (a crash before the round's fdatasync: never acknowledged).
+  uint64_t dropped_records = 0;
 };
 
 struct ObjectInfo {
@@ -216,9 +224,11 @@ class JStore {
 
   const Superblock& superblock() const { return sb_; }
   const std::string& path() const { return file_->path(); }
+  // The device is memory (tmpfs): Read never waits for I/O (env::File::is_memory).
+  bool in_memory() const { return file_->is_memory(); }
 
   static constexpr size_t kMaxChainLength = 64;
-  static constexpr size_t kMaxBatchRecords = 64;  // records per group commit
+  static constexpr size_t kMaxBatchRecords = 64;  // records per group commit (durable round)
   static constexpr int kReadAttempts = 3;         // re-resolve after a racing flush/reuse
 
  private:
@@ -226,6 +236,7 @@ class JStore {
   using BlockKey = std::tuple<uint64_t, uint32_t, uint32_t>;  // (layer, object, block)
   struct Pending {
     Record* rec;
+    std::span<const env::IoOp> data;  // writes of its redirected data (made durable with it)
     Status status;
     bool done = false;
   };
@@ -263,21 +274,37 @@ class JStore {
   const ChunkRec* FindChunk(const ObjectRec& obj, uint16_t index) const;
   const ObjectRec* FindObject(LayerId layer, ObjectIndex object) const;
   Source Resolve(std::span<const LayerId> chain, ObjectIndex object, uint32_t block) const;
+  // Resolve for blocks [first, first + count) into out[0, count).
+  void ResolveRange(std::span<const LayerId> chain, ObjectIndex object, uint32_t first,
+                    uint32_t count, Source* out) const;
 
   // Write path.
   Status VersionGate(LayerId layer, ObjectIndex object, uint64_t version, uint64_t* current);
+  // Fills the record; *data_writes: the redirected chunks' writes, from `data` itself where it
+  // is aligned for the device, else from *copy.
   Status BuildWrite(Record& rec, uint32_t offset, std::span<const uint8_t> data,
-                    env::AlignedBuffer& redirect_data);
+                    env::AlignedBuffer* copy, std::vector<env::IoOp>* data_writes);
   Status BuildTrim(Record& rec, uint32_t offset, uint32_t length);
   Result<BlockImage> OldImage(LayerId layer, ObjectIndex object, uint32_t block);
   Status AllocateChunks(Record& rec, uint32_t count, std::vector<uint32_t>* out);
   void ReturnChunks(const Record& rec);
-  Status WriteRedirected(const Record& rec, const env::AlignedBuffer& data);
-  Status Commit(Record& rec);
+  // Writes of the redirected chunks of `rec` whose data lies side by side in `data` (in entry
+  // order), one per run of consecutive disk chunks.
+  void RedirectWrites(const Record& rec, const uint8_t* data, std::vector<env::IoOp>* out) const;
+  // Queues the record (and the writes of its redirected data) for the committer; returns once
+  // it is durable and applied, or failed.
+  Status Commit(Record& rec, std::span<const env::IoOp> data = {});
   Status ReadOnce(std::span<const LayerId> chain, ObjectIndex object, uint32_t offset,
                   std::span<uint8_t> out);
-  Status ReadVerified(const std::vector<Source>& src, size_t i, size_t n, uint8_t* dst,
-                      ObjectIndex object, uint32_t first_block);
+  // Fills block slot k of `base` for every src[k]: zeros, the journaled image or the device's
+  // block (every run of consecutive device blocks read in one Batch). *disk_bytes: bytes read.
+  Status FetchBlocks(const std::vector<Source>& src, uint8_t* base, uint64_t* disk_bytes);
+  // kCorruption naming the first device block of src whose crc does not match; src[k] is block
+  // blocks[k], or first_block + k when blocks is empty.
+  Status CheckDiskCrcs(const std::vector<Source>& src, const uint8_t* base, ObjectIndex object,
+                       uint32_t first_block, std::span<const uint32_t> blocks) const;
+  // Replay: whether the redirected data of `rec` matches the crcs it carries.
+  Result<bool> RedirectedDataIntact(const Record& rec);
   // mu_ held: kUnavailable when the object of some layer of the chain is kOutdated.
   Status CheckNotOutdated(std::span<const LayerId> chain, ObjectIndex object) const;
   // Scrub: whether block `block` of (layer, object) still fails to verify after resolving it
@@ -294,8 +321,10 @@ class JStore {
   void CommitLoop();
   Status CommitBatch(std::vector<Pending*>& batch);
   void FlushLoop();
-  Status FlushDirty(std::vector<FlushItem>& items);
-  Status WriteCheckpoint(CheckpointHeader& h, const std::vector<uint8_t>& body);
+  // Writes the dirty blocks in place, fdatasync, the checkpoint into the inactive copy,
+  // fdatasync: one Batch.
+  Status FlushAndWriteCheckpoint(std::vector<FlushItem>& items, CheckpointHeader& h,
+                                 const std::vector<uint8_t>& body);
   void RequestCheckpoint();
 
   std::unique_ptr<env::File> file_;

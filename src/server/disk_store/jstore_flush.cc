@@ -71,8 +71,18 @@ Status JStore::CommitBatch(std::vector<Pending*>& batch) {
     std::lock_guard lock(commit_mu_);
     if (stop_) return Error(Code::kUnavailable, "{}: the store is closing", path());
   }
-  Status s = journal_.Append(recs);
-  const JournalCursor end = journal_.cursor();
+  // One durable round: the redirected data and the records in one Batch, then one fdatasync.
+  // Replay drops a record of the last round whose data did not all reach the disk.
+  std::vector<env::IoOp> ops;
+  for (const Pending* p : batch) ops.insert(ops.end(), p->data.begin(), p->data.end());
+  std::vector<env::AlignedBuffer> bufs;
+  auto end = journal_.Prepare(recs, &bufs, &ops);
+  Status s = end.status();
+  if (s.ok()) {
+    ops.push_back(env::IoOp::Sync());
+    s = file_->Batch(ops);
+  }
+  if (s.ok()) journal_.Advance(*end);
   const uint64_t used = journal_.used_bytes();
   jlock.unlock();
   std::lock_guard lock(mu_);
@@ -82,7 +92,7 @@ Status JStore::CommitBatch(std::vector<Pending*>& batch) {
     return s;
   }
   for (Record* r : recs) Apply(*r);
-  applied_ = end;
+  applied_ = *end;
   journal_used_ = used;
   if (used > sb_.journal_bytes / 4) flush_cv_.notify_all();
   return Status::Ok();
@@ -109,26 +119,28 @@ void JStore::FlushLoop() {
   }
 }
 
-Status JStore::FlushDirty(std::vector<FlushItem>& items) {
+Status JStore::FlushAndWriteCheckpoint(std::vector<FlushItem>& items, CheckpointHeader& h,
+                                       const std::vector<uint8_t>& body) {
   std::sort(items.begin(), items.end(),
             [](const FlushItem& a, const FlushItem& b) { return a.offset < b.offset; });
+  std::vector<env::AlignedBuffer> runs;
+  std::vector<env::IoOp> ops;
   for (size_t i = 0; i < items.size();) {
     size_t j = i + 1;
     while (j < items.size() && items[j].offset == items[j - 1].offset + kBlockSize &&
            (j - i) * kBlockSize < kMaxFlushRun) {
       ++j;
     }
-    env::AlignedBuffer run((j - i) * kBlockSize);
+    env::AlignedBuffer run((j - i) * kBlockSize, env::AlignedBuffer::Fill::kNone);
     for (size_t k = i; k < j; ++k) {
       std::memcpy(run.data() + (k - i) * kBlockSize, items[k].image->data(), kBlockSize);
     }
-    SP_RETURN_IF_ERROR(file_->PWrite(items[i].offset, run.span()));
+    ops.push_back(env::IoOp::Write(items[i].offset, run.span()));
+    runs.push_back(std::move(run));
     i = j;
   }
-  return file_->DataSync();
-}
-
-Status JStore::WriteCheckpoint(CheckpointHeader& h, const std::vector<uint8_t>& body) {
+  // The blocks must be durable before the checkpoint that no longer has them in the journal.
+  if (!ops.empty()) ops.push_back(env::IoOp::Sync());
   const int copy = 1 - active_copy_;
   h.generation = generation_ + 1;
   h.instance = sb_.instance;
@@ -137,9 +149,10 @@ Status JStore::WriteCheckpoint(CheckpointHeader& h, const std::vector<uint8_t>& 
   env::AlignedBuffer buf(kMetaBlock + body.size());
   EncodeCheckpointHeader(h, buf.span().first(kMetaBlock));
   if (!body.empty()) std::memcpy(buf.data() + kMetaBlock, body.data(), body.size());
-  SP_RETURN_IF_ERROR(file_->PWrite(
+  ops.push_back(env::IoOp::Write(
       sb_.meta_offset + static_cast<uint64_t>(copy) * sb_.meta_copy_bytes, buf.span()));
-  SP_RETURN_IF_ERROR(file_->DataSync());
+  ops.push_back(env::IoOp::Sync());
+  SP_RETURN_IF_ERROR(file_->Batch(ops));
   generation_ = h.generation;
   active_copy_ = copy;
   return Status::Ok();
@@ -170,8 +183,7 @@ Status JStore::Checkpoint() {
     }
     freed = alloc_.TakePending();
   }
-  Status s = FlushDirty(items);
-  if (s.ok()) s = WriteCheckpoint(h, body);
+  Status s = FlushAndWriteCheckpoint(items, h, body);
   if (!s.ok()) {
     std::lock_guard lock(mu_);
     failed_ = s;

@@ -40,6 +40,25 @@ std::shared_ptr<env::AlignedBuffer> NewBlock() {
   return std::make_shared<env::AlignedBuffer>(kBlockSize);
 }
 
+bool AlignedAddress(const void* p) {
+  return reinterpret_cast<uintptr_t>(p) % env::kDirectIoAlignment == 0;
+}
+
+// A read buffer reused by the calling thread (reads into a caller's buffer that is not aligned
+// for direct I/O): saves allocating, zeroing and faulting in a fresh one per read. Larger reads
+// get a buffer of their own.
+uint8_t* ScratchBuffer(size_t bytes, env::AlignedBuffer& own) {
+  constexpr size_t kMaxScratch = 1 * kMiB + 2 * kBlockSize;
+  if (bytes > kMaxScratch) {
+    own = env::AlignedBuffer(bytes, env::AlignedBuffer::Fill::kNone);
+    return own.data();
+  }
+  thread_local env::AlignedBuffer scratch;
+  if (scratch.size() < bytes)
+    scratch = env::AlignedBuffer(kMaxScratch, env::AlignedBuffer::Fill::kNone);
+  return scratch.data();
+}
+
 }  // namespace
 
 Status JStore::VersionGate(LayerId layer, ObjectIndex object, uint64_t version, uint64_t* current) {
@@ -71,14 +90,14 @@ Result<uint64_t> JStore::Write(LayerId layer, ObjectIndex object, uint64_t versi
   rec.layer = layer;
   rec.object = object;
   rec.version = version;
-  env::AlignedBuffer redirect;
-  Status s = BuildWrite(rec, offset, data, redirect);
-  if (s.ok()) s = WriteRedirected(rec, redirect);
+  env::AlignedBuffer copy;
+  std::vector<env::IoOp> data_writes;
+  Status s = BuildWrite(rec, offset, data, &copy, &data_writes);
   if (!s.ok()) {
     ReturnChunks(rec);
     return s;
   }
-  SP_RETURN_IF_ERROR(Commit(rec));
+  SP_RETURN_IF_ERROR(Commit(rec, data_writes));
   return version;
 }
 
@@ -105,8 +124,8 @@ Status JStore::DeleteLayer(LayerId layer) {
   return Commit(rec);
 }
 
-Status JStore::Commit(Record& rec) {
-  Pending p{&rec, Status::Ok(), false};
+Status JStore::Commit(Record& rec, std::span<const env::IoOp> data) {
+  Pending p{&rec, data, Status::Ok(), false};
   std::unique_lock lock(commit_mu_);
   if (options_.read_only) return Error(Code::kFailedPrecondition, "{} is open read-only", path());
   if (stop_) return Error(Code::kUnavailable, "{}: the store is closing", path());
@@ -160,13 +179,15 @@ Result<BlockImage> JStore::OldImage(LayerId layer, ObjectIndex object, uint32_t 
   auto img = NewBlock();
   if (s.kind == Source::kDisk) {
     std::vector<Source> one{s};
-    SP_RETURN_IF_ERROR(ReadVerified(one, 0, 1, img->data(), object, block));
+    uint64_t bytes = 0;
+    SP_RETURN_IF_ERROR(FetchBlocks(one, img->data(), &bytes));
+    SP_RETURN_IF_ERROR(CheckDiskCrcs(one, img->data(), object, block, {}));
   }
   return BlockImage(img);
 }
 
 Status JStore::BuildWrite(Record& rec, uint32_t offset, std::span<const uint8_t> data,
-                          env::AlignedBuffer& redirect_data) {
+                          env::AlignedBuffer* copy, std::vector<env::IoOp>* data_writes) {
   const uint64_t end = offset + data.size();
   const uint32_t b0 = offset / kBlockSize, b1 = static_cast<uint32_t>((end - 1) / kBlockSize);
   const bool large = data.size() >= options_.large_write_bytes;
@@ -195,18 +216,36 @@ Status JStore::BuildWrite(Record& rec, uint32_t offset, std::span<const uint8_t>
     entries[i].disk = disks[i];
     rec.chunks.push_back(entries[i]);
   }
-  // Redirected chunks, in index order, side by side in one aligned buffer.
+  // Redirected chunks: written straight from the caller's buffer when the device accepts its
+  // address, else from an aligned copy; one write per run of consecutive disk chunks whose data
+  // is contiguous in memory.
   size_t redirects = 0;
   for (const ChunkEntry& e : rec.chunks) redirects += e.kind == ChunkEntryKind::kRedirect;
-  redirect_data = env::AlignedBuffer(redirects * kChunkBytes);
-  uint8_t* next = redirect_data.data();
+  const uint64_t first_chunk = (offset + kChunkBytes - 1) / kChunkBytes * kChunkBytes;
+  const bool in_place =
+      redirects == 0 || !file_->is_direct() || AlignedAddress(data.data() + (first_chunk - offset));
+  if (!in_place) {
+    *copy = env::AlignedBuffer(redirects * kChunkBytes, env::AlignedBuffer::Fill::kNone);
+  }
+  uint8_t* next = in_place ? nullptr : copy->data();
   for (ChunkEntry& e : rec.chunks) {
     if (e.kind != ChunkEntryKind::kRedirect) continue;
-    std::memcpy(next, data.data() + (e.index * kChunkBytes - offset), kChunkBytes);
-    for (uint32_t i = 0; i < kChunkBlocks; ++i) {
-      e.crc[i] = Crc32c(next + i * kBlockSize, kBlockSize);
+    const uint8_t* from = data.data() + (e.index * kChunkBytes - offset);
+    if (!in_place) {
+      std::memcpy(next, from, kChunkBytes);
+      from = next;
+      next += kChunkBytes;
     }
-    next += kChunkBytes;
+    for (uint32_t i = 0; i < kChunkBlocks; ++i) {
+      e.crc[i] = Crc32c(from + i * kBlockSize, kBlockSize);
+    }
+    const uint64_t at = sb_.ChunkOffset(e.disk);
+    env::IoOp* prev = data_writes->empty() ? nullptr : &data_writes->back();
+    if (prev != nullptr && prev->offset + prev->length == at && prev->data + prev->length == from) {
+      prev->length += kChunkBytes;
+    } else {
+      data_writes->push_back(env::IoOp::Write(at, {from, kChunkBytes}));
+    }
   }
   for (uint32_t b = b0; b <= b1; ++b) {
     if (redirected(b / kChunkBlocks)) continue;
@@ -224,20 +263,18 @@ Status JStore::BuildWrite(Record& rec, uint32_t offset, std::span<const uint8_t>
   return Status::Ok();
 }
 
-Status JStore::WriteRedirected(const Record& rec, const env::AlignedBuffer& data) {
-  std::vector<uint32_t> disks;  // of the redirected chunks, in buffer order
+void JStore::RedirectWrites(const Record& rec, const uint8_t* data,
+                            std::vector<env::IoOp>* out) const {
   for (const ChunkEntry& e : rec.chunks) {
-    if (e.kind == ChunkEntryKind::kRedirect) disks.push_back(e.disk);
+    if (e.kind != ChunkEntryKind::kRedirect) continue;
+    const uint64_t at = sb_.ChunkOffset(e.disk);
+    if (!out->empty() && out->back().offset + out->back().length == at) {
+      out->back().length += kChunkBytes;
+    } else {
+      out->push_back(env::IoOp::Write(at, {data, kChunkBytes}));
+    }
+    data += kChunkBytes;
   }
-  for (size_t i = 0; i < disks.size();) {  // one write per run of consecutive disk chunks
-    size_t j = i + 1;
-    while (j < disks.size() && disks[j] == disks[j - 1] + 1) ++j;
-    SP_RETURN_IF_ERROR(file_->PWrite(sb_.ChunkOffset(disks[i]),
-                                     data.span().subspan(i * kChunkBytes, (j - i) * kChunkBytes)));
-    i = j;
-  }
-  // The journal record may only point at data that is already durable.
-  return disks.empty() ? Status::Ok() : file_->DataSync();
 }
 
 Status JStore::BuildTrim(Record& rec, uint32_t offset, uint32_t length) {
@@ -294,39 +331,57 @@ Status JStore::ReadOnce(std::span<const LayerId> chain, ObjectIndex object, uint
   {
     std::lock_guard lock(mu_);
     SP_RETURN_IF_ERROR(CheckNotOutdated(chain, object));
-    for (uint32_t i = 0; i < count; ++i) src[i] = Resolve(chain, object, b0 + i);
+    ResolveRange(chain, object, b0, count, src.data());
   }
-  env::AlignedBuffer buf(static_cast<size_t>(count) * kBlockSize);
-  for (uint32_t i = 0; i < count;) {
+  // Whole blocks into a buffer the device accepts: the caller's own, else a scratch one.
+  const bool into_out = offset % kBlockSize == 0 && out.size() % kBlockSize == 0 &&
+                        (!file_->is_direct() || AlignedAddress(out.data()));
+  env::AlignedBuffer own;
+  uint8_t* base = into_out ? out.data() : ScratchBuffer(count * kBlockSize, own);
+  uint64_t bytes = 0;
+  SP_RETURN_IF_ERROR(FetchBlocks(src, base, &bytes));
+  SP_RETURN_IF_ERROR(CheckDiskCrcs(src, base, object, b0, {}));
+  if (!into_out) std::memcpy(out.data(), base + offset % kBlockSize, out.size());
+  return Status::Ok();
+}
+
+Status JStore::FetchBlocks(const std::vector<Source>& src, uint8_t* base, uint64_t* disk_bytes) {
+  std::vector<env::IoOp> reads;
+  for (size_t i = 0; i < src.size();) {
+    uint8_t* dst = base + i * kBlockSize;
     if (src[i].kind != Source::kDisk) {
       if (src[i].kind == Source::kMemory) {
-        std::memcpy(buf.data() + i * kBlockSize, src[i].image->data(), kBlockSize);
+        std::memcpy(dst, src[i].image->data(), kBlockSize);
+      } else {
+        std::memset(dst, 0, kBlockSize);
       }
       ++i;
       continue;
     }
-    uint32_t j = i + 1;
-    while (j < count && src[j].kind == Source::kDisk &&
+    size_t j = i + 1;
+    while (j < src.size() && src[j].kind == Source::kDisk &&
            src[j].offset == src[j - 1].offset + kBlockSize) {
       ++j;
     }
-    SP_RETURN_IF_ERROR(ReadVerified(src, i, j - i, buf.data() + i * kBlockSize, object, b0 + i));
+    reads.push_back(env::IoOp::Read(src[i].offset, {dst, (j - i) * kBlockSize}));
+    *disk_bytes += (j - i) * kBlockSize;
     i = j;
   }
-  std::memcpy(out.data(), buf.data() + offset % kBlockSize, out.size());
-  return Status::Ok();
+  if (reads.empty()) return Status::Ok();
+  return file_->Batch(reads);
 }
 
-Status JStore::ReadVerified(const std::vector<Source>& src, size_t i, size_t n, uint8_t* dst,
-                            ObjectIndex object, uint32_t first_block) {
-  SP_RETURN_IF_ERROR(ReadExact(*file_, src[i].offset, {dst, n * kBlockSize}));
-  for (size_t k = 0; k < n; ++k) {
-    uint32_t actual = Crc32c(dst + k * kBlockSize, kBlockSize);
-    if (actual != src[i + k].crc) {
+Status JStore::CheckDiskCrcs(const std::vector<Source>& src, const uint8_t* base,
+                             ObjectIndex object, uint32_t first_block,
+                             std::span<const uint32_t> blocks) const {
+  for (size_t k = 0; k < src.size(); ++k) {
+    if (src[k].kind != Source::kDisk) continue;
+    const uint32_t actual = Crc32c(base + k * kBlockSize, kBlockSize);
+    if (actual != src[k].crc) {
       return Error(Code::kCorruption,
                    "disk {} layer {} object {} block {}: crc32c {:08x} stored, {:08x} read",
-                   sb_.disk.value(), src[i + k].layer, object.value(), first_block + k,
-                   src[i + k].crc, actual);
+                   sb_.disk.value(), src[k].layer, object.value(),
+                   blocks.empty() ? first_block + k : blocks[k], src[k].crc, actual);
     }
   }
   return Status::Ok();
@@ -348,12 +403,13 @@ Result<std::vector<bool>> JStore::BlockStatus(std::span<const LayerId> chain, Ob
   SP_RETURN_IF_ERROR(CheckRange(offset, length, kBlockSize));
   SP_RETURN_IF_ERROR(CheckChain(chain));
   std::vector<bool> out(length / kBlockSize);
-  std::lock_guard lock(mu_);
-  SP_RETURN_IF_ERROR(CheckNotOutdated(chain, object));
-  for (size_t i = 0; i < out.size(); ++i) {
-    out[i] = Resolve(chain, object, static_cast<uint32_t>(offset / kBlockSize + i)).kind !=
-             Source::kZero;
+  std::vector<Source> src(out.size());
+  {
+    std::lock_guard lock(mu_);
+    SP_RETURN_IF_ERROR(CheckNotOutdated(chain, object));
+    ResolveRange(chain, object, offset / kBlockSize, static_cast<uint32_t>(src.size()), src.data());
   }
+  for (size_t i = 0; i < out.size(); ++i) out[i] = src[i].kind != Source::kZero;
   return out;
 }
 
@@ -415,28 +471,12 @@ Result<ScrubResult> JStore::ScrubBlocks(LayerId layer, ObjectIndex object, uint3
       }
     }
   }
-  env::AlignedBuffer buf(blocks.size() * kBlockSize);
+  env::AlignedBuffer buf(blocks.size() * kBlockSize, env::AlignedBuffer::Fill::kNone);
+  SP_RETURN_IF_ERROR(FetchBlocks(src, buf.data(), &r.bytes_read));
   std::vector<uint32_t> suspects;
-  for (size_t i = 0; i < src.size();) {
-    uint8_t* dst = buf.data() + i * kBlockSize;
-    size_t j = i + 1;
-    if (src[i].kind == Source::kMemory) {
-      std::memcpy(dst, src[i].image->data(), kBlockSize);
-    } else {
-      SP_ASSERT(src[i].kind == Source::kDisk);
-      while (j < src.size() && src[j].kind == Source::kDisk &&
-             src[j].offset == src[j - 1].offset + kBlockSize) {
-        ++j;
-      }
-      SP_RETURN_IF_ERROR(ReadExact(*file_, src[i].offset, {dst, (j - i) * kBlockSize}));
-      r.bytes_read += (j - i) * kBlockSize;
-    }
-    for (size_t k = i; k < j; ++k) {
-      if (Crc32c(buf.data() + k * kBlockSize, kBlockSize) != src[k].crc) {
-        suspects.push_back(blocks[k]);
-      }
-    }
-    i = j;
+  for (size_t k = 0; k < src.size(); ++k) {
+    if (Crc32c(buf.data() + k * kBlockSize, kBlockSize) != src[k].crc)
+      suspects.push_back(blocks[k]);
   }
   r.blocks_verified = static_cast<uint32_t>(blocks.size());
   for (uint32_t b : suspects) {
@@ -547,27 +587,17 @@ Result<ObjectImage> JStore::ExportOnce(LayerId layer, ObjectIndex object) {
     }
   }
   if (blocks.empty()) return image;
-  env::AlignedBuffer buf(blocks.size() * kBlockSize);
-  for (size_t i = 0; i < src.size();) {
-    uint8_t* dst = buf.data() + i * kBlockSize;
-    if (src[i].kind == Source::kMemory) {
-      std::memcpy(dst, src[i].image->data(), kBlockSize);
-      if (Crc32c(dst, kBlockSize) != src[i].crc) {
-        return Error(Code::kCorruption, "disk {} layer {} object {} block {}: journaled image crc",
-                     sb_.disk.value(), layer.value(), object.value(), blocks[i]);
-      }
-      ++i;
-      continue;
+  env::AlignedBuffer buf(blocks.size() * kBlockSize, env::AlignedBuffer::Fill::kNone);
+  uint64_t bytes = 0;
+  SP_RETURN_IF_ERROR(FetchBlocks(src, buf.data(), &bytes));
+  for (size_t i = 0; i < src.size(); ++i) {
+    if (src[i].kind == Source::kMemory &&
+        Crc32c(buf.data() + i * kBlockSize, kBlockSize) != src[i].crc) {
+      return Error(Code::kCorruption, "disk {} layer {} object {} block {}: journaled image crc",
+                   sb_.disk.value(), layer.value(), object.value(), blocks[i]);
     }
-    SP_ASSERT(src[i].kind == Source::kDisk);
-    size_t j = i + 1;
-    while (j < src.size() && src[j].kind == Source::kDisk &&
-           src[j].offset == src[j - 1].offset + kBlockSize && blocks[j] == blocks[j - 1] + 1) {
-      ++j;
-    }
-    SP_RETURN_IF_ERROR(ReadVerified(src, i, j - i, dst, object, blocks[i]));
-    i = j;
   }
+  SP_RETURN_IF_ERROR(CheckDiskCrcs(src, buf.data(), object, 0, blocks));
   image.data.assign(buf.data(), buf.data() + buf.size());
   return image;
 }
@@ -681,7 +711,7 @@ Status JStore::InstallChunks(LayerId layer, ObjectIndex object, const ObjectImag
   rec.object = object;
   std::vector<uint32_t> disks;
   SP_RETURN_IF_ERROR(AllocateChunks(rec, static_cast<uint32_t>(plan.size()), &disks));
-  env::AlignedBuffer redirect(redirects * kChunkBytes);
+  env::AlignedBuffer redirect(redirects * kChunkBytes, env::AlignedBuffer::Fill::kNone);
   uint8_t* next = redirect.data();
   for (size_t k = 0; k < plan.size(); ++k) {
     const Planned& p = plan[k];
@@ -707,12 +737,9 @@ Status JStore::InstallChunks(LayerId layer, ObjectIndex object, const ObjectImag
     }
   }
   *data_pos = pos;
-  Status s = WriteRedirected(rec, redirect);
-  if (!s.ok()) {
-    ReturnChunks(rec);
-    return s;
-  }
-  return Commit(rec);
+  std::vector<env::IoOp> data_writes;
+  RedirectWrites(rec, redirect.data(), &data_writes);
+  return Commit(rec, data_writes);
 }
 
 }  // namespace spindle::server::jdisk

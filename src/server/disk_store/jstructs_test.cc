@@ -89,6 +89,7 @@ TEST(JFormat, RecordRoundTripAndChecksum) {
   r.instance = 0x1234;
   r.zero_first = 40;
   r.zero_count = 2;
+  r.round_index = 5;
   env::AlignedBuffer buf;
   uint32_t crc = EncodeRecord(r, buf);
   EXPECT_EQ(buf.size(), RecordBytes(r));
@@ -98,6 +99,7 @@ TEST(JFormat, RecordRoundTripAndChecksum) {
   ASSERT_TRUE(back.ok()) << back.status().ToString();
   EXPECT_EQ(crc, crc2);
   EXPECT_EQ(back->seq, 11u);
+  EXPECT_EQ(back->round_index, 5u);
   EXPECT_EQ(back->version, 5u);
   EXPECT_EQ(back->zero_count, 2u);
   ASSERT_EQ(back->blocks.size(), 3u);
@@ -298,6 +300,25 @@ TEST_F(JournalTest, FullJournalRefuses) {
   }
   EXPECT_EQ(s.code(), Code::kResourceExhausted);
   EXPECT_GT(n, 2);
+}
+
+// Each Append is one round: its records carry round indexes 0, 1, 2, ... in order.
+TEST_F(JournalTest, AppendNumbersTheRound) {
+  Journal j(*file_, 64 * kKiB, kJournalBytes, 42);
+  ASSERT_TRUE(j.Replay({}, [](Record&&) { return Status::Ok(); }).ok());
+  for (uint64_t round = 0; round < 2; ++round) {
+    Record a = WriteRecord(3 * round + 1, 1), b = WriteRecord(3 * round + 2, 0),
+           c = WriteRecord(3 * round + 3, 2);
+    std::vector<Record*> recs{&a, &b, &c};
+    ASSERT_TRUE(j.Append(recs).ok());
+  }
+  std::vector<uint16_t> rounds;
+  Journal k(*file_, 64 * kKiB, kJournalBytes, 42);
+  ASSERT_TRUE(k.Replay({}, [&](Record&& r) {
+                 rounds.push_back(r.round_index);
+                 return Status::Ok();
+               }).ok());
+  EXPECT_EQ(rounds, (std::vector<uint16_t>{0, 1, 2, 0, 1, 2}));
 }
 
 // Records of another init (other instance) are not replayed.

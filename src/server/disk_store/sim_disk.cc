@@ -87,6 +87,10 @@ Status SimDisk::Write(uint64_t offset, std::span<const uint8_t> data) {
 Status SimDisk::Sync() {
   std::lock_guard lock(mu_);
   SP_RETURN_IF_ERROR(CountOpLocked());
+  if (crash_at_sync_ > 0 && --crash_at_sync_ == 0) {
+    CrashLocked();
+    return Error(Code::kIoError, "simulated disk crashed");
+  }
   ++syncs_;
   for (const Pending& p : unsynced_) {
     std::memcpy(durable_.data() + p.offset, p.data.data(), p.data.size());
@@ -98,11 +102,16 @@ Status SimDisk::Sync() {
 void SimDisk::CrashLocked() {
   crashed_ = true;
   crash_after_ = 0;
+  crash_at_sync_ = 0;
   for (const Pending& p : unsynced_) {
-    const int mode = static_cast<int>(rng_() % 3);  // 0 drop, 1 keep, 2 tear
-    if (mode == 0) continue;
+    Fate fate = policy_ ? policy_(p.offset, p.data.size()) : Fate::kRandom;
+    if (fate == Fate::kRandom) {
+      constexpr Fate kFates[3] = {Fate::kDrop, Fate::kKeep, Fate::kTear};
+      fate = kFates[rng_() % 3];
+    }
+    if (fate == Fate::kDrop) continue;
     for (uint64_t s = 0; s < p.data.size(); s += kSector) {
-      if (mode == 2 && rng_() % 2 == 0) continue;
+      if (fate == Fate::kTear && rng_() % 2 == 0) continue;
       std::memcpy(durable_.data() + p.offset + s, p.data.data() + s, kSector);
     }
   }
@@ -112,6 +121,16 @@ void SimDisk::CrashLocked() {
 void SimDisk::ArmCrash(uint64_t ops) {
   std::lock_guard lock(mu_);
   crash_after_ = ops;
+}
+
+void SimDisk::ArmCrashAtSync(uint64_t n) {
+  std::lock_guard lock(mu_);
+  crash_at_sync_ = n;
+}
+
+void SimDisk::SetCrashPolicy(std::function<Fate(uint64_t, uint64_t)> policy) {
+  std::lock_guard lock(mu_);
+  policy_ = std::move(policy);
 }
 
 void SimDisk::CrashNow() {
@@ -128,6 +147,7 @@ void SimDisk::Revive() {
   std::lock_guard lock(mu_);
   crashed_ = false;
   crash_after_ = 0;
+  crash_at_sync_ = 0;
 }
 
 void SimDisk::FlipByte(uint64_t offset) {

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -29,6 +30,12 @@ class SimDisk {
   // After `ops` more writes or syncs the disk crashes: the operation that hits the count and
   // every later one fail with kIoError; unsynced writes are kept, dropped or torn.
   void ArmCrash(uint64_t ops);
+  // The `n`th sync from now (n >= 1) crashes the disk instead of completing.
+  void ArmCrashAtSync(uint64_t n);
+  // What a crash does to an unsynced write: kRandom keeps, drops or tears it (seeded choice).
+  enum class Fate { kRandom, kKeep, kDrop, kTear };
+  // Decides the fate of each unsynced write at a crash by its range (tests that need one).
+  void SetCrashPolicy(std::function<Fate(uint64_t offset, uint64_t length)> policy);
   // Crashes now (if not crashed yet).
   void CrashNow();
   bool crashed() const;
@@ -52,7 +59,9 @@ class SimDisk {
   std::vector<uint8_t> durable_;
   std::vector<Pending> unsynced_;
   std::mt19937_64 rng_;
-  uint64_t crash_after_ = 0;  // 0: not armed
+  uint64_t crash_after_ = 0;    // 0: not armed
+  uint64_t crash_at_sync_ = 0;  // 0: not armed
+  std::function<Fate(uint64_t, uint64_t)> policy_;
   bool crashed_ = false;
   uint64_t syncs_ = 0;
   uint64_t writes_ = 0;

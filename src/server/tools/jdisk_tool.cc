@@ -1,4 +1,4 @@
-// spindle-jdisk: initialise and inspect disks of the journaled store (format version 2).
+// spindle-jdisk: initialise and inspect disks of the journaled store (format version 3).
 //   spindle-jdisk init  --file PATH --disk-id N --cluster-id ID [--size BYTES] [--journal BYTES]
 //   spindle-jdisk info  --file PATH     superblock, checkpoint, journal and objects as JSON
 //   spindle-jdisk check --file PATH     verifies every structure and every block's crc32c,
@@ -42,6 +42,7 @@ nlohmann::json Summary(const JStore& store) {
            {{"offset", sb.journal_offset},
             {"bytes", sb.journal_bytes},
             {"replayedRecords", r.replayed_records},
+            {"droppedRecords", r.dropped_records},
             {"lastSeq", r.last_seq},
             {"endPosition", r.journal_end}}},
           {"checkpoint",
