@@ -61,6 +61,7 @@ class NbdSession : public std::enable_shared_from_this<NbdSession> {
     std::vector<uint8_t> header;  // simple reply, or structured chunk header (+ its fields)
     std::vector<uint8_t> data;
     uint64_t cost_bytes = 0;  // released with the request's slot once the reply is written
+    size_t sent = 0;          // bytes a direct send (QueueReply) got out already
   };
 
   // nbd_handshake.cc. true: an export was chosen (volume_ set), go to transmission.

@@ -122,6 +122,19 @@ void NbdSession::QueueReply(const Request& r, uint32_t error, std::string_view m
   } else {
     reply.header = EncodeChunkHeader(kReplyFlagDone, kReplyTypeNone, r.cookie, 0);
   }
+  // Nothing queued or being sent: try to send it right here (the socket is non-blocking), which
+  // spares the hand-over to the writer at low queue depth. What the socket does not take, the
+  // writer sends.
+  if (writing_ == 0 && replies_.empty()) {
+    std::array<asio::const_buffer, 2> bufs{asio::buffer(reply.header), asio::buffer(reply.data)};
+    asio::error_code ec;
+    reply.sent = socket_.send(bufs, 0, ec);
+    if (reply.sent == reply.header.size() + reply.data.size()) {
+      ReleaseSlot(cost);
+      return;
+    }
+    if (ec && ec != asio::error::would_block) reply.sent = 0;  // the writer fails and closes
+  }
   replies_.push_back(std::move(reply));
   reply_queued_.NotifyAll();
 }
@@ -140,8 +153,11 @@ asio::awaitable<void> NbdSession::WriterLoop(std::shared_ptr<NbdSession> self) {
     bufs.clear();
     for (size_t i = 0; i < n; ++i) {
       const Reply& reply = self->replies_[i];
-      bufs.push_back(asio::buffer(reply.header));
-      if (!reply.data.empty()) bufs.push_back(asio::buffer(reply.data));
+      // Skip what a direct send got out (only ever the first reply).
+      const size_t h = std::min(reply.sent, reply.header.size());
+      if (h < reply.header.size()) bufs.push_back(asio::buffer(reply.header) + h);
+      const size_t d = reply.sent - h;
+      if (d < reply.data.size()) bufs.push_back(asio::buffer(reply.data) + d);
     }
     asio::error_code ec;
     self->writing_ = n;
@@ -159,6 +175,8 @@ asio::awaitable<void> NbdSession::WriterLoop(std::shared_ptr<NbdSession> self) {
 
 asio::awaitable<void> NbdSession::Transmission() {
   auto self = shared_from_this();
+  asio::error_code nb;
+  socket_.non_blocking(true, nb);  // for QueueReply's direct sends; async operations unaffected
   asio::co_spawn(socket_.get_executor(), WriterLoop(self), LogExceptions{});
   while (open_) {
     std::array<uint8_t, kRequestHeaderSize> head;

@@ -87,17 +87,25 @@ class FrameReader {
 
 // Frames queued on one connection, sent by one writer coroutine in batches.
 class OutQueue {
-  // A frame to send: header, owned payload bytes, then shared tail bytes.
+  // A frame to send: header, owned payload bytes, then shared tail bytes; `sent` bytes of it
+  // went out already (a direct send that the socket took only in part).
   struct OutMsg {
     std::array<uint8_t, proto::kHeaderSize> header;
     std::vector<uint8_t> payload;
     SharedBytes tail;
+    size_t sent = 0;
   };
 
  public:
-  explicit OutQueue(asio::any_io_executor ex) : wake_(ex) {
+  // The socket is put in non-blocking mode (for the direct sends; async operations are not
+  // affected).
+  explicit OutQueue(tcp::socket& socket) : socket_(socket), wake_(socket.get_executor()) {
     wake_.expires_at(Clock::time_point::max());
+    asio::error_code ignored;
+    socket_.non_blocking(true, ignored);
   }
+  // Sends the frame at once when nothing is queued or being sent and the socket takes it
+  // (the common case at low queue depth: no hand-over to the writer); else queues it.
   void Push(uint16_t type, uint64_t id, int32_t status, std::vector<uint8_t> payload,
             SharedBytes tail) {
     OutMsg m;
@@ -107,15 +115,26 @@ class OutQueue {
     proto::EncodeHeader(h, m.header.data());
     m.payload = std::move(payload);
     m.tail = std::move(tail);
+    if (!sending_ && out_.empty() && socket_.is_open()) {
+      std::array<asio::const_buffer, 3> bufs;
+      const size_t nbufs = Buffers(m, bufs.data());
+      const size_t total = proto::kHeaderSize + len;
+      asio::error_code ec;
+      m.sent = socket_.send(std::span(bufs).first(nbufs), 0, ec);
+      if (m.sent == total) return;
+      // would_block or a partial send: the writer sends the rest. Another error: the writer's
+      // send fails the same way and closes the connection.
+      if (ec && ec != asio::error::would_block) m.sent = 0;
+    }
     out_.push_back(std::move(m));
     wake_.cancel();
   }
   // Wakes the writer so that it sees `closed` (Close()).
   void Wake() { wake_.cancel(); }
 
-  // Sends frames until `open()` turns false or a send fails (then calls `on_error`).
-  template <typename Socket, typename Open, typename OnError>
-  asio::awaitable<void> Run(Socket& socket, Open open, OnError on_error) {
+  // Sends queued frames until `open()` turns false or a send fails (then calls `on_error`).
+  template <typename Open, typename OnError>
+  asio::awaitable<void> Run(Open open, OnError on_error) {
     std::vector<asio::const_buffer> bufs;
     while (open()) {
       if (out_.empty()) {
@@ -124,17 +143,15 @@ class OutQueue {
         continue;
       }
       const size_t n = std::min(out_.size(), kMaxSendBatch);
-      bufs.clear();
-      for (size_t i = 0; i < n; ++i) {
-        const OutMsg& m = out_[i];
-        bufs.push_back(asio::buffer(m.header));
-        if (!m.payload.empty()) bufs.push_back(asio::buffer(m.payload));
-        if (!m.tail.bytes.empty())
-          bufs.push_back(asio::buffer(m.tail.bytes.data(), m.tail.bytes.size()));
-      }
+      bufs.resize(3 * n);
+      size_t used = 0;
+      for (size_t i = 0; i < n; ++i) used += Buffers(out_[i], bufs.data() + used);
+      bufs.resize(used);
       asio::error_code ec;
-      co_await asio::async_write(socket, bufs, Ec(ec));
-      // The queue is only ever cleared here: the buffers stayed valid during the send.
+      sending_ = true;
+      co_await asio::async_write(socket_, bufs, Ec(ec));
+      sending_ = false;
+      // The queue is only ever shortened here: the buffers stayed valid during the send.
       for (size_t i = 0; i < n; ++i) out_.pop_front();
       if (ec) {
         on_error();
@@ -144,8 +161,27 @@ class OutQueue {
   }
 
  private:
+  // The unsent part of m as up to 3 buffers at out; returns how many.
+  static size_t Buffers(const OutMsg& m, asio::const_buffer* out) {
+    std::array<asio::const_buffer, 3> all{
+        asio::buffer(m.header), asio::buffer(m.payload),
+        asio::const_buffer(m.tail.bytes.data(), m.tail.bytes.size())};
+    size_t skip = m.sent, n = 0;
+    for (const asio::const_buffer& b : all) {
+      if (skip >= b.size()) {
+        skip -= b.size();
+        continue;
+      }
+      out[n++] = b + skip;
+      skip = 0;
+    }
+    return n;
+  }
+
+  tcp::socket& socket_;
   asio::steady_timer wake_;
   std::deque<OutMsg> out_;
+  bool sending_ = false;
 };
 
 Reply Reply::Fail(const Status& s) {
@@ -158,8 +194,7 @@ Reply Reply::Fail(const Status& s) {
 // Server
 
 struct RpcServer::Conn {
-  explicit Conn(tcp::socket s)
-      : socket(std::move(s)), out(socket.get_executor()), slot(socket.get_executor()) {
+  explicit Conn(tcp::socket s) : socket(std::move(s)), out(socket), slot(socket.get_executor()) {
     slot.expires_at(Clock::time_point::max());
   }
   void Close() {
@@ -240,8 +275,7 @@ asio::awaitable<void> RpcServer::ServeConnection(std::shared_ptr<Conn> conn) {
   asio::co_spawn(
       io_,
       [](std::shared_ptr<Conn> c) -> asio::awaitable<void> {
-        co_await c->out.Run(
-            c->socket, [&c] { return !c->closed; }, [&c] { c->Close(); });
+        co_await c->out.Run([&c] { return !c->closed; }, [&c] { c->Close(); });
       }(conn),
       asio::detached);
 
@@ -294,7 +328,7 @@ struct RpcClient::Pending {
 
 RpcClient::RpcClient(tcp::socket socket)
     : socket_(std::move(socket)),
-      out_(std::make_unique<OutQueue>(socket_.get_executor())),
+      out_(std::make_unique<OutQueue>(socket_)),
       sweep_(socket_.get_executor()) {}
 
 RpcClient::~RpcClient() {
@@ -377,8 +411,7 @@ asio::awaitable<Result<Frame>> RpcClient::Call(proto::MsgType type, std::vector<
 
 asio::awaitable<void> RpcClient::WriteLoop() {
   auto self = shared_from_this();
-  co_await out_->Run(
-      socket_, [this] { return open_; }, [this] { Close(); });
+  co_await out_->Run([this] { return open_; }, [this] { Close(); });
 }
 
 asio::awaitable<void> RpcClient::SweepLoop() {

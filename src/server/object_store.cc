@@ -1,6 +1,7 @@
 #include "server/object_store.h"
 
 #include <algorithm>
+#include <optional>
 
 #include "common/log.h"
 #include "server/offload.h"
@@ -107,6 +108,7 @@ asio::awaitable<Result<uint64_t>> ObjectStore::Ordered(LayerId layer, ObjectInde
   const Key key{layer.value(), object.value()};
   IdleDropper dropper{this, key};  // forgets the queue entry on every way out
   auto deadline = std::chrono::steady_clock::now() + version_wait_;
+  std::optional<std::chrono::steady_clock::time_point> grace_end;
   for (;;) {
     const jdisk::ObjectInfo info = store_->Info(layer, object);
     const bool outdated = info.state == jdisk::ObjectState::kOutdated;
@@ -120,10 +122,22 @@ asio::awaitable<Result<uint64_t>> ObjectStore::Ordered(LayerId layer, ObjectInde
       EndTurn(key);
       co_return result;
     }
-    // A write in progress may close the gap: the handler runs only when none is.
-    if (gap && !q.busy && !q.gap_running && gap_handler_ && !q.gap_handled) {
-      co_await RunGapHandler(layer, object, version);
-      continue;
+    // A write in progress may close the gap: the handler runs only when none is. Nor when the
+    // missing version itself waits here: woken by the end of the previous turn, it takes the
+    // next one (a write that arrives between that wake-up and its resumption must not start
+    // the handler, whose grace period it would then sit out).
+    const bool next_waits =
+        !outdated && std::any_of(q.waiters.begin(), q.waiters.end(),
+                                 [&](const Queue::Waiter& w) { return w.version == current + 1; });
+    if (gap && !q.busy && !q.gap_running && gap_handler_ && !q.gap_handled && !next_waits) {
+      // The grace runs from when this write first found the gap; a write that closes it wakes
+      // this one (WakeWaiters) long before.
+      const auto now = std::chrono::steady_clock::now();
+      if (!grace_end) grace_end = now + gap_grace_;
+      if (now >= *grace_end) {
+        co_await RunGapHandler(layer, object, version);
+        continue;
+      }
     }
     if (outdated && !q.busy && !q.gap_running) {
       co_return Error(Code::kFailedPrecondition, "layer {} object {}: object outdated",
@@ -141,19 +155,20 @@ asio::awaitable<Result<uint64_t>> ObjectStore::Ordered(LayerId layer, ObjectInde
     if (q.waiters.size() >= kMaxWaitingWritesPerObject) {
       co_return TooManyWaiting(q.waiters.size(), layer, object);
     }
-    co_await WaitOnQueue(key, deadline);
+    co_await WaitOnQueue(key, grace_end ? std::min(deadline, *grace_end) : deadline, version);
   }
 }
 
 asio::awaitable<void> ObjectStore::WaitOnQueue(const Key& key,
-                                               std::chrono::steady_clock::time_point deadline) {
+                                               std::chrono::steady_clock::time_point deadline,
+                                               uint64_t version) {
   asio::steady_timer timer(io_, deadline);
-  queues_[key].waiters.push_back(&timer);
+  queues_[key].waiters.push_back(Queue::Waiter{&timer, version});
   asio::error_code ec;
   co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
   // queues_ may have changed while suspended: look the entry up again.
   auto& waiters = queues_[key].waiters;
-  waiters.erase(std::remove(waiters.begin(), waiters.end(), &timer), waiters.end());
+  std::erase_if(waiters, [&](const Queue::Waiter& w) { return w.timer == &timer; });
 }
 
 asio::awaitable<void> ObjectStore::RunGapHandler(LayerId layer, ObjectIndex object,
@@ -185,7 +200,7 @@ asio::awaitable<Status> ObjectStore::TakeTurn(LayerId layer, ObjectIndex object)
       co_return TooManyWaiting(q.waiters.size(), layer, object);
     }
     // The holder's work on the pool is bounded; the timer only bounds one wait.
-    co_await WaitOnQueue(key, std::chrono::steady_clock::now() + version_wait_);
+    co_await WaitOnQueue(key, std::chrono::steady_clock::now() + version_wait_, 0);
   }
 }
 
@@ -236,7 +251,7 @@ asio::awaitable<Result<uint64_t>> ObjectStore::ApplyOnPool(LayerId layer, Object
 void ObjectStore::WakeWaiters(const Key& key) {
   auto it = queues_.find(key);
   if (it == queues_.end()) return;
-  for (asio::steady_timer* t : it->second.waiters) t->cancel();
+  for (const Queue::Waiter& w : it->second.waiters) w.timer->cancel();
 }
 
 void ObjectStore::DropIfIdle(const Key& key) {

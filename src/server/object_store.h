@@ -72,7 +72,13 @@ class ObjectStore {
   // error is logged; the writes then keep waiting as without a handler. Set once, before use.
   using GapHandler =
       std::function<asio::awaitable<Status>(LayerId, ObjectIndex, uint64_t wanted_version)>;
-  void SetGapHandler(GapHandler handler) { gap_handler_ = std::move(handler); }
+  // `grace`: how long a write that found the gap waits for the missing version first (usually
+  // it is only late, reordered on the way); the wait ends as soon as the version arrives.
+  void SetGapHandler(GapHandler handler,
+                     std::chrono::milliseconds grace = std::chrono::milliseconds(0)) {
+    gap_handler_ = std::move(handler);
+    gap_grace_ = grace;
+  }
 
   jdisk::ObjectInfo Info(LayerId layer, ObjectIndex object) const {
     return store_->Info(layer, object);
@@ -86,10 +92,14 @@ class ObjectStore {
  private:
   using Key = std::pair<uint64_t, uint32_t>;
   struct Queue {
-    bool busy = false;                         // a write/export/install of it is on the pool
-    bool gap_running = false;                  // the gap handler runs for it
-    bool gap_handled = false;                  // ... has run in this waiting episode
-    std::vector<asio::steady_timer*> waiters;  // writes waiting for their turn
+    bool busy = false;         // a write/export/install of it is on the pool
+    bool gap_running = false;  // the gap handler runs for it
+    bool gap_handled = false;  // ... has run in this waiting episode
+    struct Waiter {
+      asio::steady_timer* timer;
+      uint64_t version;  // of the waiting write; 0: an export or install
+    };
+    std::vector<Waiter> waiters;  // writes waiting for their turn
   };
   // A write or a trim, run on the pool when its turn comes.
   struct Mutation {
@@ -104,8 +114,10 @@ class ObjectStore {
   // Waits until the object's queue is not busy, then marks it busy (the caller's turn).
   asio::awaitable<Status> TakeTurn(LayerId layer, ObjectIndex object);
   void EndTurn(const Key& key);
-  // One wait on `key` until woken or `deadline`. REQUIRES: fewer than the maximum wait.
-  asio::awaitable<void> WaitOnQueue(const Key& key, std::chrono::steady_clock::time_point deadline);
+  // One wait on `key` until woken or `deadline` by a write of `version` (0: not a write).
+  // REQUIRES: fewer than the maximum wait.
+  asio::awaitable<void> WaitOnQueue(const Key& key, std::chrono::steady_clock::time_point deadline,
+                                    uint64_t version);
   asio::awaitable<void> RunGapHandler(LayerId layer, ObjectIndex object, uint64_t version);
   void WakeWaiters(const Key& key);
   void DropIfIdle(const Key& key);
@@ -121,6 +133,7 @@ class ObjectStore {
   std::chrono::milliseconds version_wait_;
   std::map<Key, Queue> queues_;  // only objects with a write in progress or waiting
   GapHandler gap_handler_;
+  std::chrono::milliseconds gap_grace_{0};
 };
 
 }  // namespace spindle::server

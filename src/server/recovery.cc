@@ -31,19 +31,18 @@ Recovery::Recovery(asio::io_context& io, ServerId self, std::vector<ObjectStore*
   writers_done_ = std::make_unique<asio::steady_timer>(io_, asio::steady_timer::time_point::max());
   for (ObjectStore* s : stores) {
     const DiskId disk = s->disk();
-    s->SetGapHandler([this, disk](LayerId layer, ObjectIndex object,
-                                  uint64_t wanted) -> asio::awaitable<Status> {
-      // A write waits for version `wanted`. Usually it is just late (arrived out of order):
-      // give it kGapGrace; if it still is missing, this disk missed it: fetch from a peer.
-      asio::steady_timer grace(io_, kGapGrace);
-      asio::error_code ec;
-      co_await grace.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-      ObjectStore* store = Store(disk);
-      if (store->Info(layer, object).version >= wanted) co_return Status::Ok();
-      auto got = co_await Sync(disk, layer, object, wanted);
-      if (!got.ok()) co_return got.status();
-      co_return Status::Ok();
-    });
+    s->SetGapHandler(
+        [this, disk](LayerId layer, ObjectIndex object,
+                     uint64_t wanted) -> asio::awaitable<Status> {
+          // A write waited kGapGrace (ObjectStore) for version `wanted`, which usually is only
+          // late; still missing: this disk missed it, fetch it from a peer.
+          ObjectStore* store = Store(disk);
+          if (store->Info(layer, object).version >= wanted) co_return Status::Ok();
+          auto got = co_await Sync(disk, layer, object, wanted);
+          if (!got.ok()) co_return got.status();
+          co_return Status::Ok();
+        },
+        kGapGrace);
   }
 }
 
