@@ -127,7 +127,7 @@ Result<const VolumeRecord*> Target(const State& s, const Reassign& r) {
 
 Status ApplyReassign(State& s, const Reassign& r, const OpenVolumes& open) {
   SP_ASSIGN_OR_RETURN(const VolumeRecord* found, Target(s, r));
-  VolumeRecord& v = (r.snapshot ? s.snapshots : s.volumes).at(found->id);
+  VolumeRecord& v = (r.snapshot ? s.snapshots : s.volumes).Mutable(found->id);
   std::vector<uint32_t> leaving = r.detach;
   if (r.detach_all) {
     for (const auto& [client, _] : v.attachments) leaving.push_back(std::stoul(client));

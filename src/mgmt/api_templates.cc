@@ -121,9 +121,11 @@ Status UpdateTemplate(State& s, const std::string& name, const std::optional<std
     if (s.templates.count(*rename)) {
       return Error(Code::kAlreadyExists, "template '{}' already exists", *rename);
     }
-    for (auto& [_, v] : s.volumes) {
-      if (v.templateName == name) v.templateName = *rename;
+    std::vector<int64_t> hit;  // changed through Mutable after the walk (it clones the map)
+    for (const auto& [id, v] : s.volumes) {
+      if (v.templateName == name) hit.push_back(id);
     }
+    for (int64_t id : hit) s.volumes.Mutable(id).templateName = *rename;
     s.templates.erase(it);
     t.name = *rename;
   }

@@ -322,7 +322,7 @@ Status ResizeVolume(VolumeRecord& v, const UpdateArgs& a) {
 
 Status UpdateVolume(State& s, const std::string& name, const UpdateArgs& a) {
   SP_ASSIGN_OR_RETURN(const VolumeRecord* found, LookupVolume(s, name));
-  VolumeRecord& v = s.volumes.at(found->id);
+  VolumeRecord& v = s.volumes.Mutable(found->id);
   const Policy& p = a.policy;
   if (MovesData(p, v)) {
     return Error(Code::kUnimplemented,

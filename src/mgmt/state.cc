@@ -59,21 +59,29 @@ void Put(std::map<EntityKey, std::string>& out, const char* kind, const Map& m) 
 // Appends the changes of one kind: a merge walk over two maps sorted the same way.
 template <typename Map>
 void DiffKind(std::vector<EntityChange>& out, const char* kind, const Map& a, const Map& b) {
-  auto ia = a.begin(), ib = b.begin();
-  auto less = a.key_comp();
-  while (ia != a.end() || ib != b.end()) {
-    if (ib == b.end() || (ia != a.end() && less(ia->first, ib->first))) {
-      out.push_back({{kind, KeyString(ia->first)}, std::nullopt});
-      ++ia;
-    } else if (ia == a.end() || less(ib->first, ia->first)) {
-      out.push_back({{kind, KeyString(ib->first)}, nlohmann::json(ib->second).dump()});
-      ++ib;
-    } else {
-      if (!(ia->second == ib->second)) {
+  if constexpr (requires { b.ForEachChange(a, [](const auto&, const auto*) {}); }) {
+    // Copy-on-write: only chunks and records that are not shared are compared.
+    b.ForEachChange(a, [&](const auto& k, const auto* v) {
+      out.push_back({{kind, KeyString(k)},
+                     v ? std::optional<std::string>(nlohmann::json(*v).dump()) : std::nullopt});
+    });
+  } else {
+    auto ia = a.begin(), ib = b.begin();
+    auto less = a.key_comp();
+    while (ia != a.end() || ib != b.end()) {
+      if (ib == b.end() || (ia != a.end() && less(ia->first, ib->first))) {
+        out.push_back({{kind, KeyString(ia->first)}, std::nullopt});
+        ++ia;
+      } else if (ia == a.end() || less(ib->first, ia->first)) {
         out.push_back({{kind, KeyString(ib->first)}, nlohmann::json(ib->second).dump()});
+        ++ib;
+      } else {
+        if (!(ia->second == ib->second)) {
+          out.push_back({{kind, KeyString(ib->first)}, nlohmann::json(ib->second).dump()});
+        }
+        ++ia;
+        ++ib;
       }
-      ++ia;
-      ++ib;
     }
   }
 }
@@ -81,7 +89,12 @@ void DiffKind(std::vector<EntityChange>& out, const char* kind, const Map& a, co
 template <typename T, typename Map, typename KeyFn>
 void Take(const nlohmann::json& j, Map& m, KeyFn key_of) {
   T rec = j.get<T>();
-  m[key_of(rec)] = std::move(rec);
+  if constexpr (requires { m.Put(key_of(rec), std::move(rec)); }) {
+    auto key = key_of(rec);
+    m.Put(key, std::move(rec));
+  } else {
+    m[key_of(rec)] = std::move(rec);
+  }
 }
 
 Status LoadEntity(const EntityKey& key, const std::string& text, State& s) {
@@ -141,17 +154,17 @@ void CountUse(std::map<uint32_t, uint64_t>& use, const DiskSetTable& t, bool add
 }  // namespace
 
 void State::PutVolume(VolumeRecord v) {
-  auto it = volumes.find(v.id);
-  if (it != volumes.end()) CountUse(diskUse, it->second.targetDiskSets, false);
+  if (const VolumeRecord* old = volumes.get(v.id)) CountUse(diskUse, old->targetDiskSets, false);
   CountUse(diskUse, v.targetDiskSets, true);
-  volumes[v.id] = std::move(v);
+  const int64_t id = v.id;
+  volumes.Put(id, std::move(v));
 }
 
 void State::EraseVolume(int64_t id) {
-  auto it = volumes.find(id);
-  if (it == volumes.end()) return;
-  CountUse(diskUse, it->second.targetDiskSets, false);
-  volumes.erase(it);
+  const VolumeRecord* v = volumes.get(id);
+  if (v == nullptr) return;
+  CountUse(diskUse, v->targetDiskSets, false);
+  volumes.erase(id);
 }
 
 void State::RecountDiskUse() {
@@ -161,17 +174,19 @@ void State::RecountDiskUse() {
 }
 
 void State::PutSnapshot(VolumeRecord v) {
-  auto it = snapshots.find(v.id);
-  if (it != snapshots.end()) CountUse(diskUse, it->second.targetDiskSets, false);
+  if (const VolumeRecord* old = snapshots.get(v.id)) {
+    CountUse(diskUse, old->targetDiskSets, false);
+  }
   CountUse(diskUse, v.targetDiskSets, true);
-  snapshots[v.id] = std::move(v);
+  const int64_t id = v.id;
+  snapshots.Put(id, std::move(v));
 }
 
 void State::EraseSnapshot(int64_t id) {
-  auto it = snapshots.find(id);
-  if (it == snapshots.end()) return;
-  CountUse(diskUse, it->second.targetDiskSets, false);
-  snapshots.erase(it);
+  const VolumeRecord* v = snapshots.get(id);
+  if (v == nullptr) return;
+  CountUse(diskUse, v->targetDiskSets, false);
+  snapshots.erase(id);
 }
 
 const VolumeRecord* State::FindSnapshot(const std::string& name_or_gid) const {
@@ -180,10 +195,6 @@ const VolumeRecord* State::FindSnapshot(const std::string& name_or_gid) const {
     if (v.name == name_or_gid || (by_gid && v.globalId == name_or_gid.substr(1))) return &v;
   }
   return nullptr;
-}
-
-VolumeRecord* State::FindVolume(const std::string& name_or_gid) {
-  return const_cast<VolumeRecord*>(std::as_const(*this).FindVolume(name_or_gid));
 }
 
 std::map<EntityKey, std::string> ToEntities(const State& state) {

@@ -10,7 +10,9 @@
 #include <memory>
 #include <optional>
 #include <set>
+#include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -175,6 +177,190 @@ struct VolumeRecord {
   bool operator==(const VolumeRecord&) const = default;
 };
 
+// A map of records shared copy-on-write, for the large maps of State (integer keys). Records
+// are grouped in chunks of 64 consecutive keys, each a shared immutable map of shared
+// immutable records: copying a CowMap copies one pointer; the first change through a copy
+// clones the outer map (one node per chunk) and then only the chunk and the record it touches,
+// so a change costs O(n / 64 + 64), not O(n). Unchanged records, chunks and maps compare equal
+// by pointer, so DiffStates skips them. Reads see `const V&` only; change a record through
+// Mutable / Put / erase. Guarded like the rest of State (Cluster's mutex).
+template <typename K, typename V>
+class CowMap {
+  static_assert(std::is_integral_v<K>);
+  static constexpr int kChunkBits = 6;
+  using Chunk = std::map<K, std::shared_ptr<const V>>;  // never empty
+  using Outer = std::map<K, std::shared_ptr<const Chunk>>;
+  static K ChunkOf(K k) { return k >> kChunkBits; }  // monotonic, so chunk order = key order
+
+ public:
+  using key_type = K;
+  using mapped_type = V;
+  // Iterates as (key, const record&) pairs in key order; `it->second` is the record.
+  class const_iterator {
+   public:
+    using value_type = std::pair<const K&, const V&>;
+    using difference_type = std::ptrdiff_t;
+    using iterator_category = std::forward_iterator_tag;
+    struct Arrow {
+      value_type p;
+      const value_type* operator->() const { return &p; }
+    };
+    const_iterator() = default;
+    const_iterator(typename Outer::const_iterator o, typename Outer::const_iterator end,
+                   typename Chunk::const_iterator i)
+        : o_(o), end_(end), i_(i) {}
+    value_type operator*() const { return {i_->first, *i_->second}; }
+    Arrow operator->() const { return Arrow{**this}; }
+    const_iterator& operator++() {
+      if (++i_ == o_->second->end() && ++o_ != end_) i_ = o_->second->begin();
+      return *this;
+    }
+    const_iterator operator++(int) {
+      const_iterator old = *this;
+      ++*this;
+      return old;
+    }
+    bool operator==(const const_iterator& x) const {
+      return o_ == x.o_ && (o_ == end_ || i_ == x.i_);
+    }
+    // The record's shared pointer (compared by DiffStates).
+    const std::shared_ptr<const V>& ptr() const { return i_->second; }
+
+   private:
+    typename Outer::const_iterator o_, end_;
+    typename Chunk::const_iterator i_;
+  };
+  using iterator = const_iterator;
+
+  CowMap() : map_(Empty()) {}
+
+  const_iterator begin() const {
+    auto o = map_->begin();
+    return o == map_->end() ? end() : const_iterator(o, map_->end(), o->second->begin());
+  }
+  const_iterator end() const { return const_iterator(map_->end(), map_->end(), {}); }
+  const_iterator find(const K& k) const {
+    auto o = map_->find(ChunkOf(k));
+    if (o == map_->end()) return end();
+    auto i = o->second->find(k);
+    return i == o->second->end() ? end() : const_iterator(o, map_->end(), i);
+  }
+  size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
+  size_t count(const K& k) const { return get(k) != nullptr ? 1 : 0; }
+  bool contains(const K& k) const { return get(k) != nullptr; }
+  // nullptr when absent.
+  const V* get(const K& k) const {
+    auto o = map_->find(ChunkOf(k));
+    if (o == map_->end()) return nullptr;
+    auto i = o->second->find(k);
+    return i == o->second->end() ? nullptr : i->second.get();
+  }
+  // The record at k; throws std::out_of_range when absent (as std::map::at).
+  const V& at(const K& k) const {
+    const V* v = get(k);
+    if (v == nullptr) throw std::out_of_range("CowMap::at");
+    return *v;
+  }
+
+  // The record at k for changing it, cloned first if shared; throws std::out_of_range when
+  // absent. Invalidates iterators of this map.
+  V& Mutable(const K& k) {
+    if (!contains(k)) throw std::out_of_range("CowMap::Mutable");
+    std::shared_ptr<const V>& slot = OwnChunk(Own().at(ChunkOf(k))).at(k);
+    if (slot.use_count() > 1) slot = std::make_shared<V>(*slot);
+    return const_cast<V&>(*slot);  // unshared, and every record is created non-const
+  }
+  // Mutable, or nullptr when absent.
+  V* FindMutable(const K& k) { return contains(k) ? &Mutable(k) : nullptr; }
+  // Inserts or replaces the record at k; returns it for further changes.
+  V& Put(const K& k, V v) {
+    auto p = std::make_shared<V>(std::move(v));
+    V& ref = *p;
+    std::shared_ptr<const Chunk>& c = Own()[ChunkOf(k)];
+    if (!c) c = std::make_shared<Chunk>();
+    if (OwnChunk(c).insert_or_assign(k, std::move(p)).second) ++size_;
+    return ref;
+  }
+  size_t erase(const K& k) {
+    if (!contains(k)) return 0;
+    auto o = Own().find(ChunkOf(k));
+    Chunk& c = OwnChunk(o->second);
+    c.erase(k);
+    if (c.empty()) Own().erase(o);
+    --size_;
+    return 1;
+  }
+  void clear() {
+    map_ = Empty();
+    size_ = 0;
+  }
+
+  // Calls fn(key, record or nullptr when gone) for every key whose record in *this differs
+  // from the one in `before`, in key order; skips shared chunks and records by pointer.
+  template <typename F>
+  void ForEachChange(const CowMap& before, F&& fn) const {
+    if (map_ == before.map_) return;
+    auto a = before.map_->begin(), b = map_->begin();
+    while (a != before.map_->end() || b != map_->end()) {
+      if (b == map_->end() || (a != before.map_->end() && a->first < b->first)) {
+        for (const auto& [k, _] : *a->second) fn(k, static_cast<const V*>(nullptr));
+        ++a;
+      } else if (a == before.map_->end() || b->first < a->first) {
+        for (const auto& [k, v] : *b->second) fn(k, v.get());
+        ++b;
+      } else {
+        if (a->second != b->second) DiffChunks(*a->second, *b->second, fn);
+        ++a;
+        ++b;
+      }
+    }
+  }
+
+  bool operator==(const CowMap& o) const {
+    if (map_ == o.map_) return true;
+    if (size_ != o.size_) return false;
+    bool same = true;
+    ForEachChange(o, [&](const K&, const V*) { same = false; });
+    return same;
+  }
+
+ private:
+  static std::shared_ptr<const Outer> Empty() {
+    static const std::shared_ptr<const Outer> kEmpty = std::make_shared<Outer>();
+    return kEmpty;
+  }
+  template <typename F>
+  static void DiffChunks(const Chunk& ca, const Chunk& cb, F& fn) {
+    auto a = ca.begin(), b = cb.begin();
+    while (a != ca.end() || b != cb.end()) {
+      if (b == cb.end() || (a != ca.end() && a->first < b->first)) {
+        fn(a->first, static_cast<const V*>(nullptr));
+        ++a;
+      } else if (a == ca.end() || b->first < a->first) {
+        fn(b->first, b->second.get());
+        ++b;
+      } else {
+        if (a->second != b->second && !(*a->second == *b->second)) fn(b->first, b->second.get());
+        ++a;
+        ++b;
+      }
+    }
+  }
+  // The outer map, cloned first if another State shares it (one node per chunk).
+  Outer& Own() {
+    if (map_.use_count() > 1) map_ = std::make_shared<Outer>(*map_);
+    return const_cast<Outer&>(*map_);  // unshared, and every map but kEmpty is created non-const
+  }
+  // A chunk of the (owned) outer map, cloned first if shared.
+  static Chunk& OwnChunk(std::shared_ptr<const Chunk>& c) {
+    if (c.use_count() > 1) c = std::make_shared<Chunk>(*c);
+    return const_cast<Chunk&>(*c);  // unshared, and every chunk is created non-const
+  }
+  std::shared_ptr<const Outer> map_;
+  size_t size_ = 0;
+};
+
 struct Counters {
   int64_t nextVolumeId = 1;
   int64_t nextGlobalLocal = 1;
@@ -193,8 +379,9 @@ struct State {
   std::map<uint32_t, DiskRecord> disks;
   std::map<std::string, PlacementGroupRecord> placementGroups;
   std::map<std::string, TemplateRecord> templates;
-  std::map<int64_t, VolumeRecord> volumes;
-  std::map<int64_t, VolumeRecord> snapshots;  // id = the frozen layer's id
+  // Copy-on-write (see CowMap): a change copies the records it touches, not all of them.
+  CowMap<int64_t, VolumeRecord> volumes;
+  CowMap<int64_t, VolumeRecord> snapshots;  // id = the frozen layer's id
   std::map<std::string, FaultSetRecord> faultSets;
   std::map<std::string, KvBucketRecord> kv;
   MgmtConfigRecord config;
@@ -211,8 +398,8 @@ struct State {
   const VolumeRecord* FindSnapshot(const std::string& name_or_gid) const;
 
   // Finds a volume by name or "~<globalId>"; nullptr when absent.
+  // (Change what it finds through volumes.Mutable(found->id).)
   const VolumeRecord* FindVolume(const std::string& name_or_gid) const;
-  VolumeRecord* FindVolume(const std::string& name_or_gid);
 };
 
 // One layer's share of a disk, as its server reports it.
