@@ -8,8 +8,10 @@
 // Use AlignedBuffer for buffers.
 //
 // Batch: many positioned reads and writes (and fdatasyncs ordered after them) in one call. The
-// POSIX File submits them to io_uring in one go (one ring per thread, created lazily) and falls
-// back to a loop of pread/pwrite/fdatasync where io_uring is not available or is turned off
+// POSIX File submits each run of two or more reads/writes between syncs to io_uring in one go
+// (one ring per thread, created lazily); a lone read or write is a plain pread/pwrite, and a
+// sync is always a plain fdatasync once the ops before it completed. It uses pread/pwrite for
+// everything on tmpfs and where io_uring is not available or is turned off
 // (SPINDLE_IO_URING=0, SetIoEngine).
 //
 // Thread safety: PRead/PWrite/DataSync/Batch may be called from several threads at once (they

@@ -103,11 +103,25 @@ class PosixFile final : public File {
       SP_RETURN_IF_ERROR(CheckAlignment(op.offset, op.data, op.length));
       SP_ASSERT(op.length <= std::numeric_limits<uint32_t>::max());
     }
-    // A lone read or write gains nothing from a ring: one pread/pwrite is the same syscall.
-    const bool lone = ops.size() == 1 && ops[0].kind != IoOp::Kind::kSync;
-    io_uring* ring = lone ? nullptr : ThreadRing();
-    if (ring == nullptr) return File::Batch(ops);
-    return RingBatch(ring, ops);
+    // Stretch by stretch: the reads and writes up to the next sync, then fdatasync called here
+    // (through the ring it would only be punted to a kernel worker thread: the same call plus
+    // two context switches). The ring serves stretches of two or more ops, which it runs
+    // concurrently; a lone op is one syscall either way. Not on tmpfs: the kernel punts writes
+    // of a memory file to a worker too, and reads of memory gain nothing from running at once.
+    for (size_t i = 0; i < ops.size();) {
+      size_t j = i;
+      while (j < ops.size() && ops[j].kind != IoOp::Kind::kSync) ++j;
+      const std::span<const IoOp> stretch = ops.subspan(i, j - i);
+      io_uring* ring = stretch.size() >= 2 && !memory_ ? ThreadRing() : nullptr;
+      if (ring != nullptr) {
+        SP_RETURN_IF_ERROR(RingStretch(ring, stretch));
+      } else {
+        for (const IoOp& op : stretch) SP_RETURN_IF_ERROR(RunOne(op));
+      }
+      if (j < ops.size()) SP_RETURN_IF_ERROR(DataSync());
+      i = j + 1;
+    }
+    return Status::Ok();
   }
 
   Result<uint64_t> Size() override {
@@ -178,56 +192,49 @@ class PosixFile final : public File {
     return Status::Ok();
   }
 
-  // State of one RingBatch call.
-  struct RingState {
-    static constexpr size_t kNone = std::numeric_limits<size_t>::max();
-    size_t failed = kNone;  // the first failing op
+  // One read or write by pread/pwrite; a short read is kIoError.
+  Status RunOne(const IoOp& op) {
+    if (op.kind == IoOp::Kind::kWrite) return WriteLoop(op.offset, {op.data, op.length});
+    SP_ASSIGN_OR_RETURN(size_t n, ReadLoop(op.offset, {op.data, op.length}));
+    if (n != op.length) {
+      return Error(Code::kIoError, "{}: short read at {} ({} of {} bytes)", path_, op.offset, n,
+                   op.length);
+    }
+    return Status::Ok();
+  }
+
+  // Reads and writes (no syncs) through the thread's ring, up to kRingEntries in flight; returns
+  // once all completed, with the error of the first failing op (nothing new is submitted after
+  // a failure). A short completion is finished with pread/pwrite.
+  Status RingStretch(io_uring* ring, std::span<const IoOp> ops) {
+    constexpr size_t kNone = std::numeric_limits<size_t>::max();
+    size_t failed = kNone;
     Status error;
-    size_t stretch = 0;         // the first op after the last completed sync
-    bool sync_pending = false;  // a sync is in flight: nothing after it is queued yet
-    bool resync = false;        // a write of this stretch was finished by pwrite (short completion)
-    void Fail(size_t i, Status s) {
+    auto fail = [&](size_t i, Status s) {
       if (i < failed) {
         failed = i;
         error = std::move(s);
       }
-    }
-  };
-
-  // Batch through the thread's ring: up to kRingEntries ops in flight; a sync is linked to a
-  // lone op before it in the same submission (IOSQE_IO_LINK) or else drained (IOSQE_IO_DRAIN:
-  // it starts after everything submitted before it), and nothing after it is queued until it
-  // completed.
-  Status RingBatch(io_uring* ring, std::span<const IoOp> ops) {
-    RingState st;
+    };
     size_t next = 0, inflight = 0;
     for (;;) {
-      io_uring_sqe* last = nullptr;  // the previous op's entry when it is in this submission
-      while (!st.sync_pending && st.failed == RingState::kNone && next < ops.size() &&
-             inflight < kRingEntries) {
+      while (failed == kNone && next < ops.size() && inflight < kRingEntries) {
         io_uring_sqe* sqe = io_uring_get_sqe(ring);
         if (sqe == nullptr) break;  // entries the kernel has not taken yet: submit first
         const IoOp& op = ops[next];
-        if (op.kind == IoOp::Kind::kSync) {
-          io_uring_prep_fsync(sqe, fd_, IORING_FSYNC_DATASYNC);
-          if (next == st.stretch + 1 && last != nullptr) {
-            last->flags |= IOSQE_IO_LINK;
-          } else if (next > st.stretch) {
-            sqe->flags |= IOSQE_IO_DRAIN;
-          }
-          st.sync_pending = true;
-        } else if (op.kind == IoOp::Kind::kRead) {
+        if (op.kind == IoOp::Kind::kRead) {
           io_uring_prep_read(sqe, fd_, op.data, static_cast<unsigned>(op.length), op.offset);
         } else {
           io_uring_prep_write(sqe, fd_, op.data, static_cast<unsigned>(op.length), op.offset);
         }
         io_uring_sqe_set_data64(sqe, next);
-        last = sqe;
         ++next;
         ++inflight;
       }
       if (inflight == 0) break;
-      const int rc = io_uring_submit_and_wait(ring, 1);
+      // Woken once, when everything submitted completed (a submission the kernel takes only in
+      // part returns without waiting; the rest goes with the next call).
+      const int rc = io_uring_submit_and_wait(ring, inflight);
       // Interrupted or short of kernel resources: reap what completed and go round again. Any
       // other error means a malformed request: a bug here, not an I/O error.
       SP_ASSERT(rc >= 0 || rc == -EINTR || rc == -EAGAIN || rc == -EBUSY);
@@ -235,51 +242,22 @@ class PosixFile final : public File {
       unsigned head = 0, seen = 0;
       io_uring_for_each_cqe(ring, head, cqe) {
         ++seen;
-        Completed(ops, static_cast<size_t>(io_uring_cqe_get_data64(cqe)), cqe->res, st);
+        const size_t i = static_cast<size_t>(io_uring_cqe_get_data64(cqe));
+        if (Status s = Completed(ops[i], cqe->res); !s.ok()) fail(i, std::move(s));
       }
       io_uring_cq_advance(ring, seen);
       inflight -= seen;
     }
-    return st.failed == RingState::kNone ? Status::Ok() : st.error;
+    return failed == kNone ? Status::Ok() : error;
   }
 
-  void Completed(std::span<const IoOp> ops, size_t i, int res, RingState& st) {
-    const IoOp& op = ops[i];
-    if (op.kind == IoOp::Kind::kSync) {
-      st.sync_pending = false;
-      st.stretch = i + 1;
-      // A short completion breaks the link: the sync is cancelled, and done here instead.
-      if (res == -ECANCELED && st.failed == RingState::kNone) st.resync = true;
-      if (st.resync) {
-        if (Status s = DataSync(); !s.ok()) st.Fail(i, std::move(s));
-      } else if (res < 0) {
-        st.Fail(i, ErrnoStatus(-res, "fdatasync", path_));
-      }
-      st.resync = false;
-      return;
-    }
+  // The ring's result `res` for `op`: finishes a short one with pread/pwrite.
+  Status Completed(const IoOp& op, int res) {
     const bool read = op.kind == IoOp::Kind::kRead;
-    if (res < 0) {
-      st.Fail(i, ErrnoStatus(-res, read ? "read" : "write", path_));
-      return;
-    }
+    if (res < 0) return ErrnoStatus(-res, read ? "read" : "write", path_);
     const size_t done = static_cast<size_t>(res);
-    if (done == op.length) return;
-    // Short: finish with pread/pwrite (a read that reaches the end of the file fails).
-    if (read) {
-      auto n = ReadLoop(op.offset + done, {op.data + done, op.length - done});
-      if (!n.ok()) {
-        st.Fail(i, n.status());
-      } else if (done + *n != op.length) {
-        st.Fail(i, Error(Code::kIoError, "{}: short read at {} ({} of {} bytes)", path_, op.offset,
-                         done + *n, op.length));
-      }
-      return;
-    }
-    if (Status s = WriteLoop(op.offset + done, {op.data + done, op.length - done}); !s.ok()) {
-      st.Fail(i, std::move(s));
-    }
-    st.resync = true;  // the sync of this stretch may have run before the rest was written
+    if (done == op.length) return Status::Ok();
+    return RunOne(IoOp{op.kind, op.offset + done, op.data + done, op.length - done});
   }
 
   Status CheckAlignment(uint64_t offset, const void* p, size_t len) const {

@@ -3,8 +3,8 @@
 // Write path: a write below `large_write_bytes` becomes one journal record holding its 4 KiB
 // block images. A write of at least `large_write_bytes` sends its fully covered 64 KiB chunks
 // to freshly allocated chunks and journals only their location and crcs. The committer thread
-// takes every pending record and issues, in one File::Batch (one io_uring submission), the
-// records' redirected data, the records (one sequential write) and one fdatasync (group
+// takes every pending record and issues, in one File::Batch, the records' redirected data and
+// the records (one sequential write; these writes concurrently), then one fdatasync (group
 // commit: one durable round); then it applies them to the in-memory index and acknowledges
 // them. Journaled blocks stay in memory ("dirty") until the flusher writes them in place.
 // Checkpoint (flusher thread, when the journal is a quarter full or dirty blocks are older than
@@ -352,9 +352,13 @@ class JStore {
   bool stop_ = false;
   bool checkpoint_requested_ = false;
 
-  std::mutex ckpt_mu_;  // one checkpoint at a time; generation_, active_copy_
+  std::mutex ckpt_mu_;  // one checkpoint at a time; generation_ .. ckpt_buf_
   uint64_t generation_ = 0;
   int active_copy_ = 0;
+  // Kept between checkpoints (each one would otherwise allocate and fault them in afresh):
+  env::AlignedBuffer flush_stage_;  // runs of adjacent dirty blocks, gathered for writing
+  env::AlignedBuffer ckpt_buf_;     // header and body of the checkpoint being written
+  std::vector<uint8_t> ckpt_body_;  // the body's encoding (its capacity reused)
   uint64_t checkpoints_ = 0;
 
   mutable std::mutex scrub_mu_;  // scrub_

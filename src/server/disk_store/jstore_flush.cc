@@ -9,7 +9,10 @@
 namespace spindle::server::jdisk {
 namespace {
 
-constexpr size_t kMaxFlushRun = 1 * kMiB;  // bytes per coalesced in-place write
+constexpr size_t kMaxFlushRun = 1 * kMiB;      // bytes per coalesced in-place write
+constexpr size_t kFlushStageBytes = 4 * kMiB;  // runs gathered per Batch of a checkpoint
+// Checkpoint buffers up to this size are kept for the next checkpoint.
+constexpr size_t kKeepCheckpointBytes = 16 * kMiB;
 constexpr std::chrono::milliseconds kSpaceWait{100};
 
 }  // namespace
@@ -123,20 +126,38 @@ Status JStore::FlushAndWriteCheckpoint(std::vector<FlushItem>& items, Checkpoint
                                        const std::vector<uint8_t>& body) {
   std::sort(items.begin(), items.end(),
             [](const FlushItem& a, const FlushItem& b) { return a.offset < b.offset; });
-  std::vector<env::AlignedBuffer> runs;
+  // A lone block is written from its image (aligned, kept alive by `items`); a run of adjacent
+  // blocks is gathered into the staging buffer, which is kept between checkpoints: allocating
+  // (and faulting in) a buffer per run each time cost more than the writes. When the staging
+  // buffer is full, the writes so far are issued first.
+  if (flush_stage_.size() == 0) {
+    flush_stage_ = env::AlignedBuffer(kFlushStageBytes, env::AlignedBuffer::Fill::kNone);
+  }
   std::vector<env::IoOp> ops;
+  size_t staged = 0;
   for (size_t i = 0; i < items.size();) {
     size_t j = i + 1;
     while (j < items.size() && items[j].offset == items[j - 1].offset + kBlockSize &&
            (j - i) * kBlockSize < kMaxFlushRun) {
       ++j;
     }
-    env::AlignedBuffer run((j - i) * kBlockSize, env::AlignedBuffer::Fill::kNone);
-    for (size_t k = i; k < j; ++k) {
-      std::memcpy(run.data() + (k - i) * kBlockSize, items[k].image->data(), kBlockSize);
+    if (j == i + 1) {
+      ops.push_back(env::IoOp::Write(items[i].offset, items[i].image->span()));
+      i = j;
+      continue;
     }
-    ops.push_back(env::IoOp::Write(items[i].offset, run.span()));
-    runs.push_back(std::move(run));
+    const size_t bytes = (j - i) * kBlockSize;
+    if (staged + bytes > flush_stage_.size()) {
+      SP_RETURN_IF_ERROR(file_->Batch(ops));
+      ops.clear();
+      staged = 0;
+    }
+    uint8_t* run = flush_stage_.data() + staged;
+    for (size_t k = i; k < j; ++k) {
+      std::memcpy(run + (k - i) * kBlockSize, items[k].image->data(), kBlockSize);
+    }
+    ops.push_back(env::IoOp::Write(items[i].offset, {run, bytes}));
+    staged += bytes;
     i = j;
   }
   // The blocks must be durable before the checkpoint that no longer has them in the journal.
@@ -146,11 +167,19 @@ Status JStore::FlushAndWriteCheckpoint(std::vector<FlushItem>& items, Checkpoint
   h.instance = sb_.instance;
   h.body_bytes = body.size();
   h.body_crc = Crc32c(body.data(), body.size());
-  env::AlignedBuffer buf(kMetaBlock + body.size());
-  EncodeCheckpointHeader(h, buf.span().first(kMetaBlock));
-  if (!body.empty()) std::memcpy(buf.data() + kMetaBlock, body.data(), body.size());
-  ops.push_back(env::IoOp::Write(
-      sb_.meta_offset + static_cast<uint64_t>(copy) * sb_.meta_copy_bytes, buf.span()));
+  const size_t total = kMetaBlock + body.size();
+  if (ckpt_buf_.size() < total) {
+    ckpt_buf_ = env::AlignedBuffer(total + total / 4, env::AlignedBuffer::Fill::kNone);
+  }
+  EncodeCheckpointHeader(h, ckpt_buf_.span().first(kMetaBlock));
+  if (!body.empty()) std::memcpy(ckpt_buf_.data() + kMetaBlock, body.data(), body.size());
+  // Whole device blocks: zeros after the body.
+  const size_t padded =
+      (total + env::kDirectIoAlignment - 1) / env::kDirectIoAlignment * env::kDirectIoAlignment;
+  std::memset(ckpt_buf_.data() + total, 0, padded - total);
+  ops.push_back(
+      env::IoOp::Write(sb_.meta_offset + static_cast<uint64_t>(copy) * sb_.meta_copy_bytes,
+                       ckpt_buf_.span().first(padded)));
   ops.push_back(env::IoOp::Sync());
   SP_RETURN_IF_ERROR(file_->Batch(ops));
   generation_ = h.generation;
@@ -162,7 +191,8 @@ Status JStore::Checkpoint() {
   if (options_.read_only) return Error(Code::kFailedPrecondition, "{} is open read-only", path());
   std::lock_guard ckpt(ckpt_mu_);
   CheckpointHeader h;
-  std::vector<uint8_t> body;
+  std::vector<uint8_t>& body = ckpt_body_;
+  body.clear();
   std::vector<FlushItem> items;
   std::vector<uint32_t> freed;
   {
@@ -184,6 +214,10 @@ Status JStore::Checkpoint() {
     freed = alloc_.TakePending();
   }
   Status s = FlushAndWriteCheckpoint(items, h, body);
+  if (ckpt_buf_.size() > kKeepCheckpointBytes) {  // a large index: do not hold two more copies
+    ckpt_body_ = {};
+    ckpt_buf_ = {};
+  }
   if (!s.ok()) {
     std::lock_guard lock(mu_);
     failed_ = s;
