@@ -79,7 +79,7 @@ struct PlacementGroupRecord {
 };
 
 // A fault set: servers that can fail together; replicas go to distinct fault sets. A server in
-// no fault set is its own (docs/decisions/0007-fault-sets.md).
+// no fault set is its own (docs/decisions/0004-fault-sets-and-mgmt-config.md).
 struct FaultSetRecord {
   int64_t id = 0;
   std::string name;
