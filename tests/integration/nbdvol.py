@@ -1,6 +1,8 @@
 """Shared setup for the NBD integration tests: a cluster with volumes attached read-write to
 spindle-block (client 4), plus small helpers to run external NBD tools with bounded time."""
 import subprocess
+import time
+import traceback
 
 import nbd
 
@@ -64,19 +66,30 @@ class Checks:
         return 0 if self.failed == 0 else 1
 
 
-def standard_main(volumes, size, body, keep=False):
-    """Cluster up, volumes attached, body(cluster, checks), cluster cleaned up; exit code."""
+def cluster_main(body, keep=False):
+    """Cluster up, body(cluster, checks), cluster cleaned up (its logs printed when a check
+    failed); returns the exit code. An exception from setup or body counts as a failed check."""
+    start = time.monotonic()
     cluster = Cluster(keep=keep)
     checks = Checks()
     try:
         cluster.up()
-        attach_volumes(cluster, volumes, size)
         body(cluster, checks)
     except Exception as e:  # noqa: BLE001 - setup failure counts as a failed check
+        traceback.print_exc()
         checks.failed += 1
         print(f"FAIL setup/body: {e!r}")
     finally:
         if checks.failed:
             cluster.dump_logs()
         cluster.cleanup()
+    print(f"took {time.monotonic() - start:.1f} s")
     return checks.finish()
+
+
+def standard_main(volumes, size, body, keep=False):
+    """cluster_main with `volumes` attached before body runs."""
+    def attached_body(cluster, checks):
+        attach_volumes(cluster, volumes, size)
+        body(cluster, checks)
+    return cluster_main(attached_body, keep)

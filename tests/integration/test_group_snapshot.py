@@ -30,9 +30,9 @@ import time
 
 import nbd
 
-from cluster import BIN, ApiError, Cluster, wait_until
+from cluster import BIN, ApiError, wait_until
 import sptypes as T
-from nbdvol import Checks, MiB
+from nbdvol import MiB, cluster_main
 
 SIZE = 64 * MiB
 BLOCK = 4096
@@ -317,26 +317,14 @@ def body(cluster, checks, c5):
 
 
 def main():
-    start = time.monotonic()
-    cluster = Cluster()
-    checks = Checks()
-    c5 = ExtraClient(cluster, 5)
-    try:
-        cluster.up()
-        c5.start()
-        body(cluster, checks, c5)
-    except Exception as e:  # noqa: BLE001 - setup failure counts as a failed check
-        import traceback
-        traceback.print_exc()
-        checks.failed += 1
-        print(f"FAIL setup/body: {e!r}")
-    finally:
-        c5.stop()
-        if checks.failed:
-            cluster.dump_logs()
-        cluster.cleanup()
-    print(f"took {time.monotonic() - start:.1f} s")
-    return checks.finish()
+    def with_client5(cluster, checks):
+        c5 = ExtraClient(cluster, 5)
+        try:
+            c5.start()
+            body(cluster, checks, c5)
+        finally:
+            c5.stop()
+    return cluster_main(with_client5)
 
 
 if __name__ == "__main__":

@@ -22,8 +22,8 @@ import time
 
 import nbd
 
-from cluster import Cluster, wait_until
-from nbdvol import Checks, MiB
+from cluster import wait_until
+from nbdvol import MiB, cluster_main
 
 BLOCK = 4096
 REGION_BLOCKS = 1024  # 4 MiB written round-robin: every block is overwritten many times
@@ -174,23 +174,7 @@ def body(cluster, checks):
 
 
 def main():
-    start = time.monotonic()
-    cluster = Cluster()
-    checks = Checks()
-    try:
-        cluster.up()
-        body(cluster, checks)
-    except Exception as e:  # noqa: BLE001 - setup failure counts as a failed check
-        import traceback
-        traceback.print_exc()
-        checks.failed += 1
-        print(f"FAIL setup/body: {e!r}")
-    finally:
-        if checks.failed:
-            cluster.dump_logs()
-        cluster.cleanup()
-    print(f"took {time.monotonic() - start:.1f} s")
-    return checks.finish()
+    return cluster_main(body)
 
 
 if __name__ == "__main__":

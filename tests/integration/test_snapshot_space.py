@@ -13,12 +13,11 @@ must come back to the usage it had before anything was written (DisksList: objec
 entriesAllocated, objectsOnDiskSize, `empty`).
 """
 import sys
-import time
 
 import nbd
 
-from cluster import Cluster, wait_until
-from nbdvol import Checks, MiB
+from cluster import wait_until
+from nbdvol import MiB, cluster_main
 
 BLOCK = 4096
 OBJECT = 32 * MiB
@@ -153,23 +152,7 @@ def body(cluster, checks):
 
 
 def main():
-    start = time.monotonic()
-    cluster = Cluster()
-    checks = Checks()
-    try:
-        cluster.up()
-        body(cluster, checks)
-    except Exception as e:  # noqa: BLE001 - setup failure counts as a failed check
-        import traceback
-        traceback.print_exc()
-        checks.failed += 1
-        print(f"FAIL setup/body: {e!r}")
-    finally:
-        if checks.failed:
-            cluster.dump_logs()
-        cluster.cleanup()
-    print(f"took {time.monotonic() - start:.1f} s")
-    return checks.finish()
+    return cluster_main(body)
 
 
 if __name__ == "__main__":

@@ -22,9 +22,9 @@ import time
 
 import nbd
 
-from cluster import BIN, ApiError, Cluster, wait_until
+from cluster import BIN, ApiError, wait_until
 import sptypes as T
-from nbdvol import MiB, Checks
+from nbdvol import MiB, cluster_main
 
 SIZE = 64 * MiB
 BLOCK = 4096
@@ -417,23 +417,7 @@ def snapshot_under_writes(cluster):
 
 
 def main():
-    start = time.monotonic()
-    cluster = Cluster()
-    checks = Checks()
-    try:
-        cluster.up()
-        body(cluster, checks)
-    except Exception as e:  # noqa: BLE001 - setup failure counts as a failed check
-        import traceback
-        traceback.print_exc()
-        checks.failed += 1
-        print(f"FAIL setup/body: {e!r}")
-    finally:
-        if checks.failed:
-            cluster.dump_logs()
-        cluster.cleanup()
-    print(f"took {time.monotonic() - start:.1f} s")
-    return checks.finish()
+    return cluster_main(body)
 
 
 if __name__ == "__main__":
