@@ -62,13 +62,14 @@ Result<Reassign> ParseItem(const Json& item) {
   return r;
 }
 
-uint32_t FreePos(const State& s, const std::string& client) {
+uint32_t FreePos(const State& s, uint32_t client) {
   std::set<uint32_t> used;
-  for (const auto* m : {&s.volumes, &s.snapshots}) {
-    for (const auto& [_, v] : *m) {
-      auto it = v.attachments.find(client);
-      if (it != v.attachments.end()) used.insert(it->second.pos);
-    }
+  const std::string key = std::to_string(client);
+  for (int64_t id : s.attachedTo.Get(client)) {
+    const VolumeRecord* v = s.FindLayer(id);
+    if (v == nullptr) continue;
+    auto it = v->attachments.find(key);
+    if (it != v->attachments.end()) used.insert(it->second.pos);
   }
   uint32_t pos = 0;
   while (used.count(pos)) ++pos;
@@ -95,7 +96,7 @@ Status Attach(State& s, VolumeRecord& v, uint32_t client, const std::string& rig
     cur->second.rights = rights;
     return Status::Ok();
   }
-  uint32_t pos = FreePos(s, key);
+  uint32_t pos = FreePos(s, client);
   if (pos >= kMaxAttachmentsPerClient) {
     return Error(Code::kResourceExhausted, "client {} has {} attachments", client, pos);
   }
@@ -127,7 +128,14 @@ Result<const VolumeRecord*> Target(const State& s, const Reassign& r) {
 
 Status ApplyReassign(State& s, const Reassign& r, const OpenVolumes& open) {
   SP_ASSIGN_OR_RETURN(const VolumeRecord* found, Target(s, r));
-  VolumeRecord& v = (r.snapshot ? s.snapshots : s.volumes).Mutable(found->id);
+  VolumeRecord v = *found;  // changed here, then put back (State keeps its indexes)
+  auto put = [&] {
+    if (r.snapshot) {
+      s.PutSnapshot(v);
+    } else {
+      s.PutVolume(v);
+    }
+  };
   std::vector<uint32_t> leaving = r.detach;
   if (r.detach_all) {
     for (const auto& [client, _] : v.attachments) leaving.push_back(std::stoul(client));
@@ -135,8 +143,10 @@ Status ApplyReassign(State& s, const Reassign& r, const OpenVolumes& open) {
   for (uint32_t c : leaving) SP_RETURN_IF_ERROR(CheckNotOpen(v, c, r, open));
   if (r.detach_all) v.attachments.clear();
   for (uint32_t c : r.detach) v.attachments.erase(std::to_string(c));
+  put();  // the positions freed here can be taken again below
   for (uint32_t c : r.rw) SP_RETURN_IF_ERROR(Attach(s, v, c, "rw", r.force));
   for (uint32_t c : r.ro) SP_RETURN_IF_ERROR(Attach(s, v, c, "ro", r.force));
+  put();
   return Status::Ok();
 }
 

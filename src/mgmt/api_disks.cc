@@ -174,15 +174,16 @@ void RenamePgReferences(State& s, const std::string& from, const std::string& to
     fix(t.placeHead);
     fix(t.placeTail);
   }
-  std::vector<int64_t> hit;  // changed through Mutable after the walk (it clones the map)
+  std::vector<int64_t> hit;  // changed after the walk (a change clones the map)
   for (const auto& [id, v] : s.volumes) {
     if (v.placeAll == from || v.placeHead == from || v.placeTail == from) hit.push_back(id);
   }
   for (int64_t id : hit) {
-    VolumeRecord& v = s.volumes.Mutable(id);
+    VolumeRecord v = s.volumes.at(id);
     fix(v.placeAll);
     fix(v.placeHead);
     fix(v.placeTail);
+    s.PutVolume(std::move(v));
   }
 }
 

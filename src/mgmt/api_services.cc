@@ -381,7 +381,14 @@ Json ServerHeartbeatJson(const State& s, const Runtime& rt, const ServerRecord& 
 // (writes issued just before a snapshot may still reach the layer it froze).
 Json WritersJson(const State& s) {
   Json writers = Json::object();
-  for (const auto& [id, v] : s.volumes) {
+  std::set<int64_t> attached;  // volumes (and snapshots, skipped below) attached anywhere
+  for (const auto& [client, _] : s.clients) {
+    for (int64_t id : s.attachedTo.Get(client)) attached.insert(id);
+  }
+  for (int64_t id : attached) {
+    const VolumeRecord* found = s.volumes.get(id);
+    if (found == nullptr) continue;
+    const VolumeRecord& v = *found;
     std::vector<uint32_t> rw;
     for (const auto& [client, at] : v.attachments) {
       if (at.rights == "rw") rw.push_back(static_cast<uint32_t>(std::stoul(client)));
@@ -595,10 +602,12 @@ Json ClientStateJson(const State& s, const Runtime& rt, uint32_t client) {
   Json volumes = Json::array(), disks = Json::object();
   std::string key = std::to_string(client);
   for (const auto* m : {&s.volumes, &s.snapshots}) {
-    for (const auto& [id, v] : *m) {
-      auto at = v.attachments.find(key);
-      if (at == v.attachments.end()) continue;
-      volumes.push_back(ClientVolumeJson(s, v, at->second, m == &s.snapshots, disks));
+    for (int64_t id : s.attachedTo.Get(client)) {
+      const VolumeRecord* v = m->get(id);
+      if (v == nullptr) continue;
+      auto at = v->attachments.find(key);
+      if (at == v->attachments.end()) continue;
+      volumes.push_back(ClientVolumeJson(s, *v, at->second, m == &s.snapshots, disks));
     }
   }
   Json out = {{"generation", s.generation}, {"volumes", volumes}, {"disks", disks}};

@@ -41,10 +41,8 @@ Result<const VolumeRecord*> LookupLiveSnapshot(const State& s, const std::string
 
 std::vector<std::string> ChildrenOf(const State& s, int64_t id) {
   std::vector<std::string> out;
-  for (const auto* m : {&s.volumes, &s.snapshots}) {
-    for (const auto& [_, v] : *m) {
-      if (!v.parents.empty() && v.parents.front() == id) out.push_back(v.name);
-    }
+  for (int64_t child : s.children.Get(id)) {
+    if (const VolumeRecord* v = s.FindLayer(child)) out.push_back(v->name);
   }
   return out;
 }
@@ -88,26 +86,16 @@ bool DeleteIsDue(const VolumeRecord& v, int64_t now_unix) {
          v.attachments.empty();
 }
 
-// Layers some volume or snapshot has as its nearest parent.
-std::set<int64_t> ParentsInUse(const State& s) {
-  std::set<int64_t> out;
-  for (const auto* m : {&s.volumes, &s.snapshots}) {
-    for (const auto& [_, v] : *m) {
-      if (!v.parents.empty()) out.insert(v.parents.front());
-    }
-  }
-  return out;
-}
-
-bool Collectible(const VolumeRecord& v, const std::set<int64_t>& in_use) {
-  return (v.deleted || v.bound || v.transient) && v.attachments.empty() && !in_use.count(v.id);
+bool Collectible(const State& s, const VolumeRecord& v) {
+  return (v.deleted || v.bound || v.transient) && v.attachments.empty() &&
+         !s.children.contains(v.id);
 }
 
 // True when CollectSnapshots would change something (a cheap check under the read lock).
 bool CollectionDue(const State& s, int64_t now_unix) {
-  std::set<int64_t> in_use = ParentsInUse(s);
-  for (const auto& [_, v] : s.snapshots) {
-    if (DeleteIsDue(v, now_unix) || Collectible(v, in_use)) return true;
+  for (const auto& [id, _] : s.collectCandidates) {
+    const VolumeRecord& v = s.snapshots.at(id);
+    if (DeleteIsDue(v, now_unix) || Collectible(s, v)) return true;
   }
   return false;
 }
@@ -116,18 +104,17 @@ bool CollectionDue(const State& s, int64_t now_unix) {
 
 void CollectSnapshots(State& s, int64_t now_unix) {
   std::vector<int64_t> due;
-  for (const auto& [id, v] : s.snapshots) {
-    if (DeleteIsDue(v, now_unix)) due.push_back(id);
+  for (const auto& [id, _] : s.collectCandidates) {
+    if (DeleteIsDue(s.snapshots.at(id), now_unix)) due.push_back(id);
   }
   for (int64_t id : due) MarkDeleted(s, id);
   // Each pass may free the parents of what it removed; a chain is at most as deep as there are
   // snapshots, so this ends.
   for (bool again = true; again;) {
     again = false;
-    std::set<int64_t> in_use = ParentsInUse(s);
     std::vector<int64_t> gone;
-    for (const auto& [id, v] : s.snapshots) {
-      if (Collectible(v, in_use)) gone.push_back(id);
+    for (const auto& [id, _] : s.collectCandidates) {
+      if (Collectible(s, s.snapshots.at(id))) gone.push_back(id);
     }
     for (int64_t id : gone) {
       SP_LOG_INFO("snapshot {} (~{}) collected", s.snapshots.at(id).name,
@@ -232,16 +219,16 @@ Result<VolumeRecord> TakeSnapshot(State& s, const VolumeRecord& vol, const Snaps
 }
 
 bool WaitForVolumeClients(Cluster& c, const std::string& global_id, int64_t gen) {
+  const std::string key = "~" + global_id;
   auto done = [&](const State& s, const Runtime& rt) {
-    for (const auto& [_, v] : s.volumes) {
-      if (v.globalId != global_id) continue;
-      for (const auto& [client, a] : v.attachments) {
-        auto cl = s.clients.find(static_cast<uint32_t>(std::stoul(client)));
-        auto ap = rt.clientApplied.find(static_cast<uint32_t>(std::stoul(client)));
-        bool ok = cl == s.clients.end() || !cl->second.up ||
-                  (ap != rt.clientApplied.end() && ap->second >= gen);
-        if (!ok) return false;
-      }
+    const VolumeRecord* v = s.FindVolume(key);
+    if (v == nullptr) return true;
+    for (const auto& [client, a] : v->attachments) {
+      auto cl = s.clients.find(static_cast<uint32_t>(std::stoul(client)));
+      auto ap = rt.clientApplied.find(static_cast<uint32_t>(std::stoul(client)));
+      bool ok = cl == s.clients.end() || !cl->second.up ||
+                (ap != rt.clientApplied.end() && ap->second >= gen);
+      if (!ok) return false;
     }
     return true;
   };

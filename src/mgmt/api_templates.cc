@@ -121,11 +121,15 @@ Status UpdateTemplate(State& s, const std::string& name, const std::optional<std
     if (s.templates.count(*rename)) {
       return Error(Code::kAlreadyExists, "template '{}' already exists", *rename);
     }
-    std::vector<int64_t> hit;  // changed through Mutable after the walk (it clones the map)
+    std::vector<int64_t> hit;  // changed after the walk (a change clones the map)
     for (const auto& [id, v] : s.volumes) {
       if (v.templateName == name) hit.push_back(id);
     }
-    for (int64_t id : hit) s.volumes.Mutable(id).templateName = *rename;
+    for (int64_t id : hit) {
+      VolumeRecord v = s.volumes.at(id);
+      v.templateName = *rename;
+      s.PutVolume(std::move(v));
+    }
     s.templates.erase(it);
     t.name = *rename;
   }

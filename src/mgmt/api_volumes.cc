@@ -322,7 +322,7 @@ Status ResizeVolume(VolumeRecord& v, const UpdateArgs& a) {
 
 Status UpdateVolume(State& s, const std::string& name, const UpdateArgs& a) {
   SP_ASSIGN_OR_RETURN(const VolumeRecord* found, LookupVolume(s, name));
-  VolumeRecord& v = s.volumes.Mutable(found->id);
+  VolumeRecord v = *found;  // changed here, then put back (State keeps its indexes)
   const Policy& p = a.policy;
   if (MovesData(p, v)) {
     return Error(Code::kUnimplemented,
@@ -355,6 +355,7 @@ Status UpdateVolume(State& s, const std::string& name, const UpdateArgs& a) {
     }
     v.name = *a.rename;
   }
+  s.PutVolume(std::move(v));
   return Status::Ok();
 }
 

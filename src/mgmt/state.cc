@@ -1,5 +1,8 @@
 #include "mgmt/state.h"
 
+#include <algorithm>
+#include <functional>
+
 namespace spindle::mgmt {
 
 std::shared_ptr<const std::vector<DiskSetTable::Set>> DiskSetTable::Empty() {
@@ -131,15 +134,72 @@ Status LoadEntity(const EntityKey& key, const std::string& text, State& s) {
 
 }  // namespace
 
-const VolumeRecord* State::FindVolume(const std::string& name_or_gid) const {
-  bool by_gid = !name_or_gid.empty() && name_or_gid[0] == '~';
-  for (const auto& [id, v] : volumes) {
-    if (v.name == name_or_gid || (by_gid && v.globalId == name_or_gid.substr(1))) return &v;
+int64_t KeyIndex::BucketOf(const std::string& key) {
+  return static_cast<int64_t>(std::hash<std::string>{}(key) % kBuckets);
+}
+
+void KeyIndex::Add(const std::string& key, int64_t id) {
+  const int64_t b = BucketOf(key);
+  if (buckets_.contains(b)) {
+    buckets_.Mutable(b).emplace_back(key, id);
+  } else {
+    buckets_.Put(b, Bucket{{key, id}});
   }
-  return nullptr;
+}
+
+void KeyIndex::Remove(const std::string& key, int64_t id) {
+  const int64_t b = BucketOf(key);
+  const Bucket* old = buckets_.get(b);
+  if (old == nullptr) return;
+  auto it = std::find(old->begin(), old->end(), std::pair<std::string, int64_t>(key, id));
+  if (it == old->end()) return;
+  if (old->size() == 1) {
+    buckets_.erase(b);
+    return;
+  }
+  Bucket& mine = buckets_.Mutable(b);
+  mine.erase(mine.begin() + (it - old->begin()));
+}
+
+int64_t KeyIndex::Find(const std::string& key) const {
+  const Bucket* b = buckets_.get(BucketOf(key));
+  if (b == nullptr) return 0;
+  int64_t best = 0;
+  for (const auto& [k, id] : *b) {
+    if (k == key && (best == 0 || id < best)) best = id;
+  }
+  return best;
+}
+
+void IdSetIndex::Add(int64_t key, int64_t id) {
+  if (!sets_.contains(key)) {
+    sets_.Put(key, {id});
+    return;
+  }
+  std::vector<int64_t>& ids = sets_.Mutable(key);
+  auto it = std::lower_bound(ids.begin(), ids.end(), id);
+  if (it == ids.end() || *it != id) ids.insert(it, id);
+}
+
+void IdSetIndex::Remove(int64_t key, int64_t id) {
+  const std::vector<int64_t>* old = sets_.get(key);
+  if (old == nullptr || !std::binary_search(old->begin(), old->end(), id)) return;
+  if (old->size() == 1) {
+    sets_.erase(key);
+    return;
+  }
+  std::vector<int64_t>& ids = sets_.Mutable(key);
+  ids.erase(std::lower_bound(ids.begin(), ids.end(), id));
+}
+
+const std::vector<int64_t>& IdSetIndex::Get(int64_t key) const {
+  static const std::vector<int64_t> kNone;
+  const std::vector<int64_t>* ids = sets_.get(key);
+  return ids ? *ids : kNone;
 }
 
 namespace {
+
 void CountUse(std::map<uint32_t, uint64_t>& use, const DiskSetTable& t, bool add) {
   for (const auto& set : t) {
     for (uint32_t d : set) {
@@ -151,11 +211,48 @@ void CountUse(std::map<uint32_t, uint64_t>& use, const DiskSetTable& t, bool add
     }
   }
 }
+
+bool CollectCandidate(const VolumeRecord& v) {
+  return v.deleted || v.bound || v.transient || v.targetDeleteDate != 0;
+}
+
+// Adds (add) or removes one record's entries in the derived indexes.
+void Index(State& s, const VolumeRecord& v, bool snapshot, bool add) {
+  CountUse(s.diskUse, v.targetDiskSets, add);
+  KeyIndex& keys = snapshot ? s.snapshotKeys : s.volumeKeys;
+  const std::string gid_key = "~" + v.globalId;
+  if (add) {
+    keys.Add(v.name, v.id);
+    if (gid_key != v.name) keys.Add(gid_key, v.id);
+  } else {
+    keys.Remove(v.name, v.id);
+    if (gid_key != v.name) keys.Remove(gid_key, v.id);
+  }
+  auto change = [add](IdSetIndex& index, int64_t key, int64_t id) {
+    if (add) {
+      index.Add(key, id);
+    } else {
+      index.Remove(key, id);
+    }
+  };
+  if (!v.parents.empty()) change(s.children, v.parents.front(), v.id);
+  for (const auto& [client, _] : v.attachments) {
+    change(s.attachedTo, static_cast<int64_t>(std::stoull(client)), v.id);
+  }
+  if (snapshot && CollectCandidate(v)) {
+    if (add) {
+      s.collectCandidates.Put(v.id, 0);
+    } else {
+      s.collectCandidates.erase(v.id);
+    }
+  }
+}
+
 }  // namespace
 
 void State::PutVolume(VolumeRecord v) {
-  if (const VolumeRecord* old = volumes.get(v.id)) CountUse(diskUse, old->targetDiskSets, false);
-  CountUse(diskUse, v.targetDiskSets, true);
+  if (const VolumeRecord* old = volumes.get(v.id)) Index(*this, *old, false, false);
+  Index(*this, v, false, true);
   const int64_t id = v.id;
   volumes.Put(id, std::move(v));
 }
@@ -163,21 +260,13 @@ void State::PutVolume(VolumeRecord v) {
 void State::EraseVolume(int64_t id) {
   const VolumeRecord* v = volumes.get(id);
   if (v == nullptr) return;
-  CountUse(diskUse, v->targetDiskSets, false);
+  Index(*this, *v, false, false);
   volumes.erase(id);
 }
 
-void State::RecountDiskUse() {
-  diskUse.clear();
-  for (const auto& [_, v] : volumes) CountUse(diskUse, v.targetDiskSets, true);
-  for (const auto& [_, v] : snapshots) CountUse(diskUse, v.targetDiskSets, true);
-}
-
 void State::PutSnapshot(VolumeRecord v) {
-  if (const VolumeRecord* old = snapshots.get(v.id)) {
-    CountUse(diskUse, old->targetDiskSets, false);
-  }
-  CountUse(diskUse, v.targetDiskSets, true);
+  if (const VolumeRecord* old = snapshots.get(v.id)) Index(*this, *old, true, false);
+  Index(*this, v, true, true);
   const int64_t id = v.id;
   snapshots.Put(id, std::move(v));
 }
@@ -185,16 +274,34 @@ void State::PutSnapshot(VolumeRecord v) {
 void State::EraseSnapshot(int64_t id) {
   const VolumeRecord* v = snapshots.get(id);
   if (v == nullptr) return;
-  CountUse(diskUse, v->targetDiskSets, false);
+  Index(*this, *v, true, false);
   snapshots.erase(id);
 }
 
+void State::RebuildDerived() {
+  diskUse.clear();
+  volumeKeys = {};
+  snapshotKeys = {};
+  children = {};
+  attachedTo = {};
+  collectCandidates.clear();
+  for (const auto& [_, v] : volumes) Index(*this, v, false, true);
+  for (const auto& [_, v] : snapshots) Index(*this, v, true, true);
+}
+
+const VolumeRecord* State::FindLayer(int64_t id) const {
+  const VolumeRecord* v = volumes.get(id);
+  return v ? v : snapshots.get(id);
+}
+
 const VolumeRecord* State::FindSnapshot(const std::string& name_or_gid) const {
-  bool by_gid = !name_or_gid.empty() && name_or_gid[0] == '~';
-  for (const auto& [id, v] : snapshots) {
-    if (v.name == name_or_gid || (by_gid && v.globalId == name_or_gid.substr(1))) return &v;
-  }
-  return nullptr;
+  const int64_t id = snapshotKeys.Find(name_or_gid);
+  return id == 0 ? nullptr : snapshots.get(id);
+}
+
+const VolumeRecord* State::FindVolume(const std::string& name_or_gid) const {
+  const int64_t id = volumeKeys.Find(name_or_gid);
+  return id == 0 ? nullptr : volumes.get(id);
 }
 
 std::map<EntityKey, std::string> ToEntities(const State& state) {
@@ -242,7 +349,7 @@ Result<State> FromSnapshot(const StoreSnapshot& snap) {
       return Error(Code::kCorruption, "state entity {}/{}: {}", key.first, key.second, e.what());
     }
   }
-  s.RecountDiskUse();
+  s.RebuildDerived();
   return s;
 }
 

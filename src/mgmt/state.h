@@ -361,6 +361,37 @@ class CowMap {
   size_t size_ = 0;
 };
 
+// A derived index from string keys to record ids, shared copy-on-write like the maps it
+// indexes: a key hashes to one of kBuckets buckets (each a short list), so a change copies one
+// bucket, its chunk and the outer map of CowMap, never the whole index.
+class KeyIndex {
+ public:
+  void Add(const std::string& key, int64_t id);
+  // Removes one (key, id) entry added before; nothing when there is none.
+  void Remove(const std::string& key, int64_t id);
+  // The smallest id added under key, or 0 when none (record ids start at 1).
+  int64_t Find(const std::string& key) const;
+
+ private:
+  static constexpr int64_t kBuckets = 8192;
+  using Bucket = std::vector<std::pair<std::string, int64_t>>;
+  static int64_t BucketOf(const std::string& key);
+  CowMap<int64_t, Bucket> buckets_;
+};
+
+// A derived index from integer keys to sets of ids (kept sorted), shared copy-on-write.
+class IdSetIndex {
+ public:
+  void Add(int64_t key, int64_t id);
+  void Remove(int64_t key, int64_t id);
+  bool contains(int64_t key) const { return sets_.contains(key); }
+  // The ids under key, ascending; empty when none.
+  const std::vector<int64_t>& Get(int64_t key) const;
+
+ private:
+  CowMap<int64_t, std::vector<int64_t>> sets_;
+};
+
 struct Counters {
   int64_t nextVolumeId = 1;
   int64_t nextGlobalLocal = 1;
@@ -385,15 +416,28 @@ struct State {
   std::map<std::string, FaultSetRecord> faultSets;
   std::map<std::string, KvBucketRecord> kv;
   MgmtConfigRecord config;
-  // Derived, not persisted: disk id → disk sets of all volumes' tables that hold it. Kept by
-  // PutVolume / EraseVolume (use those to change volumes' tables), rebuilt at load.
+  // Derived, not persisted: kept by PutVolume / EraseVolume / PutSnapshot / EraseSnapshot (every
+  // change to a volume or snapshot goes through those, never through CowMap::Mutable/Put/erase
+  // of the maps above), rebuilt at load by RebuildDerived; equal to a rebuild at all times.
+  // Disk id → disk sets of all volumes' and snapshots' tables that hold it.
   std::map<uint32_t, uint64_t> diskUse;
+  // Name and "~<globalId>" → id, for FindVolume and FindSnapshot.
+  KeyIndex volumeKeys, snapshotKeys;
+  // Layer id → the volumes and snapshots whose nearest parent it is.
+  IdSetIndex children;
+  // Client id → the volumes and snapshots attached there.
+  IdSetIndex attachedTo;
+  // Snapshots that are deleted, bound, transient or have a delete date (the value is unused):
+  // the ones snapshot collection has to look at.
+  CowMap<int64_t, char> collectCandidates;
 
   void PutVolume(VolumeRecord v);
   void EraseVolume(int64_t id);
-  void RecountDiskUse();
   void PutSnapshot(VolumeRecord v);
   void EraseSnapshot(int64_t id);
+  void RebuildDerived();
+  // The volume or snapshot with this id (ids are shared by both), or nullptr.
+  const VolumeRecord* FindLayer(int64_t id) const;
   // Finds a snapshot by name or "~<globalId>"; nullptr when absent.
   const VolumeRecord* FindSnapshot(const std::string& name_or_gid) const;
 

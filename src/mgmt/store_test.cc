@@ -3,10 +3,12 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <random>
 #include <set>
 #include <thread>
 
 #include "mgmt/cluster.h"
+#include "mgmt/state.h"
 
 namespace spindle::mgmt {
 namespace {
@@ -174,6 +176,100 @@ TEST(Cluster, FailedCommitChangesNothing) {
     EXPECT_EQ(s.placementGroups.count("x"), 0u);
     return 0;
   });
+}
+
+// The indexes State keeps as records change (names, children, attachments, collection
+// candidates, disk use) always equal the ones rebuilt from the records, and the lookups built
+// on them find what a scan finds.
+TEST(State, DerivedIndexesMatchARebuild) {
+  State s;
+  std::mt19937 rng(7);
+  auto pick = [&](int n) { return static_cast<int>(rng() % n); };
+  auto names = [](int i) { return "n" + std::to_string(i); };
+  int64_t next_id = 1;
+  auto check = [&](int step) {
+    State r = s;
+    r.RebuildDerived();
+    ASSERT_EQ(s.diskUse, r.diskUse) << step;
+    std::vector<int64_t> a, b;
+    for (const auto& [id, _] : s.collectCandidates) a.push_back(id);
+    for (const auto& [id, _] : r.collectCandidates) b.push_back(id);
+    ASSERT_EQ(a, b) << step;
+    for (int64_t id = 0; id <= next_id; ++id) {
+      ASSERT_EQ(s.children.Get(id), r.children.Get(id)) << step;
+      ASSERT_EQ(s.attachedTo.Get(id), r.attachedTo.Get(id)) << step;
+    }
+    for (int i = 0; i < 24; ++i) {
+      for (const auto* m : {&s.volumes, &s.snapshots}) {
+        const VolumeRecord* scan = nullptr;
+        for (const auto& [_, v] : *m) {
+          if (v.name == names(i)) {
+            scan = &v;
+            break;
+          }
+        }
+        const VolumeRecord* found =
+            m == &s.volumes ? s.FindVolume(names(i)) : s.FindSnapshot(names(i));
+        ASSERT_EQ(found, scan) << step << " " << names(i);
+      }
+    }
+    for (const auto* m : {&s.volumes, &s.snapshots}) {
+      for (const auto& [id, v] : *m) {
+        const VolumeRecord* found =
+            m == &s.volumes ? s.FindVolume("~" + v.globalId) : s.FindSnapshot("~" + v.globalId);
+        ASSERT_EQ(found, &v) << step;
+      }
+    }
+  };
+  for (int step = 0; step < 2000; ++step) {
+    const bool snap = pick(2) == 0;
+    const auto& m = snap ? s.snapshots : s.volumes;
+    const int op = pick(4);
+    if (op == 0 || m.empty()) {
+      VolumeRecord v;
+      v.id = next_id++;
+      v.name = names(pick(24));
+      if (snap ? s.FindSnapshot(v.name) : s.FindVolume(v.name))
+        v.name = "~g" + std::to_string(v.id);
+      v.globalId = "g" + std::to_string(v.id);
+      if (next_id > 2 && pick(2)) v.parents = {1 + pick(static_cast<int>(next_id - 2))};
+      if (pick(3) == 0) v.attachments[std::to_string(1 + pick(4))] = {"rw", 0};
+      v.targetDiskSets =
+          DiskSetTable(std::vector<DiskSetTable::Set>{{static_cast<uint32_t>(1 + pick(5))}});
+      v.bound = snap && pick(3) == 0;
+      if (snap) {
+        s.PutSnapshot(std::move(v));
+      } else {
+        s.PutVolume(std::move(v));
+      }
+    } else {
+      auto it = m.begin();
+      for (int k = pick(static_cast<int>(m.size())); k > 0; --k) ++it;
+      VolumeRecord v = it->second;
+      if (op == 1) {
+        if (snap) {
+          s.EraseSnapshot(v.id);
+        } else {
+          s.EraseVolume(v.id);
+        }
+      } else {
+        const std::string rename = names(pick(24));
+        if (!(snap ? s.FindSnapshot(rename) : s.FindVolume(rename))) v.name = rename;
+        v.attachments.clear();
+        if (pick(2)) v.attachments[std::to_string(1 + pick(4))] = {"ro", 1};
+        v.deleted = snap && pick(4) == 0;
+        v.targetDeleteDate = pick(5) == 0 ? 100 : 0;
+        if (!v.parents.empty() && pick(3) == 0) v.parents.erase(v.parents.begin());
+        if (snap) {
+          s.PutSnapshot(std::move(v));
+        } else {
+          s.PutVolume(std::move(v));
+        }
+      }
+    }
+    check(step);
+    if (HasFatalFailure()) return;
+  }
 }
 
 }  // namespace
