@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <set>
 #include <string>
@@ -119,6 +120,16 @@ void RecordPaused(Runtime& runtime, uint32_t client, int64_t cut, std::set<std::
 int64_t NowUnix();
 // Registers the periodic scheduled-deletion check with the cluster (before it starts).
 void RegisterSnapshotTasks(Cluster& c);
+
+// Fault sets named in the configuration (SP_FAULT_SETS): name → server ids.
+using FaultSetConfig = std::map<std::string, std::vector<uint32_t>>;
+// Parses SP_FAULT_SETS, "<name>:<server id>,<server id>..." per set, sets separated by ';' or
+// whitespace. Names follow the placement-group rules; a server is in at most one set.
+Result<FaultSetConfig> ParseFaultSetConfig(const std::string& text);
+// Gives each configured set exactly its servers (creating it; a listed server leaves any other
+// set). Sets the configuration does not name are left as the API made them. The servers need
+// not have registered yet (the configuration may name servers before they first start).
+Status ApplyFaultSetConfig(State& state, const FaultSetConfig& config);
 
 // Optional "size" (VolumeSize) of a body.
 Status OptSize(const Json& body, const char* key, std::optional<int64_t>& out);

@@ -1,6 +1,7 @@
 // DisksList, DiskDescribe, ServerDisksList and the placement-group calls.
 #include <algorithm>
 #include <set>
+#include <sstream>
 
 #include "mgmt/api_common.h"
 #include "proto/api_validate.h"
@@ -317,6 +318,68 @@ Status UpdateFaultSet(State& s, const std::string& name, const std::optional<std
   }
   return Status::Ok();
 }
+
+}  // namespace
+
+Result<FaultSetConfig> ParseFaultSetConfig(const std::string& text) {
+  FaultSetConfig out;
+  std::map<uint32_t, std::string> owner;
+  std::string spaced = text;
+  std::replace(spaced.begin(), spaced.end(), ';', ' ');
+  std::istringstream in(spaced);
+  for (std::string item; in >> item;) {
+    const size_t colon = item.find(':');
+    if (colon == std::string::npos) {
+      return Error(Code::kInvalidArgument, "SP_FAULT_SETS: '{}' is not <name>:<server ids>", item);
+    }
+    const std::string name = item.substr(0, colon);
+    SP_RETURN_IF_ERROR(proto::ValidatePlacementGroupName("SP_FAULT_SETS name", name));
+    if (out.count(name)) {
+      return Error(Code::kInvalidArgument, "SP_FAULT_SETS: fault set '{}' given twice", name);
+    }
+    std::vector<uint32_t>& servers = out[name];
+    std::istringstream ids(item.substr(colon + 1));
+    for (std::string id; std::getline(ids, id, ',');) {
+      SP_ASSIGN_OR_RETURN(int64_t sv, IntArg(id, "SP_FAULT_SETS server id", 1, 32767));
+      auto [it, fresh] = owner.emplace(static_cast<uint32_t>(sv), name);
+      if (!fresh) {
+        return Error(Code::kInvalidArgument, "SP_FAULT_SETS: server {} is in '{}' and '{}'", sv,
+                     it->second, name);
+      }
+      servers.push_back(static_cast<uint32_t>(sv));
+    }
+    if (servers.empty()) {
+      return Error(Code::kInvalidArgument, "SP_FAULT_SETS: fault set '{}' lists no servers", name);
+    }
+    std::sort(servers.begin(), servers.end());
+  }
+  if (out.size() > kMaxFaultSets) {
+    return Error(Code::kInvalidArgument, "SP_FAULT_SETS: at most {} fault sets", kMaxFaultSets);
+  }
+  return out;
+}
+
+Status ApplyFaultSetConfig(State& s, const FaultSetConfig& config) {
+  for (const auto& [name, servers] : config) {
+    for (auto& [other, fs] : s.faultSets) {
+      if (other == name) continue;
+      std::erase_if(fs.servers, [&](uint32_t sv) {
+        return std::binary_search(servers.begin(), servers.end(), sv);
+      });
+    }
+    auto it = s.faultSets.find(name);
+    if (it == s.faultSets.end()) {
+      if (s.faultSets.size() >= kMaxFaultSets) {
+        return Error(Code::kResourceExhausted, "at most {} fault sets", kMaxFaultSets);
+      }
+      it = s.faultSets.emplace(name, FaultSetRecord{s.counters.nextFaultSetId++, name, {}}).first;
+    }
+    it->second.servers = servers;
+  }
+  return Status::Ok();
+}
+
+namespace {
 
 // FaultSetUpdate/{name} {rename, addServers, rmServers} (Spindle extension; creates the set).
 Result<Json> FaultSetUpdate(Cluster& c, const ApiRequest& req) {

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <thread>
 
+#include "mgmt/api_common.h"
 #include "mgmt/api_errors.h"
 #include "mgmt/sqlite_store.h"
 
@@ -262,6 +263,30 @@ TEST_F(ApiTest, ChainDepthIsBounded) {
   EXPECT_EQ(e["error"]["name"], "limitExceeded") << e;
   Call("POST", "/ctrl/1.0/VolumeCreate", R"({"name":"c","parent":"last"})");  // 64 layers
   Call("POST", "/ctrl/1.0/VolumeSnapshot/c", "{}", 429);
+}
+
+// SP_FAULT_SETS parses into sets of sorted server ids; malformed values are refused; applying
+// gives the named sets exactly their servers and takes listed servers out of other sets.
+TEST(FaultSetConfig, ParsesAndApplies) {
+  auto cfg = ParseFaultSetConfig(" rack1:2,1; rack2:3  rack3:7 ");
+  ASSERT_TRUE(cfg.ok()) << cfg.status().ToString();
+  EXPECT_EQ(*cfg, (FaultSetConfig{{"rack1", {1, 2}}, {"rack2", {3}}, {"rack3", {7}}}));
+  EXPECT_TRUE(ParseFaultSetConfig("")->empty());
+  for (const char* bad : {"rack1", "rack1:", "rack1:0", "rack1:32768", "rack1:1,,2", "a.b:1",
+                          "rack1:1;rack1:2", "rack1:1;rack2:1", "rack1:x"}) {
+    EXPECT_FALSE(ParseFaultSetConfig(bad).ok()) << bad;
+  }
+  State s;
+  s.faultSets["old"] = FaultSetRecord{1, "old", {2, 5}};
+  s.faultSets["rack2"] = FaultSetRecord{2, "rack2", {4}};
+  s.counters.nextFaultSetId = 3;
+  ASSERT_TRUE(ApplyFaultSetConfig(s, *cfg).ok());
+  EXPECT_EQ(s.faultSets.at("old").servers, (std::vector<uint32_t>{5}));
+  EXPECT_EQ(s.faultSets.at("rack1").servers, (std::vector<uint32_t>{1, 2}));
+  EXPECT_EQ(s.faultSets.at("rack2").servers, (std::vector<uint32_t>{3}));
+  EXPECT_EQ(s.faultSets.at("rack2").id, 2);
+  EXPECT_EQ(s.faultSets.at("rack3").servers, (std::vector<uint32_t>{7}));
+  EXPECT_EQ(s.faultSets.size(), 4u);
 }
 
 }  // namespace

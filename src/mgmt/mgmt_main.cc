@@ -8,6 +8,7 @@
 #include "common/config.h"
 #include "common/log.h"
 #include "mgmt/api.h"
+#include "mgmt/api_common.h"
 #include "mgmt/cluster.h"
 #include "mgmt/http_server.h"
 #include "mgmt/sqlite_store.h"
@@ -22,6 +23,7 @@ struct Settings {
   int port = 81;
   ApiOptions api;
   ClusterOptions cluster;
+  FaultSetConfig fault_sets;
 };
 
 Result<Settings> LoadSettings(const MgmtFlags& flags) {
@@ -51,6 +53,7 @@ Result<Settings> LoadSettings(const MgmtFlags& flags) {
                  s.cluster.cluster_id);
   }
   s.cluster.cluster_name = cfg.GetOr("SP_CLUSTER_NAME", "");
+  SP_ASSIGN_OR_RETURN(s.fault_sets, ParseFaultSetConfig(cfg.GetOr("SP_FAULT_SETS", "")));
   SP_ASSIGN_OR_RETURN(int64_t node, cfg.GetInt("SP_OURID", 0));
   s.cluster.node_id = static_cast<uint32_t>(node);
   return s;
@@ -69,6 +72,13 @@ Status RunMgmt(const MgmtFlags& flags) {
 
   SP_ASSIGN_OR_RETURN(std::unique_ptr<SqliteStore> store, SqliteStore::Open(s.db));
   SP_ASSIGN_OR_RETURN(std::unique_ptr<Cluster> cluster, Cluster::Open(std::move(store), s.cluster));
+  if (!s.fault_sets.empty()) {
+    SP_ASSIGN_OR_RETURN(int64_t gen, cluster->Mutate([&](State& st) {
+      return ApplyFaultSetConfig(st, s.fault_sets);
+    }));
+    SP_LOG_INFO("{} fault set(s) from SP_FAULT_SETS applied (generation {})", s.fault_sets.size(),
+                gen);
+  }
   Api api(*cluster, s.api);
   HttpServer http(api, *cluster);
   SP_ASSIGN_OR_RETURN(int port, http.Bind(s.host, s.port));

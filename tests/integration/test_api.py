@@ -734,6 +734,46 @@ def test_restart(m):
     check(r.get("generation") == before["generation"] + 1, "generation continues after restart")
 
 
+def test_fault_sets_config(m):
+    """SP_FAULT_SETS defines fault sets at start: the named sets get exactly their servers (a
+    listed server leaves an API-made set, which stays); a bad value stops mgmt with a message."""
+    m.post("FaultSetUpdate/apiset", {"addServers": [2, 3]})
+    with open(m.conf) as f:
+        plain = f.read()
+    try:
+        m.stop()
+        with open(m.conf, "w") as f:
+            f.write(plain + "SP_FAULT_SETS=rackX:1,2; rackY:9\n")
+        m.start()
+        fs = m.get("FaultSetsList")
+        check(fs == {"apiset": {"name": "apiset", "servers": [3]},
+                     "rackX": {"name": "rackX", "servers": [1, 2]},
+                     "rackY": {"name": "rackY", "servers": [9]}}, f"fault sets from config {fs}")
+        gen = m.snapshot()["generation"]
+        m.stop()
+        m.start()  # the same configuration again changes nothing
+        check(m.snapshot()["generation"] == gen, "reapplied fault sets are no change")
+        for bad in ("rack.1:1", "rackX:1;rackY:1", "rackX", "rackX:0", "rackX:1,x", "r:"):
+            m.stop()
+            with open(m.conf, "w") as f:
+                f.write(plain + f"SP_FAULT_SETS={bad}\n")
+            try:
+                m.start()
+                started = True
+            except RuntimeError:
+                started = False
+            with open(os.path.join(m.work, "mgmt.log")) as f:
+                said = "SP_FAULT_SETS" in f.read()[-2000:]
+            check(not started and said, f"SP_FAULT_SETS={bad} refused with a message")
+    finally:
+        m.stop()
+        with open(m.conf, "w") as f:
+            f.write(plain)
+        m.start()
+    for name in ("apiset", "rackX", "rackY"):
+        m.post(f"FaultSetDelete/{name}", None)
+
+
 def main():
     bin_dir = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("SPINDLE_BIN_DIR", "")
     if not os.path.exists(os.path.join(bin_dir, "spindle-mgmt")):
@@ -748,7 +788,7 @@ def main():
                       test_disk_calls, test_fault_sets, test_space_and_info, test_vag, test_kv,
                       test_mgmt_config_reuse, test_waits, test_snapshot_calls, test_call_list,
                       test_bad_input_all,
-                      test_restart):
+                      test_restart, test_fault_sets_config):
                 try:
                     t(m)
                 except Exception as e:  # a crash in one group fails it, the rest still run
