@@ -16,6 +16,43 @@ constexpr std::string_view kAuthScheme = "Storpool v1:";
 
 // Every call of the StorPool 19.01 API (first path segment); those without a handler answer
 // notImplemented rather than "unknown call".
+// The capability a known call without a handler belongs to, for its notImplemented error.
+std::string_view MissingFeature(std::string_view call) {
+  static const std::pair<std::string_view, std::string_view> kByPrefix[] = {
+      {"VolumeBalancer", "the balancer"},
+      {"VolumeRelocator", "the relocator (moving data between disks)"},
+      {"VolumeUpdateVag", "the relocator (moving data between disks)"},
+      {"SnapshotUpdateVag", "the relocator (moving data between disks)"},
+      {"VolumeAbandonDisk", "the relocator (moving data between disks)"},
+      {"DiskSoftEject", "the relocator (moving data between disks)"},
+      {"DiskRetrim", "the relocator (moving data between disks)"},
+      {"DiskScrub", "per-disk scrub control (servers scrub on their own schedule)"},
+      {"Maintenance", "maintenance mode"},
+      {"iSCSI", "the iSCSI target"},
+      {"Remote", "the bridge (multi-cluster)"},
+      {"Cluster", "the bridge (multi-cluster)"},
+      {"Location", "the bridge (multi-cluster)"},
+      {"VolumeBackup", "the bridge (backups to a remote cluster)"},
+      {"VolumesGroupBackup", "the bridge (backups to a remote cluster)"},
+      {"VolumeMoveToRemote", "the bridge (multi-cluster)"},
+      {"VolumeExport", "the bridge (multi-cluster)"},
+      {"VolumeAcquire", "the bridge (multi-cluster)"},
+      {"VolumeFromRemote", "the bridge (multi-cluster)"},
+      {"VolumesRemoteList", "the bridge (multi-cluster)"},
+      {"Snapshot", "the bridge (multi-cluster)"},  // SnapshotExport, SnapshotFromRemote, ...
+      {"ExportsList", "the bridge (multi-cluster)"},
+      {"AllPeersActiveRequests", "request tracing"},
+      {"ClientActiveRequests", "request tracing"},
+      {"DiskActiveRequests", "request tracing"},
+      {"NetworkPeersList", "StorPool's beacon network (Spindle's services talk TCP)"},
+      {"ServerDiskDescribe", "per-server disk internals"},
+  };
+  for (const auto& [prefix, feature] : kByPrefix) {
+    if (call.starts_with(prefix)) return feature;
+  }
+  return "a capability not built yet";
+}
+
 const std::set<std::string, std::less<>>& KnownCalls() {
   static const std::set<std::string, std::less<>> kCalls = {"NetworkPeersList",
                                                             "TasksList",
@@ -285,7 +322,8 @@ Result<Json> Api::Dispatch(std::string_view method, std::string_view target,
   auto it = table->find(req.call);
   if (it == table->end()) {
     if (table == &public_calls_ && KnownCalls().count(req.call)) {
-      return Error(Code::kUnimplemented, "'{}' is not implemented by this Spindle build", req.call);
+      return Error(Code::kUnimplemented, "'{}' needs {}, which this Spindle build does not have",
+                   req.call, MissingFeature(req.call));
     }
     return Error(Code::kNotFound, "unknown API call '{}'", req.call);
   }
