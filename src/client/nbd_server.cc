@@ -50,6 +50,10 @@ Status NbdServer::Start() {
   return Status::Ok();
 }
 
+namespace {
+constexpr int kNbdSendBuffer = 2 * 1024 * 1024;
+}  // namespace
+
 asio::awaitable<void> NbdServer::AcceptLoop(Acceptor& acc, bool tcp) {
   while (!stopped_) {
     asio::error_code ec;
@@ -63,10 +67,11 @@ asio::awaitable<void> NbdServer::AcceptLoop(Acceptor& acc, bool tcp) {
       SP_LOG_WARN("NBD connection refused: {} connections open", sessions_.size());
       continue;  // the socket closes here
     }
-    if (tcp) {
-      asio::error_code ignored;
-      socket.set_option(asio::ip::tcp::no_delay(true), ignored);
-    }
+    asio::error_code ignored;
+    if (tcp) socket.set_option(asio::ip::tcp::no_delay(true), ignored);
+    // Room for a whole large read reply, so that it leaves in one send (the kernel caps this
+    // at net.core.wmem_max; failure leaves the default).
+    socket.set_option(asio::socket_base::send_buffer_size(kNbdSendBuffer), ignored);
     auto session = std::make_shared<NbdSession>(std::move(socket), *this);
     sessions_.insert(session.get());
     asio::co_spawn(io_, NbdSession::Run(session), LogExceptions{});

@@ -23,6 +23,7 @@
 #include "client/volume.h"
 #include "client/volume_table.h"
 #include "common/assert.h"
+#include "common/bytes.h"
 #include "common/status.h"
 
 namespace spindle::client {
@@ -59,7 +60,7 @@ class NbdSession : public std::enable_shared_from_this<NbdSession> {
  private:
   struct Reply {
     std::vector<uint8_t> header;  // simple reply, or structured chunk header (+ its fields)
-    std::vector<uint8_t> data;
+    IoBytes data;
     uint64_t cost_bytes = 0;  // released with the request's slot once the reply is written
     size_t sent = 0;          // bytes a direct send (QueueReply) got out already
   };
@@ -82,17 +83,16 @@ class NbdSession : public std::enable_shared_from_this<NbdSession> {
   asio::awaitable<void> Transmission();
   asio::awaitable<bool> WaitForSlot(uint64_t bytes);
   static asio::awaitable<void> Execute(std::shared_ptr<NbdSession> self, nbd::Request r,
-                                       std::vector<uint8_t> payload);
+                                       IoBytes payload);
   asio::awaitable<Status> Perform(const nbd::Request& r, std::span<const uint8_t> payload,
-                                  std::vector<uint8_t>& data,
-                                  std::vector<nbd::StatusExtent>& extents);
+                                  IoBytes& data, std::vector<nbd::StatusExtent>& extents);
   asio::awaitable<Status> BlockStatus(const nbd::Request& r,
                                       std::vector<nbd::StatusExtent>& extents);
   // Queues the reply to r (simple or structured as negotiated): READ data or BLOCK_STATUS
   // extents on success, else `error`. The request's slot is freed once it is written (or
   // dropped if closed).
-  void QueueReply(const nbd::Request& r, uint32_t error, std::string_view message,
-                  std::vector<uint8_t> data, std::span<const nbd::StatusExtent> extents);
+  void QueueReply(const nbd::Request& r, uint32_t error, std::string_view message, IoBytes data,
+                  std::span<const nbd::StatusExtent> extents);
   void ReleaseSlot(uint64_t cost);
   static asio::awaitable<void> WriterLoop(std::shared_ptr<NbdSession> self);
   nbd::ExportView View() const;

@@ -97,7 +97,7 @@ asio::awaitable<bool> NbdSession::WaitForSlot(uint64_t bytes) {
 }
 
 void NbdSession::QueueReply(const Request& r, uint32_t error, std::string_view message,
-                            std::vector<uint8_t> data, std::span<const StatusExtent> extents) {
+                            IoBytes data, std::span<const StatusExtent> extents) {
   const uint64_t cost = CostOf(r);
   if (!open_) {
     ReleaseSlot(cost);
@@ -196,7 +196,7 @@ asio::awaitable<void> NbdSession::Transmission() {
     const uint64_t cost = CostOf(r);
     const bool slot = co_await WaitForSlot(cost);
     if (!slot) break;
-    std::vector<uint8_t> payload;
+    IoBytes payload;
     if (r.type == kCmdWrite) {
       payload.resize(r.length);
       Status io_status = co_await ReadExact(payload);
@@ -218,16 +218,15 @@ asio::awaitable<void> NbdSession::Transmission() {
 }
 
 asio::awaitable<void> NbdSession::Execute(std::shared_ptr<NbdSession> self, Request r,
-                                          std::vector<uint8_t> payload) {
-  std::vector<uint8_t> data;
+                                          IoBytes payload) {
+  IoBytes data;
   std::vector<StatusExtent> extents;
   const Status s = co_await self->Perform(r, payload, data, extents);
   self->QueueReply(r, ErrnoFor(s), s.message(), std::move(data), extents);
 }
 
 asio::awaitable<Status> NbdSession::Perform(const Request& r, std::span<const uint8_t> payload,
-                                            std::vector<uint8_t>& data,
-                                            std::vector<StatusExtent>& extents) {
+                                            IoBytes& data, std::vector<StatusExtent>& extents) {
   Status s;
   switch (r.type) {
     case kCmdRead:

@@ -74,7 +74,8 @@ asio::awaitable<Result<std::shared_ptr<net::RpcClient>>> ServerPool::GetClient(
 asio::awaitable<Result<net::Frame>> ServerPool::Call(DiskId disk, proto::MsgType type,
                                                      std::vector<uint8_t> head,
                                                      net::SharedBytes tail,
-                                                     std::chrono::milliseconds timeout) {
+                                                     std::chrono::milliseconds timeout,
+                                                     std::span<uint8_t> sink) {
   auto d = disks_.find(disk);
   if (d == disks_.end()) co_return Error(Code::kNotFound, "disk {} unknown", disk.value());
   auto c = conns_.at(d->second.server);
@@ -85,7 +86,7 @@ asio::awaitable<Result<net::Frame>> ServerPool::Call(DiskId disk, proto::MsgType
       last = client.status();
       continue;
     }
-    auto reply = co_await (*client)->Call(type, head, tail, timeout);
+    auto reply = co_await (*client)->Call(type, head, tail, timeout, sink);
     if (reply.ok() || reply.status().code() != Code::kUnavailable) co_return reply;
     last = reply.status();
     if ((*client)->is_open()) break;  // a timeout on a live connection: don't pile on

@@ -55,10 +55,12 @@ class ServerPool {
     net::SharedBytes tail{payload, *payload};
     return Call(disk, type, {}, std::move(tail), timeout);
   }
-  // The same with the payload `head` followed by `tail` (shared, not copied).
+  // The same with the payload `head` followed by `tail` (shared, not copied); `sink` as in
+  // net::RpcClient::Call.
   asio::awaitable<Result<net::Frame>> Call(DiskId disk, proto::MsgType type,
                                            std::vector<uint8_t> head, net::SharedBytes tail,
-                                           std::chrono::milliseconds timeout);
+                                           std::chrono::milliseconds timeout,
+                                           std::span<uint8_t> sink = {});
   // Closes every connection (pending calls fail with kUnavailable).
   void CloseAll();
 

@@ -41,20 +41,45 @@ class FrameReader {
   // The next frame; an error or invalid header yields a non-OK status.
   template <typename Socket>
   asio::awaitable<Result<Frame>> Next(Socket& socket) {
+    co_return co_await Next(socket, [](const proto::FrameHeader&) { return std::span<uint8_t>(); });
+  }
+  // The same; sink_for(header) may name a buffer for the payload's last bytes (a successful
+  // response's bulk data): when the payload is at least that long and the part before it is
+  // small, those bytes are received straight into the buffer and the frame's payload holds
+  // only the part before them (Frame::sunk says how many went to the buffer).
+  template <typename Socket, typename SinkFor>
+  asio::awaitable<Result<Frame>> Next(Socket& socket, SinkFor&& sink_for) {
     while (true) {
       if (end_ - begin_ >= proto::kHeaderSize) {
         auto h = proto::DecodeHeader(buf_.data() + begin_);
         if (!h.ok()) co_return h.status();
         const size_t have = end_ - begin_ - proto::kHeaderSize;
         const uint8_t* p = buf_.data() + begin_ + proto::kHeaderSize;
-        if (have >= h->payload_len) {
-          Frame f{*h, std::vector<uint8_t>(p, p + h->payload_len)};
+        const std::span<uint8_t> sink =
+            h->status == 0 && h->payload_len > kLargePayload ? sink_for(*h) : std::span<uint8_t>();
+        const size_t head = h->payload_len - std::min<size_t>(sink.size(), h->payload_len);
+        if (!sink.empty() && sink.size() <= h->payload_len && head <= kLargePayload) {
+          if (have >= head) {
+            Frame f{*h, IoBytes(p, p + head), sink.size()};
+            const size_t take = std::min(have - head, sink.size());
+            std::memcpy(sink.data(), p + head, take);
+            begin_ += proto::kHeaderSize + head + take;
+            if (begin_ == end_) begin_ = end_ = 0;
+            if (take < sink.size()) {
+              asio::error_code ec;
+              co_await asio::async_read(
+                  socket, asio::buffer(sink.data() + take, sink.size() - take), Ec(ec));
+              if (ec) co_return Error(Code::kUnavailable, "read: {}", ec.message());
+            }
+            co_return f;
+          }
+        } else if (have >= h->payload_len) {
+          Frame f{*h, IoBytes(p, p + h->payload_len)};
           begin_ += proto::kHeaderSize + h->payload_len;
           if (begin_ == end_) begin_ = end_ = 0;
           co_return f;
-        }
-        if (h->payload_len > kLargePayload) {
-          Frame f{*h, std::vector<uint8_t>(h->payload_len)};
+        } else if (h->payload_len > kLargePayload) {
+          Frame f{*h, IoBytes(h->payload_len)};
           std::memcpy(f.payload.data(), p, have);
           begin_ = end_ = 0;
           asio::error_code ec;
@@ -64,7 +89,8 @@ class FrameReader {
           co_return f;
         }
       }
-      // Need more bytes: make room at the end (a small frame always fits the buffer).
+      // Need more bytes: make room at the end (a small frame, or a sunk frame's part before
+      // its sink, always fits the buffer).
       if (begin_ > 0 && buf_.size() - end_ < kLargePayload + proto::kHeaderSize) {
         std::memmove(buf_.data(), buf_.data() + begin_, end_ - begin_);
         end_ -= begin_;
@@ -324,6 +350,11 @@ struct RpcClient::Pending {
   Clock::time_point deadline;
   std::chrono::milliseconds timeout;
   std::optional<Result<Frame>> result;
+  // The caller's buffer for the response's bulk data (see Call); `receiving` once the reader
+  // has started filling it: the sweep then leaves the call to the reader (the buffer must not
+  // be handed back to the caller while a receive may still write to it).
+  std::span<uint8_t> sink;
+  bool receiving = false;
 };
 
 RpcClient::RpcClient(tcp::socket socket)
@@ -387,8 +418,8 @@ void RpcClient::FailAll(const Status& s) {
 }
 
 asio::awaitable<Result<Frame>> RpcClient::Call(proto::MsgType type, std::vector<uint8_t> payload,
-                                               SharedBytes tail,
-                                               std::chrono::milliseconds timeout) {
+                                               SharedBytes tail, std::chrono::milliseconds timeout,
+                                               std::span<uint8_t> sink) {
   if (!open_) co_return Error(Code::kUnavailable, "connection closed");
   if (pending_.size() >= kMaxInFlightPerConnection * 4) {
     co_return Error(Code::kResourceExhausted, "too many requests in flight");
@@ -398,6 +429,7 @@ asio::awaitable<Result<Frame>> RpcClient::Call(proto::MsgType type, std::vector<
   auto p = std::make_shared<Pending>(socket_.get_executor());
   p->deadline = Clock::now() + timeout;
   p->timeout = timeout;
+  p->sink = sink;
   pending_.emplace(id, p);
   out_->Push(static_cast<uint16_t>(type), id, 0, std::move(payload), std::move(tail));
   co_await WaitOn(p->timer);
@@ -424,7 +456,7 @@ asio::awaitable<void> RpcClient::SweepLoop() {
     const auto now = Clock::now();
     for (auto it = pending_.begin(); it != pending_.end();) {
       Pending& p = *it->second;
-      if (p.deadline > now) {
+      if (p.deadline > now || p.receiving) {
         ++it;
         continue;
       }
@@ -438,8 +470,14 @@ asio::awaitable<void> RpcClient::SweepLoop() {
 asio::awaitable<void> RpcClient::ReadLoop() {
   auto self = shared_from_this();
   FrameReader reader;
+  auto sink_for = [this](const proto::FrameHeader& h) {
+    auto it = pending_.find(h.request_id);
+    if (it == pending_.end() || it->second->sink.empty()) return std::span<uint8_t>();
+    it->second->receiving = true;
+    return it->second->sink;
+  };
   while (open_) {
-    auto frame = co_await reader.Next(socket_);
+    auto frame = co_await reader.Next(socket_, sink_for);
     if (!frame.ok()) {
       if (open_) SP_LOG_DEBUG("rpc client: {}", frame.status().ToString());
       Close();

@@ -29,6 +29,7 @@
 
 #include <asio.hpp>
 
+#include "common/bytes.h"
 #include "common/status.h"
 #include "proto/wire.h"
 
@@ -48,7 +49,9 @@ struct SharedBytes {
 
 struct Frame {
   proto::FrameHeader header;
-  std::vector<uint8_t> payload;
+  IoBytes payload;
+  // Bytes of the payload's end received into the caller's sink instead (RpcClient::Call).
+  size_t sunk = 0;
 };
 
 // A response built by a handler: status 0 with a payload (`payload` then `tail`), or an error
@@ -105,8 +108,13 @@ class RpcClient : public std::enable_shared_from_this<RpcClient> {
                                       std::chrono::milliseconds timeout) {
     return Call(type, std::move(payload), SharedBytes{}, timeout);
   }
+  // With a non-empty `sink`, a successful response's last sink.size() bytes (its bulk data)
+  // are received straight into sink, when the response is that long; the frame's payload then
+  // holds only the bytes before them and Frame::sunk == sink.size(). sink must stay valid until
+  // the call returns.
   asio::awaitable<Result<Frame>> Call(proto::MsgType type, std::vector<uint8_t> payload,
-                                      SharedBytes tail, std::chrono::milliseconds timeout);
+                                      SharedBytes tail, std::chrono::milliseconds timeout,
+                                      std::span<uint8_t> sink = {});
   bool is_open() const { return open_; }
   void Close();
 

@@ -5,6 +5,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cstring>
+
 namespace spindle::net {
 namespace {
 
@@ -121,6 +124,105 @@ TEST(Rpc, DeadServerIsUnavailable) {
     auto c = co_await RpcClient::Connect(ex, "127.0.0.1", port, 1s);
     EXPECT_EQ(c.status().code(), Code::kUnavailable);
   });
+}
+
+// READ here: the request is (u32 n, u32 seed); the answer is an 8-byte head (seed, n) then n
+// bytes of a seed-dependent pattern, sent as a shared tail; seed 0 fails.
+asio::awaitable<Reply> HandleBulk(Frame f) {
+  if (f.header.type != static_cast<uint16_t>(proto::MsgType::kRead) || f.payload.size() != 8) {
+    co_return Reply::Fail(Error(Code::kInvalidArgument, "bad request"));
+  }
+  uint32_t n, seed;
+  std::memcpy(&n, f.payload.data(), 4);
+  std::memcpy(&seed, f.payload.data() + 4, 4);
+  if (seed == 0) co_return Reply::Fail(Error(Code::kNotFound, "no data"));
+  auto data = std::make_shared<std::vector<uint8_t>>(n);
+  for (uint32_t i = 0; i < n; ++i) (*data)[i] = static_cast<uint8_t>(i * seed + (i >> 8));
+  std::vector<uint8_t> head(8);
+  std::memcpy(head.data(), &seed, 4);
+  std::memcpy(head.data() + 4, &n, 4);
+  co_return Reply::Ok(std::move(head), SharedBytes{data, *data});
+}
+
+bool PatternOk(std::span<const uint8_t> got, uint32_t seed) {
+  for (size_t i = 0; i < got.size(); ++i) {
+    if (got[i] != static_cast<uint8_t>(i * seed + (i >> 8))) return false;
+  }
+  return true;
+}
+
+// A call with a sink gets a large answer's data straight in it (only the head in the frame);
+// an answer too short for the sink, or too small to be worth it, arrives whole in the frame;
+// an error leaves the sink alone. Many such calls in flight together, mixed with small ones,
+// each get their own data.
+TEST(Rpc, BulkDataIntoTheCallersSink) {
+  asio::io_context io;
+  RpcServer server(io, HandleBulk);
+  ASSERT_TRUE(server.Listen("127.0.0.1", 0).ok());
+  int good = 0;
+  RunFor(io, [&]() -> asio::awaitable<void> {
+    auto ex = co_await asio::this_coro::executor;
+    auto c = co_await RpcClient::Connect(ex, "127.0.0.1", server.port(), 1s);
+    EXPECT_TRUE(c.ok());
+    if (!c.ok()) co_return;
+    auto client = *c;
+    auto request = [](uint32_t n, uint32_t seed) {
+      std::vector<uint8_t> p(8);
+      std::memcpy(p.data(), &n, 4);
+      std::memcpy(p.data() + 4, &seed, 4);
+      return p;
+    };
+    struct Case {
+      uint32_t n, sink, seed;
+      bool sunk;
+    };
+    const Case cases[] = {{256 * 1024, 256 * 1024, 3, true},
+                          {1000, 1000, 5, false},             // small: whole in the frame
+                          {64 * 1024, 128 * 1024, 7, false},  // shorter than the sink
+                          {40 * 1024, 40 * 1024, 0, false}};  // an error
+    for (const Case& k : cases) {
+      std::vector<uint8_t> sink(k.sink, 0xee);
+      auto r = co_await client->Call(proto::MsgType::kRead, request(k.n, k.seed), {}, 2s, sink);
+      if (k.seed == 0) {
+        EXPECT_EQ(r.status().code(), Code::kNotFound);
+        EXPECT_TRUE(std::all_of(sink.begin(), sink.end(), [](uint8_t b) { return b == 0xee; }));
+        continue;
+      }
+      EXPECT_TRUE(r.ok()) << r.status().ToString();
+      if (!r.ok()) continue;
+      if (k.sunk) {
+        EXPECT_EQ(r->sunk, k.n);
+        EXPECT_EQ(r->payload.size(), 8u);
+        EXPECT_TRUE(PatternOk(sink, k.seed));
+      } else {
+        EXPECT_EQ(r->sunk, 0u);
+        EXPECT_EQ(r->payload.size(), 8u + k.n);
+        EXPECT_TRUE(PatternOk(std::span(r->payload).subspan(8), k.seed));
+      }
+    }
+    int finished = 0;
+    asio::steady_timer all_done(ex, std::chrono::steady_clock::time_point::max());
+    constexpr int kCalls = 24;
+    for (uint32_t i = 1; i <= kCalls; ++i) {
+      asio::co_spawn(
+          ex,
+          [&, i]() -> asio::awaitable<void> {
+            const uint32_t n = i % 3 == 0 ? 512 : 100 * 1024 + i * 4096;
+            std::vector<uint8_t> sink(n);
+            auto r = co_await client->Call(proto::MsgType::kRead, request(n, i), {}, 5s, sink);
+            if (r.ok()) {
+              std::span<const uint8_t> got =
+                  r->sunk ? std::span<const uint8_t>(sink) : std::span(r->payload).subspan(8);
+              if (got.size() == n && PatternOk(got, i)) ++good;
+            }
+            if (++finished == kCalls) all_done.cancel();
+          },
+          asio::detached);
+    }
+    asio::error_code ec;
+    co_await all_done.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  });
+  EXPECT_EQ(good, 24);
 }
 
 }  // namespace

@@ -242,6 +242,20 @@ void EncodePayload(const ReadResponse& m, std::vector<uint8_t>& out) {
   out.insert(out.end(), m.data.begin(), m.data.end());
 }
 
+Result<ReadResponse> DecodeReadResponseHead(std::span<const uint8_t> head,
+                                            std::span<const uint8_t> data) {
+  Reader r(head);
+  ReadResponse m;
+  m.version = r.Get<uint64_t>();
+  uint32_t length = r.Get<uint32_t>();
+  r.Get<uint32_t>();
+  if (!r.ok() || length != data.size() || length > kMaxIoBytes) return Malformed("read response");
+  m.crcs = r.Words(ChunkCount(length));
+  if (!r.done()) return Malformed("read response");
+  m.data = data;
+  return m;
+}
+
 void EncodeDiskId(DiskId disk, std::vector<uint8_t>& out) {
   Writer w(out);
   w.Put<uint32_t>(disk.value());

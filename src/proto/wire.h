@@ -200,6 +200,9 @@ void EncodePayload(const ReadResponse& m, std::vector<uint8_t>& out);
 // A READ response's payload up to its data (which follows as is), so that a server can send the
 // data without copying it: EncodePayload == this head + m.data.
 void EncodeReadResponseHead(const ReadResponse& m, std::vector<uint8_t>& out);
+// Decodes such a head received apart from its data (which is `data`, already in place).
+Result<ReadResponse> DecodeReadResponseHead(std::span<const uint8_t> head,
+                                            std::span<const uint8_t> data);
 // Every request addressed to a disk (WRITE, READ, ... OBJECT_SYNC) starts with the disk id as a
 // u32: one encoded request goes to several replicas with only these bytes replaced.
 inline constexpr size_t kDiskIdBytes = 4;

@@ -23,6 +23,7 @@
 
 #include <asio.hpp>
 
+#include "common/bytes.h"
 #include "common/status.h"
 #include "server/disk_store/jstore.h"
 
@@ -33,7 +34,7 @@ inline constexpr std::chrono::milliseconds kDefaultVersionWait{5000};
 
 struct ReadResult {
   uint64_t version = 0;  // of the top layer
-  std::vector<uint8_t> data;
+  IoBytes data;
 };
 
 class ObjectStore {

@@ -46,7 +46,7 @@ class ObjectStoreTest : public ::testing::Test {
     EXPECT_TRUE(r.ok()) << r.status().ToString();
     if (!r.ok()) co_return std::vector<uint8_t>{};
     EXPECT_EQ(r->version, expect_version);
-    co_return std::move(r->data);
+    co_return std::vector<uint8_t>(r->data.begin(), r->data.end());
   }
 
   asio::awaitable<void> OutOfOrderBody();

@@ -111,7 +111,7 @@ asio::awaitable<net::Reply> Service::Read(const net::Frame& request) {
   std::vector<uint8_t> head;
   proto::EncodeReadResponseHead(proto::ReadResponse{result->version, crcs, result->data}, head);
   // The data goes out as read, without another copy.
-  auto data = std::make_shared<std::vector<uint8_t>>(std::move(result->data));
+  auto data = std::make_shared<IoBytes>(std::move(result->data));
   net::SharedBytes tail{data, *data};
   co_return net::Reply::Ok(std::move(head), std::move(tail));
 }
