@@ -316,6 +316,12 @@ class PosixEnv final : public Env {
     struct statfs fs {};
     const bool memory = !S_ISBLK(st.st_mode) && ::fstatfs(fd, &fs) == 0 &&
                         (fs.f_type == TMPFS_MAGIC || fs.f_type == RAMFS_MAGIC);
+    if (memory && direct) {
+      // tmpfs takes O_DIRECT but its data is the page cache anyway: direct I/O would only add
+      // the alignment rules (and the copies into aligned buffers they force).
+      const int fl = ::fcntl(fd, F_GETFL);
+      if (fl >= 0 && ::fcntl(fd, F_SETFL, fl & ~O_DIRECT) == 0) direct = false;
+    }
     return std::unique_ptr<File>(new PosixFile(fd, path, direct, S_ISBLK(st.st_mode), memory));
   }
 
