@@ -130,10 +130,11 @@ class OutQueue {
     asio::error_code ignored;
     socket_.non_blocking(true, ignored);
   }
-  // Queues the frame. Unless the writer is busy, a flush is posted to the executor: it runs
-  // after the handlers that are ready now, so the frames they push too (the answers to all the
-  // requests one recv brought in) leave in one gathering send, without a hand-over to the writer
-  // in the common case.
+  // The first frame of a burst is sent at once when the socket takes it (no added latency at
+  // queue depth 1); a flush is then posted to the executor, and it runs after the handlers
+  // that are ready now, so the frames they push meanwhile (the answers to the other requests
+  // one recv brought in) are queued and leave together in one gathering send. A frame the
+  // socket does not take, or one pushed while the writer is busy, is left to the writer.
   void Push(uint16_t type, uint64_t id, int32_t status, std::vector<uint8_t> payload,
             SharedBytes tail) {
     OutMsg m;
@@ -143,12 +144,22 @@ class OutQueue {
     proto::EncodeHeader(h, m.header.data());
     m.payload = std::move(payload);
     m.tail = std::move(tail);
+    if (!sending_ && !flush_posted_ && out_.empty() && socket_.is_open()) {
+      std::array<asio::const_buffer, 3> bufs;
+      const size_t nbufs = Buffers(m, bufs.data());
+      asio::error_code ec;
+      m.sent = socket_.send(std::span(bufs).first(nbufs), 0, ec);
+      if (ec && ec != asio::error::would_block) m.sent = 0;  // the writer fails the same way
+      if (m.sent == proto::kHeaderSize + len) {
+        PostFlush();  // opens the burst
+        return;
+      }
+      out_.push_back(std::move(m));
+      wake_.cancel();
+      return;
+    }
     out_.push_back(std::move(m));
-    if (sending_ || flush_posted_) return;
-    flush_posted_ = true;
-    asio::post(socket_.get_executor(), [this, alive = std::weak_ptr<char>(alive_)] {
-      if (!alive.expired()) Flush();
-    });
+    if (!sending_) PostFlush();
   }
   // Wakes the writer so that it sees `closed` (Close()).
   void Wake() { wake_.cancel(); }
@@ -197,6 +208,14 @@ class OutQueue {
       skip = 0;
     }
     return n;
+  }
+
+  void PostFlush() {
+    if (flush_posted_) return;
+    flush_posted_ = true;
+    asio::post(socket_.get_executor(), [this, alive = std::weak_ptr<char>(alive_)] {
+      if (!alive.expired()) Flush();
+    });
   }
 
   // Sends what is queued with one non-blocking gathering send; what the socket does not take
