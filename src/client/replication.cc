@@ -26,9 +26,6 @@ DiskSet Volume::ReadableDisks(const DiskSet& set) const {
 }
 
 namespace {
-// Reads of an object go to its replicas in turn by this much of its offset (see ReadObject).
-constexpr uint64_t kReadSpreadBytes = 256 * 1024;
-
 // Failures that say nothing about the replica's health (the request itself was refused).
 bool RequestRefused(const Status& s) {
   return s.code() == Code::kPermissionDenied || s.code() == Code::kInvalidArgument;
@@ -234,17 +231,13 @@ asio::awaitable<Status> Volume::ReadObject(Extent e, std::span<uint8_t> out) {
   if (!eq.ok()) co_return eq;
   const DiskSet disks = ReadableDisks(DiskSetFor(spec_, e.object));
   Status last = Error(Code::kUnavailable, "{}: no usable disk for object {}", spec_.name, e.object);
-  // Every usable replica holds every acknowledged write, so reads are spread over them by
-  // object and offset (a sequential stream keeps all servers busy, not the one holding the
-  // object's tail); on failure the next replica is tried.
-  const size_t n = disks.size();
-  const size_t first = n == 0 ? 0 : (e.object + e.offset / kReadSpreadBytes) % n;
-  for (size_t k = 0; k < n; ++k) {
-    const DiskId disk = disks[(first + k) % n];
-    Status s = co_await ReadReplica(disk, e, out);
+  // Tail first (placeTail is where an operator puts the replica that serves reads, e.g. SSD
+  // in a hybrid pool), then towards the head.
+  for (auto it = disks.rbegin(); it != disks.rend(); ++it) {
+    Status s = co_await ReadReplica(*it, e, out);
     if (s.ok()) co_return s;
     last = s;
-    SP_LOG_WARN("{}: read of object {} from disk {} failed: {}", spec_.name, e.object, disk.value(),
+    SP_LOG_WARN("{}: read of object {} from disk {} failed: {}", spec_.name, e.object, it->value(),
                 last.ToString());
   }
   co_return last;
