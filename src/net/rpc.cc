@@ -176,9 +176,7 @@ class OutQueue {
       }
       const size_t n = std::min(out_.size(), kMaxSendBatch);
       bufs.resize(3 * n);
-      size_t used = 0;
-      for (size_t i = 0; i < n; ++i) used += Buffers(out_[i], bufs.data() + used);
-      bufs.resize(used);
+      bufs.resize(Gather(n, bufs.data()));
       asio::error_code ec;
       sending_ = true;
       co_await asio::async_write(socket_, bufs, Ec(ec));
@@ -193,6 +191,12 @@ class OutQueue {
   }
 
  private:
+  // The unsent parts of the first n queued frames at out (room for 3 × n); returns how many.
+  size_t Gather(size_t n, asio::const_buffer* out) const {
+    size_t used = 0;
+    for (size_t i = 0; i < n; ++i) used += Buffers(out_[i], out + used);
+    return used;
+  }
   // The unsent part of m as up to 3 buffers at out; returns how many.
   static size_t Buffers(const OutMsg& m, asio::const_buffer* out) {
     std::array<asio::const_buffer, 3> all{
@@ -227,10 +231,8 @@ class OutQueue {
       wake_.cancel();
       return;
     }
-    const size_t n = std::min(out_.size(), kMaxSendBatch);
     std::array<asio::const_buffer, 3 * kMaxSendBatch> bufs;
-    size_t used = 0;
-    for (size_t i = 0; i < n; ++i) used += Buffers(out_[i], bufs.data() + used);
+    const size_t used = Gather(std::min(out_.size(), kMaxSendBatch), bufs.data());
     asio::error_code ec;
     size_t sent = socket_.send(std::span(bufs).first(used), 0, ec);
     if (ec && ec != asio::error::would_block) sent = 0;  // the writer fails the same way

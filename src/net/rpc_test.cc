@@ -30,6 +30,14 @@ asio::awaitable<Reply> Handle(Frame f) {
   co_return Reply::Fail(Error(Code::kNotFound, "no such object"));
 }
 
+// A client connected to `server`, or nullptr (the failure is reported).
+asio::awaitable<std::shared_ptr<RpcClient>> ConnectTo(const RpcServer& server) {
+  auto ex = co_await asio::this_coro::executor;
+  auto c = co_await RpcClient::Connect(ex, "127.0.0.1", server.port(), 1s);
+  EXPECT_TRUE(c.ok()) << c.status().ToString();
+  co_return c.ok() ? *c : nullptr;
+}
+
 template <typename F>
 void RunFor(asio::io_context& io, F&& body) {
   bool done = false;
@@ -52,10 +60,8 @@ TEST(Rpc, ConcurrentCallsAndErrors) {
   int matched = 0;
   RunFor(io, [&]() -> asio::awaitable<void> {
     auto ex = co_await asio::this_coro::executor;
-    auto c = co_await RpcClient::Connect(ex, "127.0.0.1", server.port(), 1s);
-    EXPECT_TRUE(c.ok());
-    if (!c.ok()) co_return;
-    auto client = *c;
+    std::shared_ptr<RpcClient> client = co_await ConnectTo(server);
+    if (!client) co_return;
     int finished = 0;
     asio::steady_timer all_done(ex, std::chrono::steady_clock::time_point::max());
     for (uint32_t i = 1; i <= 50; ++i) {
@@ -162,10 +168,8 @@ TEST(Rpc, BulkDataIntoTheCallersSink) {
   int good = 0;
   RunFor(io, [&]() -> asio::awaitable<void> {
     auto ex = co_await asio::this_coro::executor;
-    auto c = co_await RpcClient::Connect(ex, "127.0.0.1", server.port(), 1s);
-    EXPECT_TRUE(c.ok());
-    if (!c.ok()) co_return;
-    auto client = *c;
+    std::shared_ptr<RpcClient> client = co_await ConnectTo(server);
+    if (!client) co_return;
     auto request = [](uint32_t n, uint32_t seed) {
       std::vector<uint8_t> p(8);
       std::memcpy(p.data(), &n, 4);
