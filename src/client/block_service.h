@@ -3,6 +3,7 @@
 // runs its own threads and posts states into the io_context.
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
@@ -33,10 +34,14 @@ struct BlockOptions {
   // Kernel attach (hosts with the nbd module): symlink directories.
   std::string dev_dir = "/dev/storpool";
   std::string dev_byid_dir = "/dev/storpool-byid";
+  // How long the service thread keeps polling after its last event before it sleeps
+  // (net/run_loop.h); 0 sleeps at once.
+  std::chrono::microseconds poll_window{50};
 
   std::string nbd_socket() const { return workdir + "/nbd.sock"; }
   // Reads SP_OURID (required), SP_WORKDIR, SP_BLOCK_NBD_HOST, SP_BLOCK_NBD_PORT,
-  // SP_DEV_DIR, SP_DEV_BYID_DIR and the API endpoint keys.
+  // SP_DEV_DIR, SP_DEV_BYID_DIR,
+  // SP_BLOCK_POLL_US and the API endpoint keys.
   static Result<BlockOptions> FromConfig(const Config& config);
 };
 

@@ -7,7 +7,9 @@
 
 #include "client/block_service.h"
 #include "common/config.h"
+#include "common/heap.h"
 #include "common/log.h"
+#include "net/run_loop.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"spindle-block: Spindle client service (NBD export of attached volumes)"};
@@ -18,6 +20,7 @@ int main(int argc, char** argv) {
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error");
   CLI11_PARSE(app, argc, argv);
   spindle::InitLogging("spindle-block", log_level);
+  spindle::KeepFreedIoBuffers();
 
   auto config = spindle::Config::Load(load);
   if (!config.ok()) {
@@ -41,7 +44,7 @@ int main(int argc, char** argv) {
   signals.async_wait([&service](const asio::error_code& ec, int) {
     if (!ec) service.Stop();
   });
-  io.run();
+  spindle::net::RunPolling(io, options->poll_window);
   service.Join();
   SP_LOG_INFO("stopped");
   return 0;

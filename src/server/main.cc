@@ -2,6 +2,7 @@
 #include <CLI/CLI.hpp>
 
 #include "common/config.h"
+#include "common/heap.h"
 #include "common/log.h"
 #include "server/server.h"
 
@@ -13,6 +14,7 @@ int main(int argc, char** argv) {
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error");
   CLI11_PARSE(app, argc, argv);
   spindle::InitLogging("spindle-server", log_level);
+  spindle::KeepFreedIoBuffers();
 
   auto config = spindle::Config::Load({config_path, node});
   if (!config.ok()) {

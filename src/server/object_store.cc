@@ -44,9 +44,9 @@ struct ReadJob {
   uint32_t length;
   Result<ReadResult> operator()() const {
     ReadResult r;
-    r.version = store->Info(chain.front(), object).version;
+    r.version = store->Head(chain.front(), object).version;
     r.data.resize(length);
-    Status s = store->Read(chain, object, offset, r.data);
+    Status s = store->Read(chain, object, offset, r.data, &r.block_crcs);
     if (!s.ok()) return s;
     return r;
   }
@@ -110,7 +110,7 @@ asio::awaitable<Result<uint64_t>> ObjectStore::Ordered(LayerId layer, ObjectInde
   auto deadline = std::chrono::steady_clock::now() + version_wait_;
   std::optional<std::chrono::steady_clock::time_point> grace_end;
   for (;;) {
-    const jdisk::ObjectInfo info = store_->Info(layer, object);
+    const jdisk::ObjectInfo info = store_->Head(layer, object);
     const bool outdated = info.state == jdisk::ObjectState::kOutdated;
     const uint64_t current = info.version;
     if (!outdated && version <= current) co_return current;
@@ -228,7 +228,7 @@ asio::awaitable<Status> ObjectStore::Install(LayerId layer, ObjectIndex object,
   // Checked in the turn: the caller chose the image earlier (recovery pulls it from a peer),
   // and writes may have taken the object past it since. Installing it then would silently
   // undo acknowledged writes; the object already holds everything the image has.
-  const jdisk::ObjectInfo info = store_->Info(layer, object);
+  const jdisk::ObjectInfo info = store_->Head(layer, object);
   if (info.state != jdisk::ObjectState::kOutdated && info.version > image.version) {
     EndTurn(key);
     SP_LOG_INFO("disk {}: layer {} object {}: image of version {} not installed, already at {}",

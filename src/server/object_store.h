@@ -35,6 +35,9 @@ inline constexpr std::chrono::milliseconds kDefaultVersionWait{5000};
 struct ReadResult {
   uint64_t version = 0;  // of the top layer
   IoBytes data;
+  // crc32c of each 4 KiB of `data` when the read was whole blocks (checked against the
+  // store's), else empty.
+  std::vector<uint32_t> block_crcs;
 };
 
 class ObjectStore {
@@ -83,6 +86,9 @@ class ObjectStore {
 
   jdisk::ObjectInfo Info(LayerId layer, ObjectIndex object) const {
     return store_->Info(layer, object);
+  }
+  jdisk::ObjectInfo Head(LayerId layer, ObjectIndex object) const {
+    return store_->Head(layer, object);
   }
 
   DiskId disk() const { return store_->superblock().disk; }

@@ -37,7 +37,7 @@ Recovery::Recovery(asio::io_context& io, ServerId self, std::vector<ObjectStore*
           // A write waited kGapGrace (ObjectStore) for version `wanted`, which usually is only
           // late; still missing: this disk missed it, fetch it from a peer.
           ObjectStore* store = Store(disk);
-          if (store->Info(layer, object).version >= wanted) co_return Status::Ok();
+          if (store->Head(layer, object).version >= wanted) co_return Status::Ok();
           auto got = co_await Sync(disk, layer, object, wanted);
           if (!got.ok()) co_return got.status();
           co_return Status::Ok();
@@ -221,7 +221,7 @@ asio::awaitable<void> Recovery::PassWorker(std::shared_ptr<PassState> st) {
   ObjectStore* store = Store(st->disk);
   while (st->next < st->work.size() && st->first.ok() && !stopped_) {
     const PassItem item = st->work[st->next++];
-    const uint64_t before = store->Info(item.layer, item.object).version;
+    const uint64_t before = store->Head(item.layer, item.object).version;
     auto got = co_await SyncFrom(st->layout, st->disk, item.layer, item.object, item.version);
     if (!got.ok()) {
       if (st->first.ok()) st->first = got.status();
@@ -346,7 +346,7 @@ asio::awaitable<Result<uint64_t>> Recovery::SyncFrom(const Layout& layout, DiskI
     }
   } done{this, key};
 
-  const uint64_t have = store->Info(layer, object).version;
+  const uint64_t have = store->Head(layer, object).version;
   if (have >= version && !repair) co_return have;
   // The newest copy among the peers that answer.
   uint64_t best = 0;
@@ -365,7 +365,7 @@ asio::awaitable<Result<uint64_t>> Recovery::SyncFrom(const Layout& layout, DiskI
   }
   if (best < have || best == 0 || (best == have && !repair)) co_return have;
   // Writes keep applying while the peers answered: skip a pull that is already obsolete.
-  if (const uint64_t cur = store->Info(layer, object).version; cur > have && cur >= best) {
+  if (const uint64_t cur = store->Head(layer, object).version; cur > have && cur >= best) {
     co_return cur;
   }
   std::vector<uint8_t> payload;
@@ -392,7 +392,7 @@ asio::awaitable<Result<uint64_t>> Recovery::SyncFrom(const Layout& layout, DiskI
   // checks in the object's turn) and the version is what the object has now.
   Status s = co_await store->Install(layer, object, std::move(img));
   if (!s.ok()) co_return s;
-  const uint64_t now = store->Info(layer, object).version;
+  const uint64_t now = store->Head(layer, object).version;
   SP_LOG_INFO("disk {}: layer {} object {} pulled from disk {} at version {} (had {}, has {})",
               disk.value(), layer.value(), object.value(), best_disk, pulled, have, now);
   co_return now;
@@ -428,7 +428,7 @@ asio::awaitable<void> Recovery::RepairNow(DiskId disk, LayerId layer, ObjectInde
   Result<uint64_t> got = Error(Code::kUnavailable, "no layout");
   auto layout = co_await FetchLayout(disk);
   if (layout.ok()) {
-    got = co_await SyncFrom(*layout, disk, layer, object, Store(disk)->Info(layer, object).version,
+    got = co_await SyncFrom(*layout, disk, layer, object, Store(disk)->Head(layer, object).version,
                             /*repair=*/true);
   } else {
     got = layout.status();

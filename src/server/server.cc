@@ -55,6 +55,12 @@ Result<ServerOptions> ServerOptions::FromConfig(const Config& config) {
                  kMaxScrubBandwidthMb, scrub_mb);
   }
   o.scrub_bandwidth_bytes = static_cast<uint64_t>(scrub_mb) * kMiB;
+  SP_ASSIGN_OR_RETURN(int64_t poll_us, config.GetInt("SP_SERVER_POLL_US", o.poll_window.count()));
+  if (poll_us < 0 || poll_us > net::kMaxPollWindowUs) {
+    return Error(Code::kInvalidArgument, "SP_SERVER_POLL_US must be 0..{}, got {}",
+                 net::kMaxPollWindowUs, poll_us);
+  }
+  o.poll_window = std::chrono::microseconds(poll_us);
   return o;
 }
 
@@ -121,7 +127,8 @@ Status Server::Run() {
   StartScrubbers();
   SP_LOG_INFO("server {} serving {} disks on {}:{}", options_.id.value(), stores_.size(),
               options_.host, rpc_->port());
-  io_.run();  // returns when the listener, connections and in-flight requests are all done
+  net::RunPolling(io_, options_.poll_window);  // returns when the listener, connections and
+                                               // in-flight requests are all done
   registrar_->Stop();
   pool_.join();
   SP_LOG_INFO("server {} stopped", options_.id.value());

@@ -6,6 +6,7 @@
 // own thread.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -18,6 +19,7 @@
 #include "env/env.h"
 #include "net/api_client.h"
 #include "net/rpc.h"
+#include "net/run_loop.h"
 #include "server/object_store.h"
 #include "server/recovery.h"
 #include "server/registrar.h"
@@ -39,9 +41,13 @@ struct ServerOptions {
   net::ApiEndpoint api;
   bool register_with_mgmt = true;
   uint64_t scrub_bandwidth_bytes = kDefaultScrubBandwidth;  // per disk; 0: no scrubbing
+  // How long the network thread keeps polling after its last event before it sleeps
+  // (net/run_loop.h); 0 sleeps at once.
+  std::chrono::microseconds poll_window{0};
 
   // Reads SP_OURID, SP_SERVER_DISKS, SP_SERVER_HOST, SP_SERVER_PORT (default 47000 + SP_OURID),
-  // SP_CLUSTER_ID, SP_SCRUB_BANDWIDTH_MB (MiB/s per disk, 0: off) and the API endpoint keys.
+  // SP_CLUSTER_ID, SP_SCRUB_BANDWIDTH_MB (MiB/s per disk, 0: off), SP_SERVER_POLL_US and the
+  // API endpoint keys.
   // Errors name the bad key.
   static Result<ServerOptions> FromConfig(const Config& config);
 };

@@ -98,7 +98,7 @@ asio::awaitable<net::Reply> Service::Read(const net::Frame& request) {
       // of the chain that has the object here: the message does not say which one failed).
       if (recovery_) {
         for (LayerId l : req->chain) {
-          if ((*store)->Info(l, req->object).version > 0) {
+          if ((*store)->Head(l, req->object).version > 0) {
             recovery_->Repair(req->disk, l, req->object);
           }
         }
@@ -106,8 +106,9 @@ asio::awaitable<net::Reply> Service::Read(const net::Frame& request) {
     }
     co_return net::Reply::Fail(result.status());
   }
-  std::vector<uint32_t> crcs;
-  proto::ComputeChunkCrcs(result->data, crcs);
+  // The store's per-block checksums are the wire's per-4 KiB ones when the read is whole blocks.
+  std::vector<uint32_t> crcs = std::move(result->block_crcs);
+  if (crcs.size() * kBlockSize != result->data.size()) proto::ComputeChunkCrcs(result->data, crcs);
   std::vector<uint8_t> head;
   proto::EncodeReadResponseHead(proto::ReadResponse{result->version, crcs, result->data}, head);
   // The data goes out as read, without another copy.

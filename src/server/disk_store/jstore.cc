@@ -579,6 +579,13 @@ ObjectInfo JStore::Info(LayerId layer, ObjectIndex object) const {
   return ObjectInfo{obj->version, obj->state, present};
 }
 
+ObjectInfo JStore::Head(LayerId layer, ObjectIndex object) const {
+  std::lock_guard lock(mu_);
+  const ObjectRec* obj = FindObject(layer, object);
+  if (obj == nullptr) return {};
+  return ObjectInfo{obj->version, obj->state, 0};
+}
+
 std::vector<ObjectEntry> JStore::List() const {
   std::lock_guard lock(mu_);
   std::vector<ObjectEntry> out;

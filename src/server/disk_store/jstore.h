@@ -171,8 +171,10 @@ class JStore {
   // Chain read, top layer first; zeros where no layer has data; every block's crc32c checked.
   // kUnavailable "object outdated on this disk" when any layer's object is kOutdated (also
   // BlockStatus): a server never serves data it knows is stale.
+  // `block_crcs`, when given, receives the crc32c of every block read if the range is whole
+  // blocks (the checked ones, so the caller need not compute them again), else is left empty.
   Status Read(std::span<const LayerId> chain, ObjectIndex object, uint32_t offset,
-              std::span<uint8_t> out);
+              std::span<uint8_t> out, std::vector<uint32_t>* block_crcs = nullptr);
   Result<std::vector<bool>> BlockStatus(std::span<const LayerId> chain, ObjectIndex object,
                                         uint32_t offset, uint32_t length) const;
   // Forgets every object of `layer` and frees its chunks (journaled).
@@ -190,6 +192,9 @@ class JStore {
   Status Install(LayerId layer, ObjectIndex object, const ObjectImage& image);
 
   ObjectInfo Info(LayerId layer, ObjectIndex object) const;
+  // Info without blocks_present (left 0), which costs a pass over the object's chunks: for the
+  // per-request version checks of the data path.
+  ObjectInfo Head(LayerId layer, ObjectIndex object) const;
   std::vector<ObjectEntry> List() const;
   StoreStats Stats() const;
   LayerStats Layer(LayerId layer) const;
@@ -295,7 +300,11 @@ class JStore {
   // it is durable and applied, or failed.
   Status Commit(Record& rec, std::span<const env::IoOp> data = {});
   Status ReadOnce(std::span<const LayerId> chain, ObjectIndex object, uint32_t offset,
-                  std::span<uint8_t> out);
+                  std::span<uint8_t> out, std::vector<uint32_t>* block_crcs);
+  // The crc32c of each block slot of `base` (filled from `src`): the checked device crcs, a
+  // constant for zeros, computed for journaled images.
+  static void BlockCrcs(const std::vector<Source>& src, const uint8_t* base,
+                        std::vector<uint32_t>* block_crcs);
   // Fills block slot k of `base` for every src[k]: zeros, the journaled image or the device's
   // block (every run of consecutive device blocks read in one Batch). *disk_bytes: bytes read.
   Status FetchBlocks(const std::vector<Source>& src, uint8_t* base, uint64_t* disk_bytes);

@@ -310,21 +310,21 @@ Status JStore::BuildTrim(Record& rec, uint32_t offset, uint32_t length) {
 }
 
 Status JStore::Read(std::span<const LayerId> chain, ObjectIndex object, uint32_t offset,
-                    std::span<uint8_t> out) {
+                    std::span<uint8_t> out, std::vector<uint32_t>* block_crcs) {
   SP_RETURN_IF_ERROR(CheckRange(offset, out.size(), kSectorSize));
   SP_RETURN_IF_ERROR(CheckChain(chain));
   Status s;
   // A mismatch can come from a block that was moved or rewritten in place between resolving
   // and reading it; resolving again tells that apart from real corruption.
   for (int attempt = 0; attempt < kReadAttempts; ++attempt) {
-    s = ReadOnce(chain, object, offset, out);
+    s = ReadOnce(chain, object, offset, out, block_crcs);
     if (s.code() != Code::kCorruption) return s;
   }
   return s;
 }
 
 Status JStore::ReadOnce(std::span<const LayerId> chain, ObjectIndex object, uint32_t offset,
-                        std::span<uint8_t> out) {
+                        std::span<uint8_t> out, std::vector<uint32_t>* block_crcs) {
   const uint32_t b0 = offset / kBlockSize;
   const uint32_t count = static_cast<uint32_t>((offset + out.size() - 1) / kBlockSize) - b0 + 1;
   std::vector<Source> src(count);
@@ -342,7 +342,34 @@ Status JStore::ReadOnce(std::span<const LayerId> chain, ObjectIndex object, uint
   SP_RETURN_IF_ERROR(FetchBlocks(src, base, &bytes));
   SP_RETURN_IF_ERROR(CheckDiskCrcs(src, base, object, b0, {}));
   if (!into_out) std::memcpy(out.data(), base + offset % kBlockSize, out.size());
+  if (block_crcs != nullptr) {
+    const bool whole = offset % kBlockSize == 0 && out.size() % kBlockSize == 0;
+    block_crcs->clear();
+    if (whole) BlockCrcs(src, base, block_crcs);
+  }
   return Status::Ok();
+}
+
+void JStore::BlockCrcs(const std::vector<Source>& src, const uint8_t* base,
+                       std::vector<uint32_t>* block_crcs) {
+  static const uint32_t zero_crc = [] {
+    std::vector<uint8_t> zeros(kBlockSize, 0);
+    return Crc32c(zeros.data(), zeros.size());
+  }();
+  block_crcs->resize(src.size());
+  for (size_t k = 0; k < src.size(); ++k) {
+    switch (src[k].kind) {
+      case Source::kDisk:
+        (*block_crcs)[k] = src[k].crc;  // CheckDiskCrcs found the block matches it
+        break;
+      case Source::kZero:
+        (*block_crcs)[k] = zero_crc;
+        break;
+      case Source::kMemory:
+        (*block_crcs)[k] = Crc32c(base + k * kBlockSize, kBlockSize);
+        break;
+    }
+  }
 }
 
 Status JStore::FetchBlocks(const std::vector<Source>& src, uint8_t* base, uint64_t* disk_bytes) {
