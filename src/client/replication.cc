@@ -229,15 +229,14 @@ asio::awaitable<Status> Volume::ReadReplica(DiskId disk, Extent e, std::span<uin
 asio::awaitable<Status> Volume::ReadObject(Extent e, std::span<uint8_t> out) {
   Status eq = co_await EnsureEqual(e.object);
   if (!eq.ok()) co_return eq;
-  const DiskSet disks = ReadableDisks(DiskSetFor(spec_, e.object));
+  const DiskSet disks =
+      ReadableDisks(ReadOrder(DiskSetFor(spec_, e.object), spec_.read_replicas, e.offset));
   Status last = Error(Code::kUnavailable, "{}: no usable disk for object {}", spec_.name, e.object);
-  // Tail first (placeTail is where an operator puts the replica that serves reads, e.g. SSD
-  // in a hybrid pool), then towards the head.
-  for (auto it = disks.rbegin(); it != disks.rend(); ++it) {
-    Status s = co_await ReadReplica(*it, e, out);
+  for (DiskId d : disks) {
+    Status s = co_await ReadReplica(d, e, out);
     if (s.ok()) co_return s;
     last = s;
-    SP_LOG_WARN("{}: read of object {} from disk {} failed: {}", spec_.name, e.object, it->value(),
+    SP_LOG_WARN("{}: read of object {} from disk {} failed: {}", spec_.name, e.object, d.value(),
                 last.ToString());
   }
   co_return last;

@@ -60,6 +60,11 @@ Result<VolumeSpec> ParseVolume(const json& j) {
     return Error(Code::kInvalidArgument, "volume {}: size not a multiple of 512", v.name);
   }
   v.replication = j.value("replication", 0u);
+  v.read_replicas = j.value("readReplicas", 1u);
+  if (v.read_replicas < 1 || v.read_replicas > 3) {
+    return Error(Code::kInvalidArgument, "volume {}: readReplicas {} not in 1..3", v.name,
+                 v.read_replicas);
+  }
   SP_RETURN_IF_ERROR(ParseLayout(j, v));
   return v;
 }
@@ -106,6 +111,16 @@ Result<ClientState> ParseClientState(const nlohmann::json& data) {
   } catch (const std::exception& e) {
     return Error(Code::kInvalidArgument, "bad ClientState: {}", e.what());
   }
+}
+
+DiskSet ReadOrder(const DiskSet& set, uint32_t read_replicas, uint32_t offset) {
+  const size_t tier = std::min<size_t>(read_replicas, set.size());
+  DiskSet order;
+  if (tier > 1) order.push_back(set[set.size() - tier + (offset / kReadSpreadBytes) % tier]);
+  for (auto it = set.rbegin(); it != set.rend(); ++it) {
+    if (order.empty() || *it != order.front()) order.push_back(*it);
+  }
+  return order;
 }
 
 const DiskSet& DiskSetFor(const VolumeSpec& v, uint32_t object) {

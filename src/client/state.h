@@ -38,6 +38,9 @@ struct VolumeSpec {
   std::vector<LayerId> chain;  // top first; chain[0] == layer
   uint64_t size_bytes = 0;
   uint32_t replication = 0;
+  // Replicas at the end of each disk set on the read tier (placeTail's placement group), 1..3:
+  // reads are spread over these.
+  uint32_t read_replicas = 1;
   std::vector<DiskSet> disk_sets;         // power-of-two length, 1..kMaxDiskSets
   std::map<uint32_t, DiskSet> overrides;  // object index -> disk set
 };
@@ -62,6 +65,15 @@ Result<ClientState> ParseClientState(const nlohmann::json& data);
 
 // The disk set that holds object `object` of `v`: the override, else disk_sets[i % len].
 // REQUIRES: v.disk_sets is not empty.
+// Reads of an object are spread over its read-tier replicas in stretches of this many bytes.
+inline constexpr uint32_t kReadSpreadBytes = 1024 * 1024;
+
+// The order in which to ask the replicas of `set` for a read at `offset` in the object. The
+// read tier is the last `read_replicas` disks (placeTail's placement group, e.g. the SSD copy
+// of a hybrid pool): one of them, picked by offset so that a stream's consecutive reads go to
+// different servers, comes first; then the rest from the tail towards the head.
+DiskSet ReadOrder(const DiskSet& set, uint32_t read_replicas, uint32_t offset);
+
 const DiskSet& DiskSetFor(const VolumeSpec& v, uint32_t object);
 
 }  // namespace spindle::client

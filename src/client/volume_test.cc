@@ -57,6 +57,20 @@ TEST(DiskSetFor, ModuloAndOverride) {
   EXPECT_EQ(DiskSetFor(v, 5)[0], DiskId(301));
 }
 
+// Reads start on the read tier: the tail alone by default, else spread by offset in 1 MiB
+// stretches over the tier's replicas; every replica is in the order once, the rest tail first.
+TEST(ReadOrder, SpreadsOverTheReadTierOnly) {
+  const DiskSet set{DiskId(1), DiskId(2), DiskId(3)};
+  EXPECT_EQ(ReadOrder(set, 1, 0), (DiskSet{DiskId(3), DiskId(2), DiskId(1)}));
+  EXPECT_EQ(ReadOrder(set, 1, 5 * kReadSpreadBytes), (DiskSet{DiskId(3), DiskId(2), DiskId(1)}));
+  EXPECT_EQ(ReadOrder(set, 2, 0), (DiskSet{DiskId(2), DiskId(3), DiskId(1)}));
+  EXPECT_EQ(ReadOrder(set, 2, kReadSpreadBytes), (DiskSet{DiskId(3), DiskId(2), DiskId(1)}));
+  EXPECT_EQ(ReadOrder(set, 3, 0), (DiskSet{DiskId(1), DiskId(3), DiskId(2)}));
+  EXPECT_EQ(ReadOrder(set, 3, kReadSpreadBytes + 4096), (DiskSet{DiskId(2), DiskId(3), DiskId(1)}));
+  EXPECT_EQ(ReadOrder(set, 3, 2 * kReadSpreadBytes), (DiskSet{DiskId(3), DiskId(2), DiskId(1)}));
+  EXPECT_EQ(ReadOrder({DiskId(7)}, 3, kReadSpreadBytes), (DiskSet{DiskId(7)}));
+}
+
 // A new layer with the same globalId, name, size and rights is a switch of the same Volume
 // object (its connections stay); SwitchLayer takes the new chain and fresh versions; a size
 // change replaces the Volume instead.

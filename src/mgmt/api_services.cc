@@ -568,6 +568,22 @@ Result<int64_t> QueryInt(const std::string& query, const std::string& key, int64
   return fallback;
 }
 
+// How many replicas at the end of each disk set are on the read tier, placeTail's placement
+// group: disk sets are [head, all..., tail] (mgmt/allocator.h), so this counts the roles from
+// the tail while their group is placeTail's. The client spreads reads over those.
+int64_t ReadTierReplicas(const VolumeRecord& v) {
+  auto group = [&v](const std::string& pg) -> const std::string& {
+    return pg.empty() ? v.placeAll : pg;
+  };
+  const std::string& tail = group(v.placeTail);
+  int64_t n = 1;
+  for (int64_t i = static_cast<int64_t>(v.replication) - 2; i >= 0; --i, ++n) {
+    const std::string& role = i == 0 ? group(v.placeHead) : group(v.placeAll);
+    if (role != tail) break;
+  }
+  return std::min<int64_t>(n, std::max<int64_t>(1, v.replication));
+}
+
 // One attached volume or snapshot of ClientState; adds the disks of its table to `disks`.
 Json ClientVolumeJson(const State& s, const VolumeRecord& v, const AttachmentRecord& at,
                       bool snapshot, Json& disks) {
@@ -594,6 +610,7 @@ Json ClientVolumeJson(const State& s, const VolumeRecord& v, const AttachmentRec
           {"chain", std::move(chain)},
           {"size", v.size},
           {"replication", v.replication},
+          {"readReplicas", ReadTierReplicas(v)},
           {"targetDiskSets", v.targetDiskSets},
           {"overrides", Json::object()}};
 }

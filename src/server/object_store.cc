@@ -19,9 +19,10 @@ struct WriteJob {
   uint32_t offset;
   std::span<const uint8_t> data;
   uint32_t trim_length;  // data empty: trim
+  std::span<const uint32_t> crcs;
   Result<uint64_t> operator()() const {
     if (data.empty()) return store->Trim(layer, object, version, offset, trim_length);
-    return store->Write(layer, object, version, offset, data);
+    return store->Write(layer, object, version, offset, data, crcs);
   }
 };
 
@@ -81,9 +82,10 @@ ObjectStore::ObjectStore(asio::io_context& io, asio::thread_pool& pool,
 
 asio::awaitable<Result<uint64_t>> ObjectStore::Write(LayerId layer, ObjectIndex object,
                                                      uint64_t version, uint32_t offset,
-                                                     std::span<const uint8_t> data) {
+                                                     std::span<const uint8_t> data,
+                                                     std::span<const uint32_t> crcs) {
   if (data.empty()) co_return Error(Code::kInvalidArgument, "empty write");
-  co_return co_await Ordered(layer, object, version, Mutation{offset, data, 0});
+  co_return co_await Ordered(layer, object, version, Mutation{offset, data, 0, crcs});
 }
 
 asio::awaitable<Result<uint64_t>> ObjectStore::Trim(LayerId layer, ObjectIndex object,
@@ -244,8 +246,8 @@ asio::awaitable<Status> ObjectStore::Install(LayerId layer, ObjectIndex object,
 
 asio::awaitable<Result<uint64_t>> ObjectStore::ApplyOnPool(LayerId layer, ObjectIndex object,
                                                            uint64_t version, Mutation m) {
-  co_return co_await Offload(
-      pool_, WriteJob{store_.get(), layer, object, version, m.offset, m.data, m.trim_length});
+  co_return co_await Offload(pool_, WriteJob{store_.get(), layer, object, version, m.offset, m.data,
+                                             m.trim_length, m.crcs});
 }
 
 void ObjectStore::WakeWaiters(const Key& key) {

@@ -45,11 +45,13 @@ class ObjectStore {
   ObjectStore(asio::io_context& io, asio::thread_pool& pool, std::unique_ptr<jdisk::JStore> store,
               std::chrono::milliseconds version_wait = kDefaultVersionWait);
 
-  // REQUIRES: data stays valid until the returned awaitable completes. Returns the object's
-  // version after the write. Errors as DiskStore::Write, plus kUnavailable (waited too long
-  // for an earlier version) and kResourceExhausted (too many writes waiting).
+  // REQUIRES: data (and crcs) stay valid until the returned awaitable completes. `crcs`: the
+  // crc32c of each 4 KiB piece of data, already checked against it (the wire's), or empty.
+  // Returns the object's version after the write. Errors as DiskStore::Write, plus kUnavailable
+  // (waited too long for an earlier version) and kResourceExhausted (too many writes waiting).
   asio::awaitable<Result<uint64_t>> Write(LayerId layer, ObjectIndex object, uint64_t version,
-                                          uint32_t offset, std::span<const uint8_t> data);
+                                          uint32_t offset, std::span<const uint8_t> data,
+                                          std::span<const uint32_t> crcs = {});
   // Versioned and ordered exactly like Write (one queue per object for both); see
   // JStore::Trim for what it does to the blocks.
   asio::awaitable<Result<uint64_t>> Trim(LayerId layer, ObjectIndex object, uint64_t version,
@@ -113,6 +115,7 @@ class ObjectStore {
     uint32_t offset = 0;
     std::span<const uint8_t> data;  // empty: a trim of trim_length bytes
     uint32_t trim_length = 0;
+    std::span<const uint32_t> crcs;  // of data's 4 KiB pieces, checked; may be empty
   };
   asio::awaitable<Result<uint64_t>> Ordered(LayerId layer, ObjectIndex object, uint64_t version,
                                             Mutation m);

@@ -76,8 +76,8 @@ asio::awaitable<net::Reply> Service::Write(const net::Frame& request) {
   }
   Status fenced = co_await Fence(req->client, req->layer);
   if (!fenced.ok()) co_return net::Reply::Fail(fenced);
-  auto version =
-      co_await (*store)->Write(req->layer, req->object, req->version, req->offset, req->data);
+  auto version = co_await (*store)->Write(req->layer, req->object, req->version, req->offset,
+                                          req->data, req->crcs);
   if (!version.ok()) co_return net::Reply::Fail(version.status());
   std::vector<uint8_t> out;
   proto::EncodePayload(proto::WriteResponse{*version}, out);

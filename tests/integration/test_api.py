@@ -322,7 +322,8 @@ def test_attachments(m):
     data = j.get("data", {})
     vols = data.get("volumes", [])
     check(st == 200 and len(vols) == 1 and vols[0]["name"] == "v1" and vols[0]["rights"] == "rw"
-          and vols[0]["chain"] == [vols[0]["layerId"]] and len(vols[0]["targetDiskSets"]) == 32,
+          and vols[0]["chain"] == [vols[0]["layerId"]] and len(vols[0]["targetDiskSets"]) == 32
+          and vols[0]["readReplicas"] == 3,  # t3: head, all and tail all on hdd
           f"ClientState {j}")
     check(all(d["up"] and d["port"] > 0 for d in data.get("disks", {}).values())
           and len(data.get("disks", {})) == 6, "ClientState disks")

@@ -162,8 +162,11 @@ class JStore {
   // (<= current: no change, returns current; > current + 1: kFailedPrecondition).
   // kResourceExhausted "no space" when the data area is full (nothing changed).
   // kFailedPrecondition "object outdated" while the object is kOutdated.
+  // `crcs`, if not empty: the crc32c of each 4 KiB piece of data (the last may be shorter),
+  // which the caller has checked against it; whole blocks then take these instead of being
+  // summed again.
   Result<uint64_t> Write(LayerId layer, ObjectIndex object, uint64_t version, uint32_t offset,
-                         std::span<const uint8_t> data);
+                         std::span<const uint8_t> data, std::span<const uint32_t> crcs = {});
   // Trim: whole blocks become zeroed (holes that stop chain fall-through) and
   // their chunks are freed when empty; partial blocks this layer stores are zero-filled.
   Result<uint64_t> Trim(LayerId layer, ObjectIndex object, uint64_t version, uint32_t offset,
@@ -288,7 +291,8 @@ class JStore {
   // Fills the record; *data_writes: the redirected chunks' writes, from `data` itself where it
   // is aligned for the device, else from *copy.
   Status BuildWrite(Record& rec, uint32_t offset, std::span<const uint8_t> data,
-                    env::AlignedBuffer* copy, std::vector<env::IoOp>* data_writes);
+                    std::span<const uint32_t> crcs, env::AlignedBuffer* copy,
+                    std::vector<env::IoOp>* data_writes);
   Status BuildTrim(Record& rec, uint32_t offset, uint32_t length);
   Result<BlockImage> OldImage(LayerId layer, ObjectIndex object, uint32_t block);
   Status AllocateChunks(Record& rec, uint32_t count, std::vector<uint32_t>* out);

@@ -80,7 +80,7 @@ Status JStore::VersionGate(LayerId layer, ObjectIndex object, uint64_t version, 
 }
 
 Result<uint64_t> JStore::Write(LayerId layer, ObjectIndex object, uint64_t version, uint32_t offset,
-                               std::span<const uint8_t> data) {
+                               std::span<const uint8_t> data, std::span<const uint32_t> crcs) {
   SP_RETURN_IF_ERROR(CheckRange(offset, data.size(), kSectorSize));
   uint64_t current = 0;
   SP_RETURN_IF_ERROR(VersionGate(layer, object, version, &current));
@@ -92,7 +92,7 @@ Result<uint64_t> JStore::Write(LayerId layer, ObjectIndex object, uint64_t versi
   rec.version = version;
   env::AlignedBuffer copy;
   std::vector<env::IoOp> data_writes;
-  Status s = BuildWrite(rec, offset, data, &copy, &data_writes);
+  Status s = BuildWrite(rec, offset, data, crcs, &copy, &data_writes);
   if (!s.ok()) {
     ReturnChunks(rec);
     return s;
@@ -187,8 +187,17 @@ Result<BlockImage> JStore::OldImage(LayerId layer, ObjectIndex object, uint32_t 
 }
 
 Status JStore::BuildWrite(Record& rec, uint32_t offset, std::span<const uint8_t> data,
-                          env::AlignedBuffer* copy, std::vector<env::IoOp>* data_writes) {
+                          std::span<const uint32_t> crcs, env::AlignedBuffer* copy,
+                          std::vector<env::IoOp>* data_writes) {
   const uint64_t end = offset + data.size();
+  // The caller's crc of block b when data covers it whole and its pieces are the blocks.
+  const bool given =
+      offset % kBlockSize == 0 && crcs.size() == (data.size() + kBlockSize - 1) / kBlockSize;
+  auto block_crc = [&](uint64_t b, const uint8_t* block) {
+    const uint64_t piece = (b * kBlockSize - offset) / kBlockSize;
+    if (given && (piece + 1) * kBlockSize <= data.size()) return crcs[piece];
+    return Crc32c(block, kBlockSize);
+  };
   const uint32_t b0 = offset / kBlockSize, b1 = static_cast<uint32_t>((end - 1) / kBlockSize);
   const bool large = data.size() >= options_.large_write_bytes;
   auto redirected = [&](uint32_t ci) {
@@ -237,7 +246,7 @@ Status JStore::BuildWrite(Record& rec, uint32_t offset, std::span<const uint8_t>
       next += kChunkBytes;
     }
     for (uint32_t i = 0; i < kChunkBlocks; ++i) {
-      e.crc[i] = Crc32c(from + i * kBlockSize, kBlockSize);
+      e.crc[i] = block_crc(uint64_t{e.index} * kChunkBlocks + i, from + i * kBlockSize);
     }
     const uint64_t at = sb_.ChunkOffset(e.disk);
     env::IoOp* prev = data_writes->empty() ? nullptr : &data_writes->back();
@@ -258,7 +267,7 @@ Status JStore::BuildWrite(Record& rec, uint32_t offset, std::span<const uint8_t>
     }
     std::memcpy(img->data() + (from - bs), data.data() + (from - offset), to - from);
     rec.blocks.push_back(
-        BlockEntry{static_cast<uint16_t>(b), Crc32c(img->data(), kBlockSize), std::move(img)});
+        BlockEntry{static_cast<uint16_t>(b), block_crc(b, img->data()), std::move(img)});
   }
   return Status::Ok();
 }

@@ -124,9 +124,20 @@ TEST_F(JStoreTest, ReadHandsOutTheBlockCrcs) {
   ASSERT_TRUE(Put(10, 0, 1, 0, Pattern(64 * 1024, 7)).ok());
   ASSERT_TRUE(Put(11, 0, 1, 4096, Pattern(4096, 8)).ok());
   ASSERT_TRUE(store_->Trim(LayerId(11), ObjectIndex(0), 2, 8192, 8192).ok());
+  // Written with the caller's crcs: a redirected chunk, a journaled block, a partial tail.
+  const std::vector<uint8_t> given = Pattern(kChunkBytes + 4096 + 512, 9);
+  std::vector<uint32_t> given_crcs;
+  for (size_t at = 0; at < given.size(); at += kBlockSize) {
+    given_crcs.push_back(
+        Crc32c(given.data() + at, std::min<size_t>(kBlockSize, given.size() - at)));
+  }
+  ASSERT_TRUE(store_->Write(LayerId(11), ObjectIndex(0), 3, kChunkBytes, given, given_crcs).ok());
   const std::vector<LayerId> chain{LayerId(11), LayerId(10)};
   for (int pass = 0; pass < 2; ++pass) {
-    std::vector<uint8_t> out(128 * 1024);  // blocks 16..31 were never written
+    std::vector<uint8_t> back(given.size());
+    ASSERT_TRUE(store_->Read(chain, ObjectIndex(0), kChunkBytes, back).ok());
+    EXPECT_EQ(back, given);
+    std::vector<uint8_t> out(192 * 1024);  // blocks 34..47 were never written
     std::vector<uint32_t> crcs{1, 2, 3};
     ASSERT_TRUE(store_->Read(chain, ObjectIndex(0), 0, out, &crcs).ok());
     ASSERT_EQ(crcs.size(), out.size() / kBlockSize);
