@@ -5,6 +5,7 @@
 
 #include "client/nbd_server.h"
 #include "common/log.h"
+#include "net/transfer.h"
 
 // GCC 12 reports a false -Wmismatched-new-delete when it inlines one coroutine into another
 // here; both the frame's allocation and its release are asio's own operators.
@@ -29,6 +30,7 @@ asio::awaitable<Status> NbdSession::ReadExact(std::span<uint8_t> buf) {
     asio::error_code ec;
     if (buf.size() - done > kDirect) {
       co_await asio::async_read(socket_, asio::buffer(buf.data() + done, buf.size() - done),
+                                net::TransferAllAtOnce{},
                                 asio::redirect_error(asio::use_awaitable, ec));
       done = buf.size();
     } else {

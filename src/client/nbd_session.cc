@@ -2,6 +2,7 @@
 // coroutine per request; one writer sends the replies, one at a time, in completion order.
 #include "client/nbd_server.h"
 #include "common/log.h"
+#include "net/transfer.h"
 
 namespace spindle::client {
 
@@ -161,7 +162,8 @@ asio::awaitable<void> NbdSession::WriterLoop(std::shared_ptr<NbdSession> self) {
     }
     asio::error_code ec;
     self->writing_ = n;
-    co_await asio::async_write(self->socket_, bufs, asio::redirect_error(asio::use_awaitable, ec));
+    co_await asio::async_write(self->socket_, bufs, net::TransferAllAtOnce{},
+                               asio::redirect_error(asio::use_awaitable, ec));
     self->writing_ = 0;
     for (size_t i = 0; i < n; ++i) {
       self->ReleaseSlot(self->replies_.front().cost_bytes);

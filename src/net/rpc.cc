@@ -6,6 +6,7 @@
 
 #include "common/assert.h"
 #include "common/log.h"
+#include "net/transfer.h"
 
 namespace spindle::net {
 namespace {
@@ -67,8 +68,9 @@ class FrameReader {
             if (begin_ == end_) begin_ = end_ = 0;
             if (take < sink.size()) {
               asio::error_code ec;
-              co_await asio::async_read(
-                  socket, asio::buffer(sink.data() + take, sink.size() - take), Ec(ec));
+              co_await asio::async_read(socket,
+                                        asio::buffer(sink.data() + take, sink.size() - take),
+                                        TransferAllAtOnce{}, Ec(ec));
               if (ec) co_return Error(Code::kUnavailable, "read: {}", ec.message());
             }
             co_return f;
@@ -83,8 +85,9 @@ class FrameReader {
           std::memcpy(f.payload.data(), p, have);
           begin_ = end_ = 0;
           asio::error_code ec;
-          co_await asio::async_read(
-              socket, asio::buffer(f.payload.data() + have, f.payload.size() - have), Ec(ec));
+          co_await asio::async_read(socket,
+                                    asio::buffer(f.payload.data() + have, f.payload.size() - have),
+                                    TransferAllAtOnce{}, Ec(ec));
           if (ec) co_return Error(Code::kUnavailable, "read: {}", ec.message());
           co_return f;
         }
@@ -179,7 +182,7 @@ class OutQueue {
       bufs.resize(Gather(n, bufs.data()));
       asio::error_code ec;
       sending_ = true;
-      co_await asio::async_write(socket_, bufs, Ec(ec));
+      co_await asio::async_write(socket_, bufs, TransferAllAtOnce{}, Ec(ec));
       sending_ = false;
       // The queue is only ever shortened here: the buffers stayed valid during the send.
       for (size_t i = 0; i < n; ++i) out_.pop_front();
