@@ -2,7 +2,7 @@
 // only grow; a record lives at journal_offset + pos % journal_bytes and never wraps: a record
 // that would cross the end starts the next lap instead. Records are chained: each carries the
 // sequence number one above its predecessor and the predecessor's crc, so replay stops at the
-// first torn, stale or foreign block. Not thread-safe (the store's committer owns it).
+// first torn, stale or foreign block. Not thread-safe (the store's journal_mu_ guards it).
 #pragma once
 
 #include <cstdint>

@@ -106,7 +106,7 @@ Result<std::unique_ptr<JStore>> JStore::Open(env::Env& env, const std::string& p
   std::unique_ptr<JStore> store(new JStore(std::move(file), std::move(sb).value(), options));
   CheckpointHeader h;
   SP_RETURN_IF_ERROR(store->LoadCheckpoint(&h));
-  // A round's records are applied once the next round starts: the committer writes a round only
+  // A round's records are applied once the next round starts: a round is written only
   // after the previous one's fdatasync, so every earlier round is durable. The last round may
   // not be: its records are checked against their redirected data first.
   std::vector<Record> round;
@@ -161,15 +161,12 @@ JStore::~JStore() {
     std::lock_guard lock(commit_mu_);
     stop_ = true;
   }
-  commit_cv_.notify_all();
   flush_cv_.notify_all();
   space_cv_.notify_all();
-  if (committer_.joinable()) committer_.join();
   if (flusher_.joinable()) flusher_.join();
 }
 
 void JStore::Start() {
-  committer_ = std::thread([this] { CommitLoop(); });
   flusher_ = std::thread([this] { FlushLoop(); });
 }
 

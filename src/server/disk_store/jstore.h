@@ -2,8 +2,9 @@
 //
 // Write path: a write below `large_write_bytes` becomes one journal record holding its 4 KiB
 // block images. A write of at least `large_write_bytes` sends its fully covered 64 KiB chunks
-// to freshly allocated chunks and journals only their location and crcs. The committer thread
-// takes every pending record and issues, in one File::Batch, the records' redirected data and
+// to freshly allocated chunks and journals only their location and crcs. A writer that finds no
+// round in progress commits one (the others wait for it, or lead the next): it takes every
+// pending record and issues, in one File::Batch, the records' redirected data and
 // the records (one sequential write; these writes concurrently), then one fdatasync (group
 // commit: one durable round); then it applies them to the in-memory index and acknowledges
 // them. Journaled blocks stay in memory ("dirty") until the flusher writes them in place.
@@ -300,7 +301,7 @@ class JStore {
   // Writes of the redirected chunks of `rec` whose data lies side by side in `data` (in entry
   // order), one per run of consecutive disk chunks.
   void RedirectWrites(const Record& rec, const uint8_t* data, std::vector<env::IoOp>* out) const;
-  // Queues the record (and the writes of its redirected data) for the committer; returns once
+  // Queues the record (and the writes of its redirected data) for group commit; returns once
   // it is durable and applied, or failed.
   Status Commit(Record& rec, std::span<const env::IoOp> data = {});
   Status ReadOnce(std::span<const LayerId> chain, ObjectIndex object, uint32_t offset,
@@ -331,7 +332,8 @@ class JStore {
                        uint32_t* next_chunk, size_t* data_pos);
 
   // Background threads.
-  void CommitLoop();
+  // REQUIRES: commit_mu_ held. The next group-commit round: the queue's head, bounded.
+  std::vector<Pending*> TakeBatch();
   Status CommitBatch(std::vector<Pending*>& batch);
   void FlushLoop();
   // Writes the dirty blocks in place, fdatasync, the checkpoint into the inactive copy,
@@ -354,15 +356,16 @@ class JStore {
   JournalCursor applied_;  // after the last record applied to the index
   Status failed_;          // sticky: an I/O error made the in-memory state untrustworthy
 
-  std::mutex journal_mu_;  // journal_ (the committer appends, a checkpoint moves the tail)
+  std::mutex journal_mu_;  // journal_ (a round's leader appends, a checkpoint moves the tail)
   std::condition_variable space_cv_;
   Journal journal_;
   std::atomic<uint64_t> journal_used_{0};  // for Stats
 
   std::mutex commit_mu_;  // queue_, stop_, checkpoint_requested_
-  std::condition_variable commit_cv_, done_cv_, flush_cv_;
+  std::condition_variable done_cv_, flush_cv_;
   std::deque<Pending*> queue_;
   bool stop_ = false;
+  bool committing_ = false;  // a writer is committing a round (JStore::Commit)
   bool checkpoint_requested_ = false;
 
   std::mutex ckpt_mu_;  // one checkpoint at a time; generation_ .. ckpt_buf_
@@ -377,7 +380,6 @@ class JStore {
   mutable std::mutex scrub_mu_;  // scrub_
   std::optional<ScrubStats> scrub_;
 
-  std::thread committer_;
   std::thread flusher_;
 };
 

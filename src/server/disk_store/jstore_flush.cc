@@ -1,4 +1,4 @@
-// JStore: the committer (group commit), the flusher and checkpoints.
+// JStore: group commit, the flusher and checkpoints.
 #include <algorithm>
 #include <cstring>
 
@@ -25,33 +25,17 @@ void JStore::RequestCheckpoint() {
   flush_cv_.notify_all();
 }
 
-void JStore::CommitLoop() {
-  for (;;) {
-    std::vector<Pending*> batch;
-    {
-      std::unique_lock lock(commit_mu_);
-      commit_cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
-      if (queue_.empty()) return;  // stopping and drained
-      // A batch stays below a quarter of the journal so that it always fits after a checkpoint.
-      uint64_t bytes = 0;
-      while (
-          !queue_.empty() && batch.size() < kMaxBatchRecords &&
-          (batch.empty() || bytes + RecordBytes(*queue_.front()->rec) <= sb_.journal_bytes / 4)) {
-        bytes += RecordBytes(*queue_.front()->rec);
-        batch.push_back(queue_.front());
-        queue_.pop_front();
-      }
-    }
-    Status s = CommitBatch(batch);
-    {
-      std::lock_guard lock(commit_mu_);
-      for (Pending* p : batch) {
-        p->status = s;
-        p->done = true;
-      }
-    }
-    done_cv_.notify_all();
+std::vector<JStore::Pending*> JStore::TakeBatch() {
+  // A batch stays below a quarter of the journal so that it always fits after a checkpoint.
+  std::vector<Pending*> batch;
+  uint64_t bytes = 0;
+  while (!queue_.empty() && batch.size() < kMaxBatchRecords &&
+         (batch.empty() || bytes + RecordBytes(*queue_.front()->rec) <= sb_.journal_bytes / 4)) {
+    bytes += RecordBytes(*queue_.front()->rec);
+    batch.push_back(queue_.front());
+    queue_.pop_front();
   }
+  return batch;
 }
 
 Status JStore::CommitBatch(std::vector<Pending*>& batch) {

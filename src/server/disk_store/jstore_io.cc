@@ -130,8 +130,26 @@ Status JStore::Commit(Record& rec, std::span<const env::IoOp> data) {
   if (options_.read_only) return Error(Code::kFailedPrecondition, "{} is open read-only", path());
   if (stop_) return Error(Code::kUnavailable, "{}: the store is closing", path());
   queue_.push_back(&p);
-  commit_cv_.notify_all();
-  done_cv_.wait(lock, [&] { return p.done; });
+  // Group commit without a hand-over to another thread (each costs a wake-up): a writer that
+  // finds no round in progress commits one itself, its own record and whatever has queued up;
+  // the others wait for the round that holds their record, or to lead the next one.
+  while (!p.done) {
+    if (committing_) {
+      done_cv_.wait(lock);
+      continue;
+    }
+    committing_ = true;
+    std::vector<Pending*> batch = TakeBatch();
+    lock.unlock();
+    Status s = CommitBatch(batch);
+    lock.lock();
+    for (Pending* q : batch) {
+      q->status = s;
+      q->done = true;
+    }
+    committing_ = false;
+    done_cv_.notify_all();
+  }
   return p.status;
 }
 
