@@ -14,6 +14,22 @@ nlohmann::json Example() {
    "disks": {"101": {"serverId": 1, "addr": "127.0.0.1", "port": 47001, "up": true}}})");
 }
 
+// readReplicas defaults to 1 (reads from the tail only) and must be 1..3.
+TEST(ClientState, ReadReplicas) {
+  auto j = Example();
+  auto st = ParseClientState(j);
+  ASSERT_TRUE(st.ok()) << st.status().ToString();
+  EXPECT_EQ(st->volumes[0].read_replicas, 1u);
+  j["volumes"][0]["readReplicas"] = 3;
+  st = ParseClientState(j);
+  ASSERT_TRUE(st.ok()) << st.status().ToString();
+  EXPECT_EQ(st->volumes[0].read_replicas, 3u);
+  for (int bad : {0, 4}) {
+    j["volumes"][0]["readReplicas"] = bad;
+    EXPECT_EQ(ParseClientState(j).status().code(), Code::kInvalidArgument) << bad;
+  }
+}
+
 // The documented example of internal-api.md parses into the expected typed state.
 TEST(ClientState, ParsesDocumentedExample) {
   auto st = ParseClientState(Example());
