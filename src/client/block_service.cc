@@ -28,12 +28,8 @@ Result<BlockOptions> BlockOptions::FromConfig(const Config& config) {
   o.nbd_port = static_cast<uint16_t>(port);
   o.dev_dir = config.GetOr("SP_DEV_DIR", o.dev_dir);
   o.dev_byid_dir = config.GetOr("SP_DEV_BYID_DIR", o.dev_byid_dir);
-  SP_ASSIGN_OR_RETURN(int64_t poll_us, config.GetInt("SP_BLOCK_POLL_US", o.poll_window.count()));
-  if (poll_us < 0 || poll_us > net::kMaxPollWindowUs) {
-    return Error(Code::kInvalidArgument, "SP_BLOCK_POLL_US must be 0..{}, got {}",
-                 net::kMaxPollWindowUs, poll_us);
-  }
-  o.poll_window = std::chrono::microseconds(poll_us);
+  SP_ASSIGN_OR_RETURN(o.poll_window,
+                      net::PollWindowFromConfig(config, "SP_BLOCK_POLL_US", o.poll_window));
   SP_ASSIGN_OR_RETURN(o.api, net::ApiEndpoint::FromConfig(config));
   return o;
 }

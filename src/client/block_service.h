@@ -40,8 +40,7 @@ struct BlockOptions {
 
   std::string nbd_socket() const { return workdir + "/nbd.sock"; }
   // Reads SP_OURID (required), SP_WORKDIR, SP_BLOCK_NBD_HOST, SP_BLOCK_NBD_PORT,
-  // SP_DEV_DIR, SP_DEV_BYID_DIR,
-  // SP_BLOCK_POLL_US and the API endpoint keys.
+  // SP_DEV_DIR, SP_DEV_BYID_DIR, SP_BLOCK_POLL_US and the API endpoint keys.
   static Result<BlockOptions> FromConfig(const Config& config);
 };
 

@@ -581,7 +581,7 @@ int64_t ReadTierReplicas(const VolumeRecord& v) {
     const std::string& role = i == 0 ? group(v.placeHead) : group(v.placeAll);
     if (role != tail) break;
   }
-  return std::min<int64_t>(n, std::max<int64_t>(1, v.replication));
+  return n;  // at most replication: the loop looks at replication - 1 roles
 }
 
 // One attached volume or snapshot of ClientState; adds the disks of its table to `disks`.

@@ -26,4 +26,13 @@ size_t RunPolling(asio::io_context& io, std::chrono::microseconds window) {
   return handled;
 }
 
+Result<std::chrono::microseconds> PollWindowFromConfig(const Config& config, const std::string& key,
+                                                       std::chrono::microseconds fallback) {
+  SP_ASSIGN_OR_RETURN(int64_t us, config.GetInt(key, fallback.count()));
+  if (us < 0 || us > kMaxPollWindowUs) {
+    return Error(Code::kInvalidArgument, "{} must be 0..{}, got {}", key, kMaxPollWindowUs, us);
+  }
+  return std::chrono::microseconds(us);
+}
+
 }  // namespace spindle::net

@@ -17,6 +17,9 @@
 
 #include <asio.hpp>
 
+#include "common/config.h"
+#include "common/status.h"
+
 namespace spindle::net {
 
 // The longest poll window a configuration may ask for.
@@ -25,5 +28,10 @@ inline constexpr int64_t kMaxPollWindowUs = 10'000;
 // Runs `io`; after each burst of handlers keeps polling for `window` before blocking.
 // A zero window is io.run(). Returns the number of handlers run.
 size_t RunPolling(asio::io_context& io, std::chrono::microseconds window);
+
+// The poll window configured under `key` (microseconds, 0..kMaxPollWindowUs), `fallback` when
+// unset; kInvalidArgument naming the key otherwise.
+Result<std::chrono::microseconds> PollWindowFromConfig(const Config& config, const std::string& key,
+                                                       std::chrono::microseconds fallback);
 
 }  // namespace spindle::net

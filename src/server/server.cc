@@ -55,12 +55,8 @@ Result<ServerOptions> ServerOptions::FromConfig(const Config& config) {
                  kMaxScrubBandwidthMb, scrub_mb);
   }
   o.scrub_bandwidth_bytes = static_cast<uint64_t>(scrub_mb) * kMiB;
-  SP_ASSIGN_OR_RETURN(int64_t poll_us, config.GetInt("SP_SERVER_POLL_US", o.poll_window.count()));
-  if (poll_us < 0 || poll_us > net::kMaxPollWindowUs) {
-    return Error(Code::kInvalidArgument, "SP_SERVER_POLL_US must be 0..{}, got {}",
-                 net::kMaxPollWindowUs, poll_us);
-  }
-  o.poll_window = std::chrono::microseconds(poll_us);
+  SP_ASSIGN_OR_RETURN(o.poll_window,
+                      net::PollWindowFromConfig(config, "SP_SERVER_POLL_US", o.poll_window));
   return o;
 }
 
