@@ -50,6 +50,12 @@ class FrameReader {
   // only the part before them (Frame::sunk says how many went to the buffer).
   template <typename Socket, typename SinkFor>
   asio::awaitable<Result<Frame>> Next(Socket& socket, SinkFor&& sink_for) {
+    // After a frame was handed out, its handler (a spawned request, a resumed caller) is
+    // queued on the executor. When the buffer is then empty, let it run before reading: the
+    // read would mostly find nothing (a recv answering EAGAIN), and the answer or the reply
+    // to the NBD client would wait behind that system call and a reactor pass.
+    bool yield_first = handed_out_;
+    handed_out_ = true;
     while (true) {
       if (end_ - begin_ >= proto::kHeaderSize) {
         auto h = proto::DecodeHeader(buf_.data() + begin_);
@@ -99,6 +105,10 @@ class FrameReader {
         end_ -= begin_;
         begin_ = 0;
       }
+      if (yield_first) {
+        yield_first = false;
+        co_await asio::post(socket.get_executor(), asio::use_awaitable);
+      }
       asio::error_code ec;
       const size_t n = co_await socket.async_read_some(
           asio::buffer(buf_.data() + end_, buf_.size() - end_), Ec(ec));
@@ -110,6 +120,7 @@ class FrameReader {
  private:
   std::vector<uint8_t> buf_;
   size_t begin_ = 0, end_ = 0;
+  bool handed_out_ = false;  // Next has been called before
 };
 
 }  // namespace
