@@ -97,6 +97,9 @@ class File {
   // The file lives in memory (tmpfs, ramfs): reading it never waits for a device, so a caller
   // may read it on a thread that must not block.
   virtual bool is_memory() const { return false; }
+  // The file descriptor, for a caller that submits its own I/O (io_uring); -1 when there is
+  // none (a simulated disk).
+  virtual int native_handle() const { return -1; }
   virtual const std::string& path() const = 0;
 };
 

@@ -163,6 +163,7 @@ class PosixFile final : public File {
   bool is_direct() const override { return direct_; }
   bool is_block_device() const override { return block_; }
   bool is_memory() const override { return memory_; }
+  int native_handle() const override { return fd_; }
   const std::string& path() const override { return path_; }
 
  private:

@@ -277,9 +277,38 @@ asio::awaitable<Result<ReadResult>> ObjectStore::Read(std::vector<LayerId> chain
   ReadJob job{store_.get(), {}, object, offset, length};
   job.chain.swap(chain);
   // A read of memory cannot block: done here, it saves two thread hand-offs (each a context
-  // switch, the largest cost of a small read). A device read goes to the pool.
+  // switch, the largest cost of a small read). A device read goes through the ring when there
+  // is one, else to the pool.
   if (store_->in_memory()) co_return job();
+  if (uring_ != nullptr && uring_->ok() && store_->file_handle() >= 0) {
+    auto r = co_await ReadThroughRing(job.chain, object, offset, length);
+    if (r.has_value()) co_return std::move(*r);
+  }
   co_return co_await Offload(pool_, std::move(job));
+}
+
+asio::awaitable<std::optional<Result<ReadResult>>> ObjectStore::ReadThroughRing(
+    const std::vector<LayerId>& chain, ObjectIndex object, uint32_t offset, uint32_t length) {
+  ReadResult r;
+  r.version = store_->Head(chain.front(), object).version;
+  r.data.resize(length);
+  Status s;
+  for (int attempt = 0; attempt < jdisk::JStore::kReadAttempts; ++attempt) {
+    jdisk::JStore::ReadPlan plan;
+    s = store_->PrepareRead(chain, object, offset, r.data, /*scratch=*/false, &plan);
+    if (!s.ok()) co_return Result<ReadResult>(s);
+    if (!plan.reads.empty()) {
+      const int fd = store_->file_handle();
+      const std::span<const env::IoOp> ops(plan.reads);
+      Status io = co_await uring_->Read(fd, ops);
+      if (io.code() == Code::kResourceExhausted) co_return std::nullopt;
+      if (!io.ok()) co_return Result<ReadResult>(io);
+    }
+    s = store_->FinishRead(plan, r.data, &r.block_crcs);
+    if (s.code() != Code::kCorruption) break;  // else resolve again, as JStore::Read does
+  }
+  if (!s.ok()) co_return Result<ReadResult>(s);
+  co_return Result<ReadResult>(std::move(r));
 }
 
 }  // namespace spindle::server

@@ -18,6 +18,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -26,6 +27,7 @@
 #include "common/bytes.h"
 #include "common/status.h"
 #include "server/disk_store/jstore.h"
+#include "server/uring_reader.h"
 
 namespace spindle::server {
 
@@ -61,8 +63,12 @@ class ObjectStore {
   asio::awaitable<Result<std::vector<bool>>> BlockStatus(std::vector<LayerId> chain,
                                                          ObjectIndex object, uint32_t offset,
                                                          uint32_t length);
+  // Reads of a device go through `uring` when one is set and has room (on this thread, no
+  // hand-off), else through the pool; reads of memory (tmpfs) are done here at once.
   asio::awaitable<Result<ReadResult>> Read(std::vector<LayerId> chain, ObjectIndex object,
                                            uint32_t offset, uint32_t length);
+  // Not owned; must outlive this store's reads. Set before use (nullptr: the pool reads).
+  void set_uring(UringReader* uring) { uring_ = uring; }
   // JStore::Export in the object's turn (never interleaved with a write of it), on the pool.
   asio::awaitable<Result<jdisk::ObjectImage>> Export(LayerId layer, ObjectIndex object);
   // JStore::Install in the object's turn, on the pool; wakes writes waiting for a version.
@@ -137,8 +143,13 @@ class ObjectStore {
     ~IdleDropper() { self->DropIfIdle(key); }
   };
 
+  // Read through uring_: nullopt when it had no room (the caller reads through the pool).
+  asio::awaitable<std::optional<Result<ReadResult>>> ReadThroughRing(
+      const std::vector<LayerId>& chain, ObjectIndex object, uint32_t offset, uint32_t length);
+
   asio::io_context& io_;
   asio::thread_pool& pool_;
+  UringReader* uring_ = nullptr;
   std::unique_ptr<jdisk::JStore> store_;
   std::chrono::milliseconds version_wait_;
   std::map<Key, Queue> queues_;  // only objects with a write in progress or waiting

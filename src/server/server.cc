@@ -70,6 +70,10 @@ Server::~Server() {
 Result<std::unique_ptr<Server>> Server::Create(env::Env& env, ServerOptions options) {
   std::unique_ptr<Server> s(new Server(env, std::move(options)));
   SP_RETURN_IF_ERROR(s->OpenDisks());
+  s->uring_ = std::make_unique<UringReader>(s->io_);
+  if (s->uring_->ok()) {
+    for (auto& st : s->stores_) st->set_uring(s->uring_.get());
+  }
   std::vector<ObjectStore*> stores;
   std::vector<const jdisk::JStore*> disks;
   for (auto& st : s->stores_) {
@@ -155,6 +159,7 @@ void Server::Shutdown() {
   if (rpc_) rpc_->Stop();
   for (auto& s : scrubbers_) s->Stop();  // a step in progress ends; the pool can then join
   if (recovery_) recovery_->Stop();
+  if (uring_) uring_->Stop();  // its loop ends once the reads in flight are done
   signals_.cancel();
 }
 

@@ -25,6 +25,7 @@
 #include "server/registrar.h"
 #include "server/scrubber.h"
 #include "server/service.h"
+#include "server/uring_reader.h"
 
 namespace spindle::server {
 
@@ -77,6 +78,7 @@ class Server {
   ServerOptions options_;
   asio::io_context io_;
   asio::thread_pool pool_{kDiskThreads};
+  std::unique_ptr<UringReader> uring_;  // device reads on io_'s thread (before the pool)
   asio::signal_set signals_{io_};
   std::vector<std::unique_ptr<ObjectStore>> stores_;
   std::unique_ptr<Recovery> recovery_;

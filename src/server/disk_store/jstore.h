@@ -181,6 +181,21 @@ class JStore {
               std::span<uint8_t> out, std::vector<uint32_t>* block_crcs = nullptr);
   Result<std::vector<bool>> BlockStatus(std::span<const LayerId> chain, ObjectIndex object,
                                         uint32_t offset, uint32_t length) const;
+  // Read in three steps, for a caller that does the device reads itself (asynchronously, on
+  // its own event loop): PrepareRead resolves the range, fills the blocks that need no device
+  // read and lists the device reads in plan->reads (against file_handle()); the caller runs
+  // them all; FinishRead checks the crcs and fills `out`, as Read does. A kCorruption from
+  // FinishRead may come from a block moved or rewritten in place meanwhile: prepare again (up
+  // to kReadAttempts times in all) before taking it for real. `out` and the plan must stay
+  // alive and untouched until FinishRead. scratch: the device reads run before this thread
+  // prepares another read (else the plan owns its buffer).
+  struct ReadPlan;
+  Status PrepareRead(std::span<const LayerId> chain, ObjectIndex object, uint32_t offset,
+                     std::span<uint8_t> out, bool scratch, ReadPlan* plan);
+  Status FinishRead(const ReadPlan& plan, std::span<uint8_t> out,
+                    std::vector<uint32_t>* block_crcs) const;
+  // The OS handle of the store's file for reads (-1 when it has none, e.g. a simulated disk).
+  int file_handle() const { return file_->native_handle(); }
   // Forgets every object of `layer` and frees its chunks (journaled).
   Status DeleteLayer(LayerId layer);
 
@@ -257,6 +272,20 @@ class JStore {
     uint32_t crc = 0;
     uint64_t layer = 0;
   };
+
+ public:
+  struct ReadPlan {
+    std::vector<Source> src;
+    ObjectIndex object{0};
+    uint32_t offset = 0;    // in the object
+    bool into_out = false;  // blocks land straight in the caller's buffer
+    env::AlignedBuffer own;
+    uint8_t* base = nullptr;       // block slot 0
+    std::vector<env::IoOp> reads;  // the device reads still to run
+    uint64_t disk_bytes = 0;
+  };
+
+ private:
   struct FlushItem {
     BlockKey key;
     uint64_t offset;
@@ -313,6 +342,9 @@ class JStore {
   // Fills block slot k of `base` for every src[k]: zeros, the journaled image or the device's
   // block (every run of consecutive device blocks read in one Batch). *disk_bytes: bytes read.
   Status FetchBlocks(const std::vector<Source>& src, uint8_t* base, uint64_t* disk_bytes);
+  // FetchBlocks without the device reads: lists them in *reads instead.
+  static void FillBlocks(const std::vector<Source>& src, uint8_t* base,
+                         std::vector<env::IoOp>* reads, uint64_t* disk_bytes);
   // kCorruption naming the first device block of src whose crc does not match; src[k] is block
   // blocks[k], or first_block + k when blocks is empty.
   Status CheckDiskCrcs(const std::vector<Source>& src, const uint8_t* base, ObjectIndex object,

@@ -352,27 +352,52 @@ Status JStore::Read(std::span<const LayerId> chain, ObjectIndex object, uint32_t
 
 Status JStore::ReadOnce(std::span<const LayerId> chain, ObjectIndex object, uint32_t offset,
                         std::span<uint8_t> out, std::vector<uint32_t>* block_crcs) {
+  ReadPlan plan;
+  SP_RETURN_IF_ERROR(PrepareRead(chain, object, offset, out, /*scratch=*/true, &plan));
+  if (!plan.reads.empty()) SP_RETURN_IF_ERROR(file_->Batch(plan.reads));
+  return FinishRead(plan, out, block_crcs);
+}
+
+Status JStore::PrepareRead(std::span<const LayerId> chain, ObjectIndex object, uint32_t offset,
+                           std::span<uint8_t> out, bool scratch, ReadPlan* plan) {
+  SP_RETURN_IF_ERROR(CheckRange(offset, out.size(), kSectorSize));
+  SP_RETURN_IF_ERROR(CheckChain(chain));
   const uint32_t b0 = offset / kBlockSize;
   const uint32_t count = static_cast<uint32_t>((offset + out.size() - 1) / kBlockSize) - b0 + 1;
-  std::vector<Source> src(count);
+  plan->src.assign(count, Source{});
   {
     std::lock_guard lock(mu_);
     SP_RETURN_IF_ERROR(CheckNotOutdated(chain, object));
-    ResolveRange(chain, object, b0, count, src.data());
+    ResolveRange(chain, object, b0, count, plan->src.data());
   }
-  // Whole blocks into a buffer the device accepts: the caller's own, else a scratch one.
-  const bool into_out = offset % kBlockSize == 0 && out.size() % kBlockSize == 0 &&
-                        (!file_->is_direct() || AlignedAddress(out.data()));
-  env::AlignedBuffer own;
-  uint8_t* base = into_out ? out.data() : ScratchBuffer(count * kBlockSize, own);
-  uint64_t bytes = 0;
-  SP_RETURN_IF_ERROR(FetchBlocks(src, base, &bytes));
-  SP_RETURN_IF_ERROR(CheckDiskCrcs(src, base, object, b0, {}));
-  if (!into_out) std::memcpy(out.data(), base + offset % kBlockSize, out.size());
+  plan->object = object;
+  plan->offset = offset;
+  // Whole blocks into a buffer the device accepts: the caller's own, else a scratch one (the
+  // thread's, when the reads run before this thread reads again; else one of the plan's own).
+  plan->into_out = offset % kBlockSize == 0 && out.size() % kBlockSize == 0 &&
+                   (!file_->is_direct() || AlignedAddress(out.data()));
+  if (plan->into_out) {
+    plan->base = out.data();
+  } else if (scratch) {
+    plan->base = ScratchBuffer(count * kBlockSize, plan->own);
+  } else {
+    plan->own = env::AlignedBuffer(count * kBlockSize, env::AlignedBuffer::Fill::kNone);
+    plan->base = plan->own.data();
+  }
+  plan->reads.clear();
+  plan->disk_bytes = 0;
+  FillBlocks(plan->src, plan->base, &plan->reads, &plan->disk_bytes);
+  return Status::Ok();
+}
+
+Status JStore::FinishRead(const ReadPlan& plan, std::span<uint8_t> out,
+                          std::vector<uint32_t>* block_crcs) const {
+  SP_RETURN_IF_ERROR(CheckDiskCrcs(plan.src, plan.base, plan.object, plan.offset / kBlockSize, {}));
+  if (!plan.into_out) std::memcpy(out.data(), plan.base + plan.offset % kBlockSize, out.size());
   if (block_crcs != nullptr) {
-    const bool whole = offset % kBlockSize == 0 && out.size() % kBlockSize == 0;
+    const bool whole = plan.offset % kBlockSize == 0 && out.size() % kBlockSize == 0;
     block_crcs->clear();
-    if (whole) BlockCrcs(src, base, block_crcs);
+    if (whole) BlockCrcs(plan.src, plan.base, block_crcs);
   }
   return Status::Ok();
 }
@@ -401,6 +426,13 @@ void JStore::BlockCrcs(const std::vector<Source>& src, const uint8_t* base,
 
 Status JStore::FetchBlocks(const std::vector<Source>& src, uint8_t* base, uint64_t* disk_bytes) {
   std::vector<env::IoOp> reads;
+  FillBlocks(src, base, &reads, disk_bytes);
+  if (reads.empty()) return Status::Ok();
+  return file_->Batch(reads);
+}
+
+void JStore::FillBlocks(const std::vector<Source>& src, uint8_t* base,
+                        std::vector<env::IoOp>* reads, uint64_t* disk_bytes) {
   for (size_t i = 0; i < src.size();) {
     uint8_t* dst = base + i * kBlockSize;
     if (src[i].kind != Source::kDisk) {
@@ -417,12 +449,10 @@ Status JStore::FetchBlocks(const std::vector<Source>& src, uint8_t* base, uint64
            src[j].offset == src[j - 1].offset + kBlockSize) {
       ++j;
     }
-    reads.push_back(env::IoOp::Read(src[i].offset, {dst, (j - i) * kBlockSize}));
+    reads->push_back(env::IoOp::Read(src[i].offset, {dst, (j - i) * kBlockSize}));
     *disk_bytes += (j - i) * kBlockSize;
     i = j;
   }
-  if (reads.empty()) return Status::Ok();
-  return file_->Batch(reads);
 }
 
 Status JStore::CheckDiskCrcs(const std::vector<Source>& src, const uint8_t* base,
