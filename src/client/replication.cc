@@ -232,12 +232,19 @@ asio::awaitable<Status> Volume::ReadObject(Extent e, std::span<uint8_t> out) {
   const DiskSet disks =
       ReadableDisks(ReadOrder(DiskSetFor(spec_, e.object), spec_.read_replicas, e.offset));
   Status last = Error(Code::kUnavailable, "{}: no usable disk for object {}", spec_.name, e.object);
-  for (DiskId d : disks) {
-    Status s = co_await ReadReplica(d, e, out);
-    if (s.ok()) co_return s;
-    last = s;
-    SP_LOG_WARN("{}: read of object {} from disk {} failed: {}", spec_.name, e.object, d.value(),
-                last.ToString());
+  // A checksum mismatch may be a write racing a read that the server answered from its stored
+  // bytes in place (they changed after its check): then every disk is asked once more.
+  for (int round = 0; round < 2; ++round) {
+    bool mismatch = false;
+    for (DiskId d : disks) {
+      Status s = co_await ReadReplica(d, e, out);
+      if (s.ok()) co_return s;
+      last = s;
+      mismatch = mismatch || s.code() == Code::kCorruption;
+      SP_LOG_WARN("{}: read of object {} from disk {} failed: {}", spec_.name, e.object, d.value(),
+                  last.ToString());
+    }
+    if (!mismatch) break;
   }
   co_return last;
 }

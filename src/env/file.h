@@ -65,6 +65,21 @@ struct OpenOptions {
   Direct direct = Direct::kTry;
 };
 
+// Bytes of a file mapped read-only and shared with its page cache (File::MapForRead); unmapped
+// when the last reference goes.
+class Mapping {
+ public:
+  Mapping(const uint8_t* data, size_t size) : data_(data), size_(size) {}
+  ~Mapping();
+  Mapping(const Mapping&) = delete;
+  Mapping& operator=(const Mapping&) = delete;
+  std::span<const uint8_t> bytes() const { return {data_, size_}; }
+
+ private:
+  const uint8_t* data_;
+  size_t size_;
+};
+
 class File {
  public:
   virtual ~File() = default;
@@ -97,6 +112,12 @@ class File {
   // The file lives in memory (tmpfs, ramfs): reading it never waits for a device, so a caller
   // may read it on a thread that must not block.
   virtual bool is_memory() const { return false; }
+  // The first `size` bytes of a file in memory, mapped read-only: a reader may use stored bytes
+  // in place instead of copying them out. The mapping outlives the File while a reference to
+  // it is held. Bytes of it that a write changes change under the reader (check them against
+  // their crcs where that matters). kUnimplemented for other files; kInvalidArgument when the
+  // file is shorter than `size`.
+  virtual Result<std::shared_ptr<const Mapping>> MapForRead(uint64_t size);
   // The file descriptor, for a caller that submits its own I/O (io_uring); -1 when there is
   // none (a simulated disk).
   virtual int native_handle() const { return -1; }

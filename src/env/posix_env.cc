@@ -5,6 +5,7 @@
 #include <linux/fs.h>
 #include <linux/magic.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <unistd.h>
@@ -163,6 +164,20 @@ class PosixFile final : public File {
   bool is_direct() const override { return direct_; }
   bool is_block_device() const override { return block_; }
   bool is_memory() const override { return memory_; }
+
+  Result<std::shared_ptr<const Mapping>> MapForRead(uint64_t size) override {
+    if (!memory_) return File::MapForRead(size);
+    SP_ASSIGN_OR_RETURN(uint64_t have, Size());
+    if (size == 0 || size > have || size > std::numeric_limits<size_t>::max()) {
+      return Error(Code::kInvalidArgument, "cannot map {} bytes of {} ({} bytes)", size, path_,
+                   have);
+    }
+    void* p = ::mmap(nullptr, static_cast<size_t>(size), PROT_READ, MAP_SHARED, fd_, 0);
+    if (p == MAP_FAILED) return ErrnoStatus(errno, "mmap", path_);
+    return std::shared_ptr<const Mapping>(
+        std::make_shared<Mapping>(static_cast<const uint8_t*>(p), static_cast<size_t>(size)));
+  }
+
   int native_handle() const override { return fd_; }
   const std::string& path() const override { return path_; }
 
@@ -353,6 +368,14 @@ void SetIoEngine(IoEngine engine) {
 
 const char* IoEngineName(IoEngine engine) {
   return engine == IoEngine::kIoUring ? "io_uring" : "posix";
+}
+
+Mapping::~Mapping() {
+  if (size_ > 0) ::munmap(const_cast<uint8_t*>(data_), size_);
+}
+
+Result<std::shared_ptr<const Mapping>> File::MapForRead(uint64_t /*size*/) {
+  return Error(Code::kUnimplemented, "{} is not a file in memory: no mapping", path());
 }
 
 Status File::Batch(std::span<const IoOp> ops) {

@@ -279,7 +279,18 @@ asio::awaitable<Result<ReadResult>> ObjectStore::Read(std::vector<LayerId> chain
   // A read of memory cannot block: done here, it saves two thread hand-offs (each a context
   // switch, the largest cost of a small read). A device read goes through the ring when there
   // is one, else to the pool.
-  if (store_->in_memory()) co_return job();
+  if (store_->in_memory()) {
+    jdisk::JStore::InPlaceRead in_place;
+    Status s = store_->ReadInPlace(job.chain, object, offset, length, &in_place);
+    if (!s.ok()) co_return s;
+    if (in_place.bytes.empty()) co_return job();
+    ReadResult r;
+    r.version = store_->Head(job.chain.front(), object).version;
+    r.block_crcs = std::move(in_place.block_crcs);
+    r.keep = std::move(in_place.keep);
+    r.in_place = in_place.bytes;
+    co_return r;
+  }
   if (uring_ != nullptr && uring_->ok() && store_->file_handle() >= 0) {
     auto r = co_await ReadThroughRing(job.chain, object, offset, length);
     if (r.has_value()) co_return std::move(*r);

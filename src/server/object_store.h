@@ -40,6 +40,13 @@ struct ReadResult {
   // crc32c of each 4 KiB of `data` when the read was whole blocks (checked against the
   // store's), else empty.
   std::vector<uint32_t> block_crcs;
+  // Set instead of `data` when the bytes were read in place (JStore::ReadInPlace), which `keep`
+  // keeps mapped.
+  std::shared_ptr<const void> keep;
+  std::span<const uint8_t> in_place;
+  std::span<const uint8_t> bytes() const {
+    return keep != nullptr ? in_place : std::span<const uint8_t>(data);
+  }
 };
 
 class ObjectStore {

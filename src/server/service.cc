@@ -107,11 +107,13 @@ asio::awaitable<net::Reply> Service::Read(const net::Frame& request) {
     co_return net::Reply::Fail(result.status());
   }
   // The store's per-block checksums are the wire's per-4 KiB ones when the read is whole blocks.
+  const std::span<const uint8_t> bytes = result->bytes();
   std::vector<uint32_t> crcs = std::move(result->block_crcs);
-  if (crcs.size() * kBlockSize != result->data.size()) proto::ComputeChunkCrcs(result->data, crcs);
+  if (crcs.size() * kBlockSize != bytes.size()) proto::ComputeChunkCrcs(bytes, crcs);
   std::vector<uint8_t> head;
-  proto::EncodeReadResponseHead(proto::ReadResponse{result->version, crcs, result->data}, head);
-  // The data goes out as read, without another copy.
+  proto::EncodeReadResponseHead(proto::ReadResponse{result->version, crcs, bytes}, head);
+  // The data goes out as read (or where it is stored), without another copy.
+  if (result->keep != nullptr) co_return net::Reply::Ok(std::move(head), {result->keep, bytes});
   auto data = std::make_shared<IoBytes>(std::move(result->data));
   net::SharedBytes tail{data, *data};
   co_return net::Reply::Ok(std::move(head), std::move(tail));

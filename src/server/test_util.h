@@ -21,9 +21,10 @@ inline const std::string kTestCluster = "unit.test";
 // A temporary directory holding disk files; removed at destruction.
 class ScratchDir {
  public:
-  ScratchDir() {
-    char tmpl[] = "/tmp/spindle-server-test-XXXXXX";
-    SP_ASSERT(::mkdtemp(tmpl) != nullptr);
+  // Under /tmp, or `base` (e.g. /dev/shm for a store whose file is in memory).
+  explicit ScratchDir(const std::string& base = "/tmp") {
+    std::string tmpl = base + "/spindle-server-test-XXXXXX";
+    SP_ASSERT(::mkdtemp(tmpl.data()) != nullptr);
     dir_ = tmpl;
   }
   ~ScratchDir() { std::filesystem::remove_all(dir_); }

@@ -9,6 +9,7 @@
 
 #include <cstring>
 
+#include "common/crc32c.h"
 #include "server/object_store.h"
 #include "server/test_util.h"
 
@@ -183,6 +184,83 @@ TEST(ObjectStoreUring, DeviceReadsGoThroughTheRing) {
   reader.Stop();
   testing::Drain(io);
   pool.join();
+}
+
+// A store whose file is in memory answers a read of whole flushed blocks from its mapping (no
+// copy: the bytes point into the file), checked against the stored crcs; other reads copy.
+TEST(ObjectStoreInPlace, MemoryReadsComeFromTheMapping) {
+  if (!std::filesystem::is_directory("/dev/shm")) GTEST_SKIP() << "no /dev/shm here";
+  asio::io_context io;
+  asio::thread_pool pool{2};
+  testing::ScratchDir dir("/dev/shm");
+  ObjectStore store(io, pool, dir.NewDisk(1));
+  if (!store.store().in_memory()) GTEST_SKIP() << "/dev/shm is not a memory filesystem here";
+  const std::vector<uint8_t> data = Pattern(3 * 4096, 12);
+  RunCoroutine(io, [&]() -> asio::awaitable<void> {
+    auto w = co_await store.Write(LayerId(1), ObjectIndex(2), 1, 8192, data);
+    EXPECT_TRUE(w.ok()) << w.status().ToString();
+    Status c = store.mutable_store().Checkpoint();
+    EXPECT_TRUE(c.ok()) << c.ToString();
+    std::vector<LayerId> chain{LayerId(1)};
+    auto r = co_await store.Read(chain, ObjectIndex(2), 8192, 3 * 4096);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    if (r.ok()) {
+      EXPECT_NE(r->keep, nullptr) << "whole flushed blocks were copied, not read in place";
+      EXPECT_TRUE(r->data.empty());
+      const std::span<const uint8_t> got = r->bytes();
+      EXPECT_EQ(std::vector<uint8_t>(got.begin(), got.end()), data);
+      EXPECT_EQ(r->block_crcs.size(), 3u);
+      if (r->block_crcs.size() == 3) {
+        EXPECT_EQ(r->block_crcs[1], Crc32c(data.data() + 4096, 4096));
+      }
+      EXPECT_EQ(r->version, 1u);
+    }
+    // A part of a block, and a range running into blocks never written: copied.
+    std::vector<LayerId> chain2{LayerId(1)};
+    auto part = co_await store.Read(chain2, ObjectIndex(2), 8192 + 512, 1024);
+    EXPECT_TRUE(part.ok()) << part.status().ToString();
+    if (part.ok()) {
+      EXPECT_EQ(part->keep, nullptr);
+      EXPECT_EQ(std::vector<uint8_t>(part->data.begin(), part->data.end()),
+                std::vector<uint8_t>(data.begin() + 512, data.begin() + 1536));
+    }
+    std::vector<LayerId> chain3{LayerId(1)};
+    auto zeros = co_await store.Read(chain3, ObjectIndex(2), 0, 4 * 4096);
+    EXPECT_TRUE(zeros.ok()) << zeros.status().ToString();
+    if (zeros.ok()) {
+      EXPECT_EQ(zeros->keep, nullptr);
+      EXPECT_EQ(std::vector<uint8_t>(zeros->data.begin(), zeros->data.begin() + 8192),
+                std::vector<uint8_t>(8192, 0));
+    }
+  }());
+  testing::Drain(io);
+  pool.join();
+}
+
+// A stored block changed behind the store's back is caught by the in-place read's crc check.
+TEST(ObjectStoreInPlace, CorruptBlockIsNotServed) {
+  if (!std::filesystem::is_directory("/dev/shm")) GTEST_SKIP() << "no /dev/shm here";
+  testing::ScratchDir dir("/dev/shm");
+  auto disk = dir.NewDisk(1);
+  ASSERT_NE(disk, nullptr);
+  if (!disk->in_memory()) GTEST_SKIP() << "/dev/shm is not a memory filesystem here";
+  const std::vector<uint8_t> data = Pattern(2 * 4096, 13);
+  ASSERT_TRUE(disk->Write(LayerId(1), ObjectIndex(0), 1, 0, data).ok());
+  ASSERT_TRUE(disk->Checkpoint().ok());
+  std::vector<LayerId> chain{LayerId(1)};
+  jdisk::JStore::InPlaceRead r;
+  ASSERT_TRUE(disk->ReadInPlace(chain, ObjectIndex(0), 0, 8192, &r).ok());
+  ASSERT_EQ(r.bytes.size(), 8192u);
+  // Flip a byte of the second block in the file itself, where the mapping shows it.
+  const auto at = static_cast<uint64_t>(r.bytes.data() + 4096 - r.keep->bytes().data());
+  auto file = env::Env::Default().OpenFile(disk->path(), {});
+  ASSERT_TRUE(file.ok()) << file.status().ToString();
+  uint8_t b = static_cast<uint8_t>(data[4096] ^ 0xff);
+  ASSERT_TRUE((*file)->PWrite(at, {&b, 1}).ok());
+  jdisk::JStore::InPlaceRead again;
+  Status s = disk->ReadInPlace(chain, ObjectIndex(0), 0, 8192, &again);
+  EXPECT_EQ(s.code(), Code::kCorruption) << s.ToString();
+  EXPECT_TRUE(again.bytes.empty());
 }
 
 }  // namespace

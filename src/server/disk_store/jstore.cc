@@ -167,6 +167,12 @@ JStore::~JStore() {
 }
 
 void JStore::Start() {
+  if (file_->is_memory()) {
+    // Without a mapping every read copies (ReadInPlace declines): not worth failing the open.
+    if (auto size = file_->Size(); size.ok()) {
+      if (auto map = file_->MapForRead(*size); map.ok()) map_ = std::move(*map);
+    }
+  }
   flusher_ = std::thread([this] { FlushLoop(); });
 }
 

@@ -358,6 +358,44 @@ Status JStore::ReadOnce(std::span<const LayerId> chain, ObjectIndex object, uint
   return FinishRead(plan, out, block_crcs);
 }
 
+Status JStore::ReadInPlace(std::span<const LayerId> chain, ObjectIndex object, uint32_t offset,
+                           uint32_t length, InPlaceRead* out) {
+  out->bytes = {};
+  SP_RETURN_IF_ERROR(CheckRange(offset, length, kSectorSize));
+  SP_RETURN_IF_ERROR(CheckChain(chain));
+  if (map_ == nullptr || offset % kBlockSize != 0 || length % kBlockSize != 0 || length == 0) {
+    return Status::Ok();
+  }
+  const uint32_t b0 = offset / kBlockSize;
+  const uint32_t count = length / kBlockSize;
+  const std::span<const uint8_t> file = map_->bytes();
+  std::vector<Source> src(count);
+  Status s;
+  for (int attempt = 0; attempt < kReadAttempts; ++attempt) {
+    {
+      std::lock_guard lock(mu_);
+      SP_RETURN_IF_ERROR(CheckNotOutdated(chain, object));
+      ResolveRange(chain, object, b0, count, src.data());
+    }
+    for (uint32_t k = 0; k < count; ++k) {
+      if (src[k].kind != Source::kDisk || src[k].offset != src[0].offset + k * kBlockSize) {
+        return Status::Ok();  // zeros, blocks not yet flushed, or more than one run
+      }
+    }
+    if (src[0].offset > file.size() || file.size() - src[0].offset < length) return Status::Ok();
+    const uint8_t* base = file.data() + src[0].offset;
+    s = CheckDiskCrcs(src, base, object, b0, {});
+    if (s.code() == Code::kCorruption) continue;  // moved or rewritten meanwhile: resolve again
+    SP_RETURN_IF_ERROR(s);
+    out->keep = map_;
+    out->bytes = {base, length};
+    out->block_crcs.resize(count);
+    for (uint32_t k = 0; k < count; ++k) out->block_crcs[k] = src[k].crc;
+    return Status::Ok();
+  }
+  return s;
+}
+
 Status JStore::PrepareRead(std::span<const LayerId> chain, ObjectIndex object, uint32_t offset,
                            std::span<uint8_t> out, bool scratch, ReadPlan* plan) {
   SP_RETURN_IF_ERROR(CheckRange(offset, out.size(), kSectorSize));
