@@ -15,7 +15,11 @@ namespace {
 // Appends fixed-width little-endian integers.
 class Writer {
  public:
-  explicit Writer(std::vector<uint8_t>& out) : out_(out) { out_.clear(); }
+  // Room for `expect` bytes is made at once (fields one by one would regrow the vector).
+  explicit Writer(std::vector<uint8_t>& out, size_t expect = 64) : out_(out) {
+    out_.clear();
+    out_.reserve(expect);
+  }
   template <typename T>
   void Put(T v) {
     size_t at = out_.size();
@@ -99,7 +103,7 @@ bool KnownType(uint16_t type) {
 // chain of layers (top first).
 template <typename M>
 void EncodeChainRange(const M& m, std::vector<uint8_t>& out) {
-  Writer w(out);
+  Writer w(out, 24 + m.chain.size() * 8);
   w.Put<uint32_t>(m.disk.value());
   w.Put<uint32_t>(m.object.value());
   w.Put<uint32_t>(m.offset);
@@ -133,17 +137,21 @@ Result<M> DecodeChainRange(std::span<const uint8_t> payload, const char* what) {
 }  // namespace
 
 void EncodeHeader(const FrameHeader& h, uint8_t* out) {
-  std::vector<uint8_t> buf;
-  Writer w(buf);
-  w.Put<uint32_t>(kWireMagic);
-  w.Put<uint16_t>(kWireVersion);
-  w.Put<uint16_t>(h.type);
-  w.Put<uint64_t>(h.request_id);
-  w.Put<uint32_t>(h.payload_len);
-  w.Put<int32_t>(h.status);
-  w.Put<uint32_t>(0);  // reserved
-  w.Put<uint32_t>(Crc32c(buf.data(), buf.size()));
-  std::memcpy(out, buf.data(), kHeaderSize);
+  // Straight into `out` (every frame has one: no heap).
+  size_t at = 0;
+  auto put = [&](auto v) {
+    std::memcpy(out + at, &v, sizeof(v));
+    at += sizeof(v);
+  };
+  put(kWireMagic);
+  put(kWireVersion);
+  put(h.type);
+  put(h.request_id);
+  put(h.payload_len);
+  put(h.status);
+  put(uint32_t{0});  // reserved
+  put(Crc32c(out, at));
+  SP_ASSERT(at == kHeaderSize);
 }
 
 Result<FrameHeader> DecodeHeader(const uint8_t* in) {
@@ -175,7 +183,7 @@ Result<FrameHeader> DecodeHeader(const uint8_t* in) {
 
 void EncodePayload(const WriteRequest& m, std::vector<uint8_t>& out) {
   SP_ASSERT(m.crcs.size() == ChunkCount(static_cast<uint32_t>(m.data.size())));
-  Writer w(out);
+  Writer w(out, 40 + m.crcs.size() * 4 + m.data.size());
   w.Put<uint32_t>(m.disk.value());
   w.Put<uint32_t>(m.object.value());
   w.Put<uint64_t>(m.layer.value());
@@ -230,7 +238,7 @@ Result<ReadRequest> DecodeReadRequest(std::span<const uint8_t> payload) {
 }
 
 void EncodeReadResponseHead(const ReadResponse& m, std::vector<uint8_t>& out) {
-  Writer w(out);
+  Writer w(out, 16 + m.crcs.size() * 4);
   w.Put<uint64_t>(m.version);
   w.Put<uint32_t>(static_cast<uint32_t>(m.data.size()));
   w.Put<uint32_t>(0);
