@@ -146,6 +146,15 @@ TEST_F(UringReaderTest, StopLetsTheLoopEnd) {
   EXPECT_EQ(s.code(), Code::kResourceExhausted);
 }
 
+// Writes `data` at byte 8192 of object 2 of layer 1 (version 1) and flushes it to the file (a
+// fresh write may still be served from the journal's image in memory).
+asio::awaitable<void> WriteFlushed(ObjectStore& store, const std::vector<uint8_t>& data) {
+  auto w = co_await store.Write(LayerId(1), ObjectIndex(2), 1, 8192, data);
+  EXPECT_TRUE(w.ok()) << w.status().ToString();
+  Status c = store.mutable_store().Checkpoint();
+  EXPECT_TRUE(c.ok()) << c.ToString();
+}
+
 // An ObjectStore on a disk file (not tmpfs) reads through the ring, and reads what it wrote.
 TEST(ObjectStoreUring, DeviceReadsGoThroughTheRing) {
   asio::io_context io;
@@ -158,11 +167,7 @@ TEST(ObjectStoreUring, DeviceReadsGoThroughTheRing) {
   store.set_uring(&reader);
   const std::vector<uint8_t> data = Pattern(3 * 4096, 11);
   RunCoroutine(io, [&]() -> asio::awaitable<void> {
-    auto w = co_await store.Write(LayerId(1), ObjectIndex(2), 1, 8192, data);
-    EXPECT_TRUE(w.ok()) << w.status().ToString();
-    // To the device (a fresh write may still be served from the journal's image in memory).
-    Status c = store.mutable_store().Checkpoint();
-    EXPECT_TRUE(c.ok()) << c.ToString();
+    co_await WriteFlushed(store, data);
     std::vector<LayerId> chain{LayerId(1)};
     // Whole blocks and a part of one (read through a buffer of the plan's own).
     auto r = co_await store.Read(chain, ObjectIndex(2), 8192, 3 * 4096);
@@ -197,10 +202,7 @@ TEST(ObjectStoreInPlace, MemoryReadsComeFromTheMapping) {
   if (!store.store().in_memory()) GTEST_SKIP() << "/dev/shm is not a memory filesystem here";
   const std::vector<uint8_t> data = Pattern(3 * 4096, 12);
   RunCoroutine(io, [&]() -> asio::awaitable<void> {
-    auto w = co_await store.Write(LayerId(1), ObjectIndex(2), 1, 8192, data);
-    EXPECT_TRUE(w.ok()) << w.status().ToString();
-    Status c = store.mutable_store().Checkpoint();
-    EXPECT_TRUE(c.ok()) << c.ToString();
+    co_await WriteFlushed(store, data);
     std::vector<LayerId> chain{LayerId(1)};
     auto r = co_await store.Read(chain, ObjectIndex(2), 8192, 3 * 4096);
     EXPECT_TRUE(r.ok()) << r.status().ToString();
