@@ -168,7 +168,7 @@ class PosixFile final : public File {
   Result<std::shared_ptr<const Mapping>> MapForRead(uint64_t size) override {
     if (!memory_) return File::MapForRead(size);
     SP_ASSIGN_OR_RETURN(uint64_t have, Size());
-    if (size == 0 || size > have || size > std::numeric_limits<size_t>::max()) {
+    if (size == 0 || size > have) {
       return Error(Code::kInvalidArgument, "cannot map {} bytes of {} ({} bytes)", size, path_,
                    have);
     }
