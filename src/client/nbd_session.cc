@@ -123,10 +123,12 @@ void NbdSession::QueueReply(const Request& r, uint32_t error, std::string_view m
   } else {
     reply.header = EncodeChunkHeader(kReplyFlagDone, kReplyTypeNone, r.cookie, 0);
   }
-  // Nothing queued or being sent: try to send it right here (the socket is non-blocking), which
-  // spares the hand-over to the writer at low queue depth. What the socket does not take, the
-  // writer sends.
-  if (writing_ == 0 && replies_.empty()) {
+  // The only request in flight, nothing queued or being sent: try to send it right here (the
+  // socket is non-blocking), which spares the hand-over to the writer at queue depth 1. What
+  // the socket does not take, the writer sends. With other requests in flight the writer sends
+  // it, after the handlers that are ready (answers that came in the same receive) have queued
+  // theirs: one gathering send for the burst instead of one send per reply.
+  if (writing_ == 0 && replies_.empty() && in_flight_ == 1) {
     std::array<asio::const_buffer, 2> bufs{asio::buffer(reply.header), asio::buffer(reply.data)};
     asio::error_code ec;
     reply.sent = socket_.send(bufs, 0, ec);
