@@ -204,10 +204,13 @@ asio::awaitable<Status> Volume::WriteObject(Extent e, std::span<const uint8_t> d
   co_return co_await CompleteReplicated(disks, results, e.object);
 }
 
-asio::awaitable<Status> Volume::ReadReplica(DiskId disk, Extent e, std::span<uint8_t> out) {
+asio::awaitable<Status> Volume::ReadReplica(DiskId disk, Extent e, std::span<uint8_t> out,
+                                            uint32_t flags, bool* bad_crcs) {
+  *bad_crcs = false;
   auto payload = std::make_shared<std::vector<uint8_t>>();
   proto::EncodePayload(
-      proto::ReadRequest{disk, ObjectIndex(e.object), e.offset, e.length, spec_.chain}, *payload);
+      proto::ReadRequest{disk, ObjectIndex(e.object), e.offset, e.length, spec_.chain, flags},
+      *payload);
   // A large answer's data is received straight into `out` (no copy through the frame).
   // (The request is a local: GCC 12 destroys some temporaries of a co_await expression twice.)
   net::SharedBytes request{payload, *payload};
@@ -221,7 +224,10 @@ asio::awaitable<Status> Volume::ReadReplica(DiskId disk, Extent e, std::span<uin
     co_return Error(Code::kInternal, "read returned {} bytes, asked {}", r->data.size(), e.length);
   }
   Status s = proto::VerifyChunkCrcs(r->data, r->crcs);
-  if (!s.ok()) co_return s;
+  if (!s.ok()) {
+    *bad_crcs = true;
+    co_return s;
+  }
   if (r->data.data() != out.data()) std::memcpy(out.data(), r->data.data(), e.length);
   co_return Status::Ok();
 }
@@ -232,12 +238,17 @@ asio::awaitable<Status> Volume::ReadObject(Extent e, std::span<uint8_t> out) {
   const DiskSet disks =
       ReadableDisks(ReadOrder(DiskSetFor(spec_, e.object), spec_.read_replicas, e.offset));
   Status last = Error(Code::kUnavailable, "{}: no usable disk for object {}", spec_.name, e.object);
-  // A checksum mismatch may be a write racing a read that the server answered from its stored
-  // bytes in place (they changed after its check): then every disk is asked once more.
+  // Servers may answer from their stored bytes without checking them (this side checks every
+  // answer against the crcs stored with the data at write time). A mismatch found here is asked
+  // of the same replica again with the server checking: it finds a bad copy (and has it
+  // repaired from a peer's), or the bytes were a write racing the read. A mismatch still left
+  // (a write racing both) has every disk asked once more.
   for (int round = 0; round < 2; ++round) {
     bool mismatch = false;
     for (DiskId d : disks) {
-      Status s = co_await ReadReplica(d, e, out);
+      bool bad_crcs = false;
+      Status s = co_await ReadReplica(d, e, out, proto::kReadClientChecks, &bad_crcs);
+      if (bad_crcs) s = co_await ReadReplica(d, e, out, 0, &bad_crcs);
       if (s.ok()) co_return s;
       last = s;
       mismatch = mismatch || s.code() == Code::kCorruption;

@@ -2,6 +2,7 @@
 
 #include <bit>
 #include <cstring>
+#include <type_traits>
 
 #include "common/assert.h"
 #include "common/crc32c.h"
@@ -109,7 +110,11 @@ void EncodeChainRange(const M& m, std::vector<uint8_t>& out) {
   w.Put<uint32_t>(m.offset);
   w.Put<uint32_t>(m.length);
   w.Put<uint32_t>(static_cast<uint32_t>(m.chain.size()));
-  w.Put<uint32_t>(0);
+  if constexpr (std::is_same_v<M, ReadRequest>) {
+    w.Put<uint32_t>(m.flags);
+  } else {
+    w.Put<uint32_t>(0);
+  }
   for (LayerId l : m.chain) w.Put<uint64_t>(l.value());
 }
 
@@ -122,8 +127,14 @@ Result<M> DecodeChainRange(std::span<const uint8_t> payload, const char* what) {
   m.offset = r.Get<uint32_t>();
   m.length = r.Get<uint32_t>();
   uint32_t n = r.Get<uint32_t>();
-  r.Get<uint32_t>();
+  const uint32_t flags = r.Get<uint32_t>();
   if (!r.ok()) return Malformed(what);
+  if constexpr (std::is_same_v<M, ReadRequest>) {
+    if ((flags & ~kReadFlagsKnown) != 0) {
+      return Error(Code::kInvalidArgument, "{} flags {:#x} unknown", what, flags);
+    }
+    m.flags = flags;
+  }
   SP_RETURN_IF_ERROR(CheckRange(m.offset, m.length));
   if (n == 0 || n > kMaxChainLength) {
     return Error(Code::kInvalidArgument, "{} chain length {} out of range", what, n);

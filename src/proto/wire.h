@@ -81,12 +81,18 @@ struct WriteResponse {
 // READ: [offset, offset+length) of one object through a chain of layers (top first): each
 // 4 KiB block comes from the first layer that has it, zeros where none has. The server checks
 // its stored checksums and answers kCorruption on a mismatch.
+// READ flags. kReadClientChecks: the client checks the data against the crcs itself, so a
+// server may send stored blocks without checking them first; a client that finds a mismatch
+// reads the replica again without the flag (the server then checks, and repairs a bad copy).
+inline constexpr uint32_t kReadClientChecks = 1;
+inline constexpr uint32_t kReadFlagsKnown = kReadClientChecks;
 struct ReadRequest {
   DiskId disk;
   ObjectIndex object;
   uint32_t offset = 0;
   uint32_t length = 0;
   std::vector<LayerId> chain;  // 1..kMaxChainLength layers, top first
+  uint32_t flags = 0;          // kRead*
 };
 struct ReadResponse {
   uint64_t version = 0;            // version of the object in the top layer (0: never written)

@@ -98,6 +98,17 @@ TEST(Wire, ReadAndInfoRoundTrip) {
   ASSERT_TRUE(d.ok());
   EXPECT_EQ(d->chain.size(), 2u);
   EXPECT_EQ(d->chain[1], LayerId(4));
+  EXPECT_EQ(d->flags, 0u);
+  r.flags = kReadClientChecks;
+  EncodePayload(r, payload);
+  d = DecodeReadRequest(payload);
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d->flags, kReadClientChecks);
+  // A flag this side does not know is refused, not ignored.
+  r.flags = 2;
+  EncodePayload(r, payload);
+  EXPECT_EQ(DecodeReadRequest(payload).status().code(), Code::kInvalidArgument);
+  r.flags = 0;
   r.chain.clear();
   EncodePayload(r, payload);
   EXPECT_FALSE(DecodeReadRequest(payload).ok());

@@ -266,7 +266,7 @@ void ObjectStore::DropIfIdle(const Key& key) {
 
 asio::awaitable<Result<ReadResult>> ObjectStore::Read(std::vector<LayerId> chain,
                                                       ObjectIndex object, uint32_t offset,
-                                                      uint32_t length) {
+                                                      uint32_t length, bool client_checks) {
   if (chain.empty() || chain.size() > jdisk::JStore::kMaxChainLength) {
     co_return Error(Code::kInvalidArgument, "chain of {} layers (1..{})", chain.size(),
                     jdisk::JStore::kMaxChainLength);
@@ -281,7 +281,7 @@ asio::awaitable<Result<ReadResult>> ObjectStore::Read(std::vector<LayerId> chain
   // is one, else to the pool.
   if (store_->in_memory()) {
     jdisk::JStore::InPlaceRead in_place;
-    Status s = store_->ReadInPlace(job.chain, object, offset, length, &in_place);
+    Status s = store_->ReadInPlace(job.chain, object, offset, length, &in_place, !client_checks);
     if (!s.ok()) co_return s;
     if (in_place.bytes.empty()) co_return job();
     ReadResult r;

@@ -89,8 +89,10 @@ asio::awaitable<net::Reply> Service::Read(const net::Frame& request) {
   if (!req.ok()) co_return net::Reply::Fail(req.status());
   auto store = Disk(req->disk);
   if (!store.ok()) co_return net::Reply::Fail(store.status());
+  const bool client_checks = (req->flags & proto::kReadClientChecks) != 0;
+  // A copy of the chain: a corrupt copy is repaired in every layer of it (below).
   auto result =
-      co_await (*store)->Read(std::move(req->chain), req->object, req->offset, req->length);
+      co_await (*store)->Read(req->chain, req->object, req->offset, req->length, client_checks);
   if (!result.ok()) {
     if (result.status().code() == Code::kCorruption) {
       SP_LOG_ERROR("read disk {}: {}", req->disk.value(), result.status().message());

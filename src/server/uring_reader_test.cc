@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "common/crc32c.h"
+#include "proto/wire.h"
 #include "server/object_store.h"
 #include "server/test_util.h"
 
@@ -241,7 +242,9 @@ TEST(ObjectStoreInPlace, MemoryReadsComeFromTheMapping) {
   pool.join();
 }
 
-// A stored block changed behind the store's back is caught by the in-place read's crc check.
+// A stored block changed behind the store's back is caught by the in-place read's crc check;
+// a read for a caller that checks the crcs itself (check = false) hands it out with the stored
+// crcs, which do not match it.
 TEST(ObjectStoreInPlace, CorruptBlockIsNotServed) {
   if (!std::filesystem::is_directory("/dev/shm")) GTEST_SKIP() << "no /dev/shm here";
   testing::ScratchDir dir("/dev/shm");
@@ -265,6 +268,18 @@ TEST(ObjectStoreInPlace, CorruptBlockIsNotServed) {
   Status s = disk->ReadInPlace(chain, ObjectIndex(0), 0, 8192, &again);
   EXPECT_EQ(s.code(), Code::kCorruption) << s.ToString();
   EXPECT_TRUE(again.bytes.empty());
+  jdisk::JStore::InPlaceRead unchecked;
+  s = disk->ReadInPlace(chain, ObjectIndex(0), 0, 8192, &unchecked, /*check=*/false);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  ASSERT_EQ(unchecked.bytes.size(), 8192u);
+  ASSERT_EQ(unchecked.block_crcs.size(), 2u);
+  EXPECT_EQ(unchecked.block_crcs, r.block_crcs);
+  EXPECT_EQ(unchecked.bytes[4096], b);
+  EXPECT_TRUE(
+      proto::VerifyChunkCrcs(unchecked.bytes.first(4096), std::span(unchecked.block_crcs).first(1))
+          .ok());
+  EXPECT_EQ(proto::VerifyChunkCrcs(unchecked.bytes, unchecked.block_crcs).code(),
+            Code::kCorruption);
 }
 
 }  // namespace

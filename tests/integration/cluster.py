@@ -22,8 +22,9 @@ class ApiError(Exception):
 class Cluster:
     """Starts with up(), stops every process with down() (by PID, via spindle-local)."""
 
-    def __init__(self, keep=False):
-        self.dir = tempfile.mkdtemp(prefix="spindle-it-")
+    def __init__(self, keep=False, base=None):
+        """base: the directory to make the cluster's directory in (default: the temp dir)."""
+        self.dir = tempfile.mkdtemp(prefix="spindle-it-", dir=base)
         self.keep = keep
         self.conf = {}
 

@@ -15,6 +15,8 @@ the servers stopped). Cases:
    9  kill -9 mgmt during I/O: I/O continues; mgmt restarts with its state
   10  force-detach the volume while the client writes: no write issued afterwards is
       acknowledged; every earlier acknowledged write is there
+  11  flipped bytes in the replica reads come from, its scrubber off: the client's own check
+      finds them, the server's check then fails that copy and has it repaired
 Per case it prints the stall time (longest gap between acknowledgements after the fault),
 the recovery time (restart → volume up with full redundancy, nothing syncing) and what was
 recovered (TasksList / syncingDataBytes; n/a when neither shows anything).
@@ -317,14 +319,15 @@ def fenced_write_check(run, cluster):
         w.close()
 
 
-def flip_block(run, cluster, disk):
-    """Flips bytes of one stored block of the volume's objects on `disk` (its server stopped):
+def flip_block(run, cluster, disk, only=None, candidates=range(0, 8192, 7)):
+    """Flips bytes of one stored block (the first of `candidates` stored) of the volume's objects on
+    `disk` (its server stopped), of object `only` = (layer, object) if given:
     → (layer, object, block) or None."""
     f = os.path.join(cluster.dir, "disks", f"{disk}.img")
     for (layer, obj), (version, state, blocks) in sorted(cluster.list_objects(f).items()):
-        if blocks == 0:
+        if blocks == 0 or (only is not None and (layer, obj) != only):
             continue
-        for block in range(0, 8192, 7):
+        for block in candidates:
             p = cluster.disk_tool("block-offset", "--file", f, "--layer", str(layer), "--object",
                                   str(obj), "--block", str(block))
             if p.returncode != 0:
@@ -374,6 +377,61 @@ def case_6(run, cluster):
         p = cluster.disk_tool("check", "--file", os.path.join(cluster.dir, "disks", f"{d}.img"))
         run.check(p.returncode == 0, f"spindle-disk check of disk {d} finds nothing"
                   + ("" if p.returncode == 0 else f": {(p.stdout + p.stderr)[-300:]}"))
+
+
+def first_read_disk(cluster, obj, offset):
+    """The disk the client reads `offset` of object `obj` from first (client/state.cc
+    ReadOrder): of the object's disk set, the read tier's last readReplicas disks, by 1 MiB
+    stretch of the offset."""
+    st = cluster.api("GET", f"/spindle/1/ClientState/{CLIENT}?since=0&timeoutMs=0")
+    vol = next(v for v in st["volumes"] if v["name"] == VOLUME)
+    sets = vol["targetDiskSets"]
+    dset = vol["overrides"].get(str(obj), sets[obj % len(sets)])
+    tier = min(vol["readReplicas"], len(dset))
+    return dset[len(dset) - tier + (offset // MiB) % tier]
+
+
+def case_11(run, cluster):
+    """Flipped bytes in a block of object 0 on the disk reads of it come from first, with that
+    server's scrubber off. On memory stores (case 11 runs in /dev/shm where it can) the server
+    sends the stored block without checking it; the client's check against the crcs stored at
+    write time finds the mismatch and reads the replica again with the server checking, which
+    fails that read (logged), has the copy repaired from a peer, and the client reads another
+    replica: every acknowledged write reads back right."""
+    v = start_load(run, cluster)
+    run.sleep(run.load_s * 0.3)
+    stop_load(run, v)
+    layer, _ = cluster.layout(VOLUME)
+    disk = first_read_disk(cluster, 0, 0)  # of object 0's first MiB
+    sid = {int(k): d["serverId"] for k, d in cluster.disks().items()}[disk]
+    name = f"server{sid}"
+    cluster.stop(name)
+    conf = os.path.join(cluster.dir, "storpool.conf")
+    with open(conf) as fh:
+        text = fh.read()
+    with open(conf, "w") as fh:
+        fh.write(text.replace(f"[{name}]\n", f"[{name}]\nSP_SCRUB_BANDWIDTH_MB=0\n", 1))
+    where = flip_block(run, cluster, disk, only=(layer, 0), candidates=range(MiB // 4096))
+    run.check(where is not None, f"flipped bytes in object 0's first MiB on disk {disk}: {where}")
+    run.say(f"restart took {cluster.restart():.1f}s")
+    cluster.wait_disks([disk], up=True, timeout_s=30)
+    t_read = time.monotonic()
+    verify_data(run, cluster, v, "with the read replica damaged")
+    log = os.path.join(cluster.dir, "log", f"{name}.log")
+
+    def logged(what):
+        with open(log, errors="replace") as fh:
+            return what in fh.read()
+    run.check(logged(f"read disk {disk}:"), f"{name} failed a checked read of disk {disk}")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not logged(f"layer {layer} object 0 repaired"):
+        time.sleep(0.5)
+    run.recovery = time.monotonic() - t_read
+    run.check(logged(f"layer {layer} object 0 repaired"),
+              f"object 0 repaired on disk {disk} from a peer ({run.recovery:.1f}s)")
+    run.check(not logged("scrub: disk"), "the scrubber found nothing (it is off)")
+    verify_data(run, cluster, v, "after the repair")
+    compare(run, cluster)
 
 
 def case_7(run, cluster):
@@ -513,7 +571,8 @@ CASES = {1: ("kill -9 one server", case_1),
          7: ("kill -9 the client mid-write", case_7),
          8: ("one server's disks full", case_8),
          9: ("kill -9 mgmt during I/O", case_9),
-         10: ("force-detach while the client writes", case_10)}
+         10: ("force-detach while the client writes", case_10),
+         11: ("flipped bytes in the replica reads come from", case_11)}
 
 
 def run_case(num, load_s=16.0, size=128 * MiB, seed=None, keep=False):
@@ -521,7 +580,9 @@ def run_case(num, load_s=16.0, size=128 * MiB, seed=None, keep=False):
     title, body = CASES[num]
     run = Run(num, title, load_s, size, seed if seed is not None else num, keep)
     print(f"=== case {num}: {title}", flush=True)
-    cluster = FaultCluster(keep=keep)
+    # Case 11 runs on memory stores where it can (see its docstring).
+    shm = num == 11 and os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK)
+    cluster = FaultCluster(keep=keep, base="/dev/shm" if shm else None)
     try:
         if num == 8:  # small disks, so that filling them is quick
             os.environ["SPINDLE_DISK_SIZE"] = str(320 * MiB)

@@ -196,8 +196,9 @@ class JStore {
                     std::vector<uint32_t>* block_crcs) const;
   // A read without a copy, for a store whose file is in memory (mapped at open): when the range
   // is whole blocks all stored in one run of the file, `bytes` points at them in the mapping
-  // (kept alive by `keep`), checked against their crcs, which go to `block_crcs`; otherwise
-  // `bytes` is left empty and the caller reads the usual way. Errors as Read's. A write to
+  // (kept alive by `keep`), checked against their crcs (unless `check` is false: the caller
+  // checks them itself), which go to `block_crcs`; otherwise `bytes` is left empty and the
+  // caller reads the usual way. Errors as Read's. A write to
   // these blocks after the check changes the bytes under the caller, who must check them against
   // the crcs again after using them (the client checks every read).
   struct InPlaceRead {
@@ -206,7 +207,7 @@ class JStore {
     std::vector<uint32_t> block_crcs;
   };
   Status ReadInPlace(std::span<const LayerId> chain, ObjectIndex object, uint32_t offset,
-                     uint32_t length, InPlaceRead* out);
+                     uint32_t length, InPlaceRead* out, bool check = true);
   // The OS handle of the store's file for reads (-1 when it has none, e.g. a simulated disk).
   int file_handle() const { return file_->native_handle(); }
   // Forgets every object of `layer` and frees its chunks (journaled).
