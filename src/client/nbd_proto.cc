@@ -161,13 +161,24 @@ std::vector<uint8_t> EncodeOptionReply(uint32_t option, uint32_t type,
 std::vector<uint8_t> EncodeChunkHeader(uint16_t flags, uint16_t type, uint64_t cookie,
                                        uint32_t length) {
   std::vector<uint8_t> out;
-  out.reserve(kStructuredReplyHeaderSize + 16);
-  Append32(out, kStructuredReplyMagic);
-  Append16(out, flags);
-  Append16(out, type);
-  Append64(out, cookie);
-  Append32(out, length);
+  out.reserve(kStructuredReplyHeaderSize + 16);  // room for a chunk's small payload
+  out.resize(kStructuredReplyHeaderSize);
+  EncodeChunkHeader(flags, type, cookie, length, out.data());
   return out;
+}
+
+void EncodeChunkHeader(uint16_t flags, uint16_t type, uint64_t cookie, uint32_t length,
+                       uint8_t* out) {
+  Store32(out, kStructuredReplyMagic);
+  Store16(out + 4, flags);
+  Store16(out + 6, type);
+  Store64(out + 8, cookie);
+  Store32(out + 16, length);
+}
+
+void EncodeReadChunkHead(uint64_t cookie, uint64_t offset, uint32_t data_length, uint8_t* out) {
+  EncodeChunkHeader(kReplyFlagDone, kReplyTypeOffsetData, cookie, 8 + data_length, out);
+  Store64(out + kStructuredReplyHeaderSize, offset);
 }
 
 std::vector<uint8_t> EncodeErrorChunk(uint64_t cookie, uint32_t error, std::string_view message) {

@@ -162,6 +162,13 @@ uint16_t TransmissionFlags(const ExportView& ex);
 // Structured reply chunks (header + payload; READ data is sent after its 8-byte offset).
 std::vector<uint8_t> EncodeChunkHeader(uint16_t flags, uint16_t type, uint64_t cookie,
                                        uint32_t length);
+// The same into `out` (kStructuredReplyHeaderSize bytes), for replies built without the heap.
+void EncodeChunkHeader(uint16_t flags, uint16_t type, uint64_t cookie, uint32_t length,
+                       uint8_t* out);
+// A successful READ's single OFFSET_DATA chunk up to its data: header + offset.
+inline constexpr size_t kReadChunkHeadSize = kStructuredReplyHeaderSize + 8;
+void EncodeReadChunkHead(uint64_t cookie, uint64_t offset, uint32_t data_length,
+                         uint8_t* out /* kReadChunkHeadSize */);
 // NBD_REPLY_TYPE_ERROR with DONE; the message is cut to kMaxErrorMessageBytes.
 std::vector<uint8_t> EncodeErrorChunk(uint64_t cookie, uint32_t error, std::string_view message);
 // One base:allocation extent.

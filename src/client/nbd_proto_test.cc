@@ -160,6 +160,15 @@ TEST(NbdProto, StructuredChunks) {
   EXPECT_EQ(Load32(bs.data() + 20), kMetaContextBaseAllocation);
   EXPECT_EQ(Load32(bs.data() + 32), 8192u);
   EXPECT_EQ(Load32(bs.data() + 36), 3u);
+  // A READ's OFFSET_DATA chunk head: header (length counts the offset) + offset.
+  std::array<uint8_t, kReadChunkHeadSize> rd{};
+  EncodeReadChunkHead(0xabcdef, 1 << 20, 4096, rd.data());
+  EXPECT_EQ(Load32(rd.data()), kStructuredReplyMagic);
+  EXPECT_EQ(Load16(rd.data() + 4), kReplyFlagDone);
+  EXPECT_EQ(Load16(rd.data() + 6), kReplyTypeOffsetData);
+  EXPECT_EQ(Load64(rd.data() + 8), 0xabcdefu);
+  EXPECT_EQ(Load32(rd.data() + 16), 8u + 4096u);
+  EXPECT_EQ(Load64(rd.data() + 20), 1u << 20);
 }
 
 // Meta context option bodies decode when exact; overruns, leftovers and too many queries are

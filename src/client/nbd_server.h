@@ -4,6 +4,7 @@
 // Thread: owned by the io_context thread; all methods run there.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <deque>
@@ -59,10 +60,18 @@ class NbdSession : public std::enable_shared_from_this<NbdSession> {
 
  private:
   struct Reply {
-    std::vector<uint8_t> header;  // simple reply, or structured chunk header (+ its fields)
+    // The reply up to its data: simple replies and READ chunks in `fixed` (no heap), error
+    // and BLOCK_STATUS chunks in `header`.
+    std::array<uint8_t, std::max(nbd::kSimpleReplySize, nbd::kReadChunkHeadSize)> fixed{};
+    size_t fixed_size = 0;
+    std::vector<uint8_t> header;
     IoBytes data;
     uint64_t cost_bytes = 0;  // released with the request's slot once the reply is written
     size_t sent = 0;          // bytes a direct send (QueueReply) got out already
+    std::span<const uint8_t> head() const {
+      return fixed_size > 0 ? std::span<const uint8_t>(fixed.data(), fixed_size)
+                            : std::span<const uint8_t>(header);
+    }
   };
 
   // nbd_handshake.cc. true: an export was chosen (volume_ set), go to transmission.

@@ -107,16 +107,15 @@ void NbdSession::QueueReply(const Request& r, uint32_t error, std::string_view m
   Reply reply;
   reply.cost_bytes = cost;
   if (!structured_) {
-    reply.header.resize(kSimpleReplySize);
-    EncodeSimpleReply(error, r.cookie, reply.header.data());
+    EncodeSimpleReply(error, r.cookie, reply.fixed.data());
+    reply.fixed_size = kSimpleReplySize;
     if (error == 0 && r.type == kCmdRead) reply.data = std::move(data);
   } else if (error != 0) {
     reply.header = EncodeErrorChunk(r.cookie, error, message);
   } else if (r.type == kCmdRead) {
     // One OFFSET_DATA chunk for the whole read (so NBD_CMD_FLAG_DF always holds).
-    reply.header = EncodeChunkHeader(kReplyFlagDone, kReplyTypeOffsetData, r.cookie,
-                                     static_cast<uint32_t>(8 + data.size()));
-    Append64(reply.header, r.offset);
+    EncodeReadChunkHead(r.cookie, r.offset, static_cast<uint32_t>(data.size()), reply.fixed.data());
+    reply.fixed_size = kReadChunkHeadSize;
     reply.data = std::move(data);
   } else if (r.type == kCmdBlockStatus) {
     reply.header = EncodeBlockStatusChunk(r.cookie, kMetaContextBaseAllocation, extents);
@@ -129,10 +128,12 @@ void NbdSession::QueueReply(const Request& r, uint32_t error, std::string_view m
   // it, after the handlers that are ready (answers that came in the same receive) have queued
   // theirs: one gathering send for the burst instead of one send per reply.
   if (writing_ == 0 && replies_.empty() && in_flight_ == 1) {
-    std::array<asio::const_buffer, 2> bufs{asio::buffer(reply.header), asio::buffer(reply.data)};
+    const std::span<const uint8_t> head = reply.head();
+    std::array<asio::const_buffer, 2> bufs{asio::buffer(head.data(), head.size()),
+                                           asio::buffer(reply.data)};
     asio::error_code ec;
     reply.sent = socket_.send(bufs, 0, ec);
-    if (reply.sent == reply.header.size() + reply.data.size()) {
+    if (reply.sent == head.size() + reply.data.size()) {
       ReleaseSlot(cost);
       return;
     }
@@ -156,9 +157,10 @@ asio::awaitable<void> NbdSession::WriterLoop(std::shared_ptr<NbdSession> self) {
     bufs.clear();
     for (size_t i = 0; i < n; ++i) {
       const Reply& reply = self->replies_[i];
+      const std::span<const uint8_t> head = reply.head();
       // Skip what a direct send got out (only ever the first reply).
-      const size_t h = std::min(reply.sent, reply.header.size());
-      if (h < reply.header.size()) bufs.push_back(asio::buffer(reply.header) + h);
+      const size_t h = std::min(reply.sent, head.size());
+      if (h < head.size()) bufs.push_back(asio::buffer(head.data(), head.size()) + h);
       const size_t d = reply.sent - h;
       if (d < reply.data.size()) bufs.push_back(asio::buffer(reply.data) + d);
     }

@@ -9,20 +9,25 @@ namespace spindle::client {
 
 DiskSet Volume::UsableDisks(const DiskSet& set) const {
   DiskSet out;
+  out.reserve(set.size());
   for (DiskId d : set) {
-    auto info = pool_.Disk(d);
-    if (info && info->up) out.push_back(d);
+    const DiskEndpoint* info = pool_.FindDisk(d);
+    if (info != nullptr && info->up) out.push_back(d);
   }
   return out;
 }
 
-DiskSet Volume::ReadableDisks(const DiskSet& set) const {
-  DiskSet out;
-  for (DiskId d : set) {
-    auto info = pool_.Disk(d);
-    if (info && info->up && !info->recovering) out.push_back(d);
-  }
-  return out;
+DiskSet Volume::ReadableDisks(DiskSet set) const {
+  std::erase_if(set, [this](DiskId d) {
+    const DiskEndpoint* info = pool_.FindDisk(d);
+    return info == nullptr || !info->up || info->recovering;
+  });
+  return set;
+}
+
+bool Volume::VersionKnown(uint32_t object) const {
+  auto it = versions_->entries.find(object);
+  return it != versions_->entries.end() && it->second.known;
 }
 
 namespace {
@@ -233,11 +238,17 @@ asio::awaitable<Status> Volume::ReadReplica(DiskId disk, Extent e, std::span<uin
 }
 
 asio::awaitable<Status> Volume::ReadObject(Extent e, std::span<uint8_t> out) {
-  Status eq = co_await EnsureEqual(e.object);
-  if (!eq.ok()) co_return eq;
+  // The replicas' versions are known after the object's first I/O: no coroutine for that then.
+  if (!spec_.read_only && !VersionKnown(e.object)) {
+    Status eq = co_await EnsureEqual(e.object);
+    if (!eq.ok()) co_return eq;
+  }
   const DiskSet disks =
       ReadableDisks(ReadOrder(DiskSetFor(spec_, e.object), spec_.read_replicas, e.offset));
-  Status last = Error(Code::kUnavailable, "{}: no usable disk for object {}", spec_.name, e.object);
+  if (disks.empty()) {
+    co_return Error(Code::kUnavailable, "{}: no usable disk for object {}", spec_.name, e.object);
+  }
+  Status last;
   // Servers may answer from their stored bytes without checking them (this side checks every
   // answer against the crcs stored with the data at write time). A mismatch found here is asked
   // of the same replica again with the server checking: it finds a bad copy (and has it

@@ -79,14 +79,20 @@ asio::awaitable<Result<net::Frame>> ServerPool::Call(DiskId disk, proto::MsgType
   auto d = disks_.find(disk);
   if (d == disks_.end()) co_return Error(Code::kNotFound, "disk {} unknown", disk.value());
   auto c = conns_.at(d->second.server);
-  Status last = Error(Code::kUnavailable, "no attempt made");
+  static_assert(kMaxCallAttempts > 0);
+  Status last;  // set by every failed attempt
   for (int attempt = 0; attempt < kMaxCallAttempts; ++attempt) {
-    auto client = co_await GetClient(c);
+    // Connected and nobody dialling: no GetClient coroutine (the common case, every request).
+    Result<std::shared_ptr<net::RpcClient>> client = c->client;
+    if (c->connecting || !c->client || !c->client->is_open()) client = co_await GetClient(c);
     if (!client.ok()) {
       last = client.status();
       continue;
     }
-    auto reply = co_await (*client)->Call(type, head, tail, timeout, sink);
+    // The head is needed again only for a retry. (A local, not a temporary of the co_await
+    // expression: GCC 12 destroys some of those twice.)
+    std::vector<uint8_t> this_head = attempt + 1 < kMaxCallAttempts ? head : std::move(head);
+    auto reply = co_await (*client)->Call(type, std::move(this_head), tail, timeout, sink);
     if (reply.ok() || reply.status().code() != Code::kUnavailable) co_return reply;
     last = reply.status();
     if ((*client)->is_open()) break;  // a timeout on a live connection: don't pile on

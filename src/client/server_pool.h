@@ -44,6 +44,11 @@ class ServerPool {
   // once mgmt confirmed, marks it down here. kUnavailable when mgmt could not be told.
   asio::awaitable<Status> ReportFailed(DiskId disk, std::string reason);
   std::optional<DiskEndpoint> Disk(DiskId disk) const;
+  // The same without a copy: valid until the next SetDisks (nullptr: unknown disk).
+  const DiskEndpoint* FindDisk(DiskId disk) const {
+    auto it = disks_.find(disk);
+    return it == disks_.end() ? nullptr : &it->second;
+  }
   ClientId self() const { return self_; }
 
   // Sends one request to the server owning `disk`; reconnects and retries (up to

@@ -66,6 +66,15 @@ asio::awaitable<Status> Volume::Read(uint64_t offset, std::span<uint8_t> out) {
 }
 
 asio::awaitable<Status> Volume::ReadAligned(uint64_t offset, std::span<uint8_t> out) {
+  const uint64_t in_object = offset % kObjectSize;
+  if (in_object + out.size() <= kObjectSize) {
+    // Within one object (nearly every read): no extent list, no task group.
+    Status s = co_await ReadObject(
+        Extent{static_cast<uint32_t>(offset / kObjectSize), static_cast<uint32_t>(in_object),
+               static_cast<uint32_t>(out.size()), 0},
+        out);
+    co_return s;
+  }
   std::vector<asio::awaitable<Status>> tasks;
   for (const Extent& e : SplitExtents(offset, out.size())) {
     tasks.push_back(ReadObject(e, out.subspan(e.buffer_offset, e.length)));

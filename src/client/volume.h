@@ -154,7 +154,9 @@ class Volume {
                                       uint32_t flags, bool* bad_crcs);
   // Disks of `set` that take writes (up, recovering included) / serve reads (up, caught up).
   DiskSet UsableDisks(const DiskSet& set) const;
-  DiskSet ReadableDisks(const DiskSet& set) const;
+  DiskSet ReadableDisks(DiskSet set) const;
+  // The replicas' versions of `object` are known (EnsureEqual has nothing to do).
+  bool VersionKnown(uint32_t object) const;
   // Completes a write or trim sent to `disks` with `results`: OK when all succeeded, or when
   // some did and mgmt marked the others down; else the error (and the object's version is
   // asked of the replicas again next time).
