@@ -150,8 +150,8 @@ class Volume {
                                       std::shared_ptr<std::vector<uint64_t>> out, size_t slot);
   // One replica's copy of `e` into `out`, checked against the crcs it came with. flags:
   // proto::kRead*. *bad_crcs: the answer came but failed this check (not the server's).
-  asio::awaitable<Status> ReadReplica(DiskId disk, Extent e, std::span<uint8_t> out,
-                                      uint32_t flags, bool* bad_crcs);
+  asio::awaitable<Status> ReadReplica(DiskId disk, Extent e, std::span<uint8_t> out, uint32_t flags,
+                                      bool* bad_crcs);
   // Disks of `set` that take writes (up, recovering included) / serve reads (up, caught up).
   DiskSet UsableDisks(const DiskSet& set) const;
   DiskSet ReadableDisks(DiskSet set) const;
