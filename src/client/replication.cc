@@ -117,8 +117,8 @@ asio::awaitable<Result<uint64_t>> Volume::QueryVersion(uint32_t object, const Di
   std::vector<DiskId> synced;
   for (size_t i = 0; i < disks.size(); ++i) {
     if (!results[i].ok() || (*versions)[i] >= max) continue;
-    auto info = pool_.Disk(disks[i]);
-    if (info && info->recovering) continue;
+    const DiskEndpoint* info = pool_.FindDisk(disks[i]);
+    if (info != nullptr && info->recovering) continue;
     SP_LOG_INFO("{}: object {} on disk {} at version {} of {}: syncing", spec_.name, object,
                 disks[i].value(), (*versions)[i], max);
     syncs.push_back(SyncReplica(disks[i], object, max));

@@ -29,12 +29,6 @@ void ServerPool::UpdateDisks(const std::unordered_map<DiskId, DiskEndpoint>& dis
   }
 }
 
-std::optional<DiskEndpoint> ServerPool::Disk(DiskId disk) const {
-  auto it = disks_.find(disk);
-  if (it == disks_.end()) return std::nullopt;
-  return it->second;
-}
-
 asio::awaitable<Result<std::shared_ptr<net::RpcClient>>> ServerPool::Dial(std::shared_ptr<Conn> c) {
   auto conn = co_await net::RpcClient::Connect(ex_, c->addr, c->port, kConnectTimeout);
   if (!conn.ok()) co_return conn.status();

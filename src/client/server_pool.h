@@ -7,7 +7,6 @@
 #include <chrono>
 #include <functional>
 #include <memory>
-#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -43,8 +42,7 @@ class ServerPool {
   // Reports `disk` failed (one report in flight per disk; concurrent callers share it) and,
   // once mgmt confirmed, marks it down here. kUnavailable when mgmt could not be told.
   asio::awaitable<Status> ReportFailed(DiskId disk, std::string reason);
-  std::optional<DiskEndpoint> Disk(DiskId disk) const;
-  // The same without a copy: valid until the next SetDisks (nullptr: unknown disk).
+  // A disk's endpoint, valid until the next UpdateDisks; nullptr for an unknown disk.
   const DiskEndpoint* FindDisk(DiskId disk) const {
     auto it = disks_.find(disk);
     return it == disks_.end() ? nullptr : &it->second;

@@ -409,6 +409,7 @@ def case_11(run, cluster):
     conf = os.path.join(cluster.dir, "storpool.conf")
     with open(conf) as fh:
         text = fh.read()
+    run.check(f"[{name}]\n" in text, f"{name} has a section in storpool.conf (scrubber off there)")
     with open(conf, "w") as fh:
         fh.write(text.replace(f"[{name}]\n", f"[{name}]\nSP_SCRUB_BANDWIDTH_MB=0\n", 1))
     where = flip_block(run, cluster, disk, only=(layer, 0), candidates=range(MiB // 4096))
