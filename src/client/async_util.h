@@ -23,19 +23,24 @@ namespace spindle::client {
 
 // A condition-variable-like signal: Wait() suspends until the next NotifyAll(). Callers loop
 // on their own condition; on a single thread there is no lost wake-up between the check and
-// the Wait().
+// the Wait(). NotifyAll with nobody waiting costs nothing (no timer operation).
 class AsyncSignal {
  public:
   explicit AsyncSignal(asio::any_io_executor ex)
       : timer_(ex, asio::steady_timer::time_point::max()) {}
-  void NotifyAll() { timer_.cancel(); }
+  void NotifyAll() {
+    if (waiting_ > 0) timer_.cancel();
+  }
   asio::awaitable<void> Wait() {
     asio::error_code ec;  // operation_aborted is the wake-up
+    ++waiting_;
     co_await timer_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    --waiting_;
   }
 
  private:
   asio::steady_timer timer_;
+  size_t waiting_ = 0;  // Wait()s not yet resumed
 };
 
 // Completion handler for co_spawn of fire-and-forget coroutines: logs an escaped exception

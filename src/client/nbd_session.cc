@@ -82,7 +82,9 @@ void NbdSession::ReleaseSlot(uint64_t cost) {
   --in_flight_;
   bytes_in_flight_ -= cost;
   slot_freed_.NotifyAll();
-  reply_queued_.NotifyAll();  // the writer may be waiting for the last slot to end
+  // Once reading is done the writer waits for the last slot to end (before that, a freed slot
+  // is nothing to it).
+  if (reading_done_) reply_queued_.NotifyAll();
 }
 
 asio::awaitable<bool> NbdSession::WaitForSlot(uint64_t bytes) {
