@@ -37,6 +37,18 @@ struct BlockStatusJob {
   }
 };
 
+// A read into a buffer of its own (JStore::Read, blocking on a device).
+Result<ReadResult> ReadCopied(jdisk::JStore& store, std::span<const LayerId> chain,
+                              ObjectIndex object, uint32_t offset, uint32_t length) {
+  ReadResult r;
+  r.version = store.Head(chain.front(), object).version;
+  r.data.resize(length);
+  Status s = store.Read(chain, object, offset, r.data, &r.block_crcs);
+  if (!s.ok()) return s;
+  return r;
+}
+
+// The same on the pool: owns its chain.
 struct ReadJob {
   jdisk::JStore* store;
   std::vector<LayerId> chain;
@@ -44,12 +56,7 @@ struct ReadJob {
   uint32_t offset;
   uint32_t length;
   Result<ReadResult> operator()() const {
-    ReadResult r;
-    r.version = store->Head(chain.front(), object).version;
-    r.data.resize(length);
-    Status s = store->Read(chain, object, offset, r.data, &r.block_crcs);
-    if (!s.ok()) return s;
-    return r;
+    return ReadCopied(*store, chain, object, offset, length);
   }
 };
 
@@ -264,7 +271,7 @@ void ObjectStore::DropIfIdle(const Key& key) {
   }
 }
 
-asio::awaitable<Result<ReadResult>> ObjectStore::Read(std::vector<LayerId> chain,
+asio::awaitable<Result<ReadResult>> ObjectStore::Read(const std::vector<LayerId>& chain,
                                                       ObjectIndex object, uint32_t offset,
                                                       uint32_t length, bool client_checks) {
   if (chain.empty() || chain.size() > jdisk::JStore::kMaxChainLength) {
@@ -274,27 +281,27 @@ asio::awaitable<Result<ReadResult>> ObjectStore::Read(std::vector<LayerId> chain
   if (length == 0 || length > kObjectSize) {
     co_return Error(Code::kInvalidArgument, "read length {} (1..{})", length, kObjectSize);
   }
-  ReadJob job{store_.get(), {}, object, offset, length};
-  job.chain.swap(chain);
   // A read of memory cannot block: done here, it saves two thread hand-offs (each a context
   // switch, the largest cost of a small read). A device read goes through the ring when there
   // is one, else to the pool.
   if (store_->in_memory()) {
     jdisk::JStore::InPlaceRead in_place;
-    Status s = store_->ReadInPlace(job.chain, object, offset, length, &in_place, !client_checks);
+    Status s = store_->ReadInPlace(chain, object, offset, length, &in_place, !client_checks);
     if (!s.ok()) co_return s;
-    if (in_place.bytes.empty()) co_return job();
+    if (in_place.bytes.empty()) co_return ReadCopied(*store_, chain, object, offset, length);
     ReadResult r;
-    r.version = store_->Head(job.chain.front(), object).version;
+    r.version = store_->Head(chain.front(), object).version;
     r.block_crcs = std::move(in_place.block_crcs);
     r.keep = std::move(in_place.keep);
     r.in_place = in_place.bytes;
     co_return r;
   }
   if (uring_ != nullptr && uring_->ok() && store_->file_handle() >= 0) {
-    auto r = co_await ReadThroughRing(job.chain, object, offset, length);
+    auto r = co_await ReadThroughRing(chain, object, offset, length);
     if (r.has_value()) co_return std::move(*r);
   }
+  // (A local: GCC 12 destroys some temporaries of a co_await expression twice.)
+  ReadJob job{store_.get(), chain, object, offset, length};
   co_return co_await Offload(pool_, std::move(job));
 }
 

@@ -73,8 +73,9 @@ class ObjectStore {
   // Reads of a device go through `uring` when one is set and has room (on this thread, no
   // hand-off), else through the pool; reads of memory (tmpfs) are done here at once.
   // client_checks (proto::kReadClientChecks): a read in place is sent without checking the
-  // stored crcs here (the client checks them); every other read is checked as usual.
-  asio::awaitable<Result<ReadResult>> Read(std::vector<LayerId> chain, ObjectIndex object,
+  // stored crcs here (the client checks them); every other read is checked as usual. `chain`
+  // must outlive the call (it is copied only for a read on the pool).
+  asio::awaitable<Result<ReadResult>> Read(const std::vector<LayerId>& chain, ObjectIndex object,
                                            uint32_t offset, uint32_t length,
                                            bool client_checks = false);
   // Not owned; must outlive this store's reads. Set before use (nullptr: the pool reads).

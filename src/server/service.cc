@@ -90,7 +90,7 @@ asio::awaitable<net::Reply> Service::Read(const net::Frame& request) {
   auto store = Disk(req->disk);
   if (!store.ok()) co_return net::Reply::Fail(store.status());
   const bool client_checks = (req->flags & proto::kReadClientChecks) != 0;
-  // A copy of the chain: a corrupt copy is repaired in every layer of it (below).
+  // (The chain stays in `req`: a corrupt copy is repaired in every layer of it, below.)
   auto result =
       co_await (*store)->Read(req->chain, req->object, req->offset, req->length, client_checks);
   if (!result.ok()) {
