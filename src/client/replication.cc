@@ -146,10 +146,12 @@ asio::awaitable<Status> Volume::EnsureEqual(uint32_t object) {
 asio::awaitable<Status> Volume::LoadVersion(std::shared_ptr<ObjectVersions> versions,
                                             uint32_t object, const DiskSet& disks) {
   // Map references are re-taken after every suspension: other coroutines may insert.
+  // Writes sent under the forgotten version finish first: none may reach a replica after the
+  // skip (it could be acknowledged there as already applied).
   while (true) {
     auto& e = versions->entries[object];
     if (e.known) co_return Status::Ok();
-    if (!e.loading) break;
+    if (!e.loading && e.in_flight == 0) break;
     co_await versions->loaded.Wait();
   }
   versions->entries[object].loading = true;
@@ -160,15 +162,32 @@ asio::awaitable<Status> Volume::LoadVersion(std::shared_ptr<ObjectVersions> vers
   if (!max.ok()) co_return max.status();
   e.known = true;
   e.last = *max;
+  // A replica out of reach now (or one that answered for a copy it cannot serve) may hold
+  // versions above `max` that were never acknowledged: the next write skips past any of them,
+  // so such a copy is behind the line, not level with it (docs/decisions/0014).
+  e.skip_next = true;
   co_return Status::Ok();
 }
 
-asio::awaitable<Result<uint64_t>> Volume::NextVersion(uint32_t object, DiskSet disks) {
+asio::awaitable<Result<Volume::Versioned>> Volume::NextVersion(uint32_t object, DiskSet disks) {
   auto versions = versions_;  // keeps the table alive if this Volume is replaced meanwhile
   Status s = co_await LoadVersion(versions, object, disks);
   if (!s.ok()) co_return s;
   // Nothing suspends between the load and here: the version is still known.
-  co_return ++versions->entries[object].last;
+  auto& e = versions->entries[object];
+  ++e.in_flight;
+  if (e.skip_next) {
+    e.skip_next = false;
+    e.last += proto::kVersionSkip;
+    co_return Versioned{e.last, proto::kWriteFlagSkip};
+  }
+  co_return Versioned{++e.last, 0};
+}
+
+void Volume::Finished(ObjectVersions& versions, uint32_t object) {
+  auto& e = versions.entries[object];
+  --e.in_flight;
+  if (e.in_flight == 0 && !e.known) versions.loaded.NotifyAll();
 }
 
 asio::awaitable<Status> Volume::WriteReplica(DiskId disk,
@@ -192,6 +211,7 @@ asio::awaitable<Status> Volume::WriteObject(Extent e, std::span<const uint8_t> d
   if (disks.empty()) {
     co_return Error(Code::kUnavailable, "{}: no usable disk for object {}", spec_.name, e.object);
   }
+  auto versions = versions_;
   auto version = co_await NextVersion(e.object, disks);
   if (!version.ok()) co_return version.status();
   // From here to the spawns nothing suspends, so requests for one object leave in version
@@ -199,13 +219,15 @@ asio::awaitable<Status> Volume::WriteObject(Extent e, std::span<const uint8_t> d
   std::vector<uint32_t> crcs;
   proto::ComputeChunkCrcs(data, crcs);
   // Encoded once: the replicas share the bytes (data and checksums are not copied per replica).
-  proto::WriteRequest req{disks.front(), spec_.layer, ObjectIndex(e.object), *version, e.offset, 0,
-                          crcs,          data,        pool_.self().value()};
+  proto::WriteRequest req{
+      disks.front(), spec_.layer, ObjectIndex(e.object), version->version, e.offset, version->flags,
+      crcs,          data,        pool_.self().value()};
   auto encoded = std::make_shared<std::vector<uint8_t>>();
   proto::EncodePayload(req, *encoded);
   std::vector<asio::awaitable<Status>> tasks;
   for (DiskId d : disks) tasks.push_back(WriteReplica(d, encoded));
   auto results = co_await RunAll(ex_, std::move(tasks));
+  Finished(*versions, e.object);
   co_return co_await CompleteReplicated(disks, results, e.object);
 }
 
@@ -287,18 +309,21 @@ asio::awaitable<Status> Volume::TrimObject(Extent e) {
   if (disks.empty()) {
     co_return Error(Code::kUnavailable, "{}: no usable disk for object {}", spec_.name, e.object);
   }
+  auto versions = versions_;
   auto version = co_await NextVersion(e.object, disks);
   if (!version.ok()) co_return version.status();
   // As in WriteObject: nothing suspends until the requests are spawned, in version order.
   std::vector<asio::awaitable<Status>> tasks;
   for (DiskId d : disks) {
     auto payload = std::make_shared<std::vector<uint8_t>>();
-    proto::EncodePayload(proto::TrimRequest{d, spec_.layer, ObjectIndex(e.object), *version,
-                                            e.offset, e.length, pool_.self().value()},
-                         *payload);
+    proto::EncodePayload(
+        proto::TrimRequest{d, spec_.layer, ObjectIndex(e.object), version->version, e.offset,
+                           e.length, pool_.self().value(), version->flags},
+        *payload);
     tasks.push_back(TrimReplica(d, std::move(payload)));
   }
   auto results = co_await RunAll(ex_, std::move(tasks));
+  Finished(*versions, e.object);
   co_return co_await CompleteReplicated(disks, results, e.object);
 }
 

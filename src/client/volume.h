@@ -58,7 +58,10 @@ struct ObjectVersions {
   struct Entry {
     bool known = false;
     bool loading = false;
-    uint64_t last = 0;  // last version handed out
+    // The next write skips ahead (proto::kWriteFlagSkip): set when the version was learnt.
+    bool skip_next = false;
+    uint64_t last = 0;       // last version handed out
+    uint32_t in_flight = 0;  // writes and trims sent with a version, not yet completed
   };
   std::unordered_map<uint32_t, Entry> entries;
   AsyncSignal loaded;  // notified when a version query finishes
@@ -142,7 +145,14 @@ class Volume {
   // Runs a write-like operation as one of writes_in_flight_ (for Flush).
   uint64_t BeginWrite();
   void EndWrite(uint64_t seq);
-  asio::awaitable<Result<uint64_t>> NextVersion(uint32_t object, DiskSet disks);
+  // The version (and proto::kWriteFlag* flags) of the next write or trim of `object`, counted
+  // in flight until Finished.
+  struct Versioned {
+    uint64_t version = 0;
+    uint32_t flags = 0;
+  };
+  asio::awaitable<Result<Versioned>> NextVersion(uint32_t object, DiskSet disks);
+  static void Finished(ObjectVersions& versions, uint32_t object);
   asio::awaitable<Result<uint64_t>> QueryVersion(uint32_t object, const DiskSet& disks);
   asio::awaitable<Status> WriteReplica(DiskId disk,
                                        std::shared_ptr<const std::vector<uint8_t>> encoded);

@@ -192,6 +192,21 @@ Result<FrameHeader> DecodeHeader(const uint8_t* in) {
   return h;
 }
 
+namespace {
+// A WRITE's or TRIM's version and flags: known flags, a version with a base.
+Status CheckWriteVersion(const char* what, uint64_t version, uint32_t flags) {
+  if ((flags & ~kWriteFlagsKnown) != 0) {
+    return Error(Code::kInvalidArgument, "{} flags {:#x} unknown", what, flags);
+  }
+  const uint64_t lowest = (flags & kWriteFlagSkip) != 0 ? kVersionSkip : 1;
+  if (version < lowest) {
+    return Error(Code::kInvalidArgument, "{} version {} (at least {} with flags {:#x})", what,
+                 version, lowest, flags);
+  }
+  return Status::Ok();
+}
+}  // namespace
+
 void EncodePayload(const WriteRequest& m, std::vector<uint8_t>& out) {
   SP_ASSERT(m.crcs.size() == ChunkCount(static_cast<uint32_t>(m.data.size())));
   Writer w(out, 40 + m.crcs.size() * 4 + m.data.size());
@@ -223,7 +238,7 @@ Result<WriteRequest> DecodeWriteRequest(std::span<const uint8_t> payload) {
   m.crcs = r.Words(ChunkCount(length));
   m.data = r.Bytes(length);
   if (!r.done()) return Malformed("write");
-  if (m.version == 0) return Error(Code::kInvalidArgument, "write version must be >= 1");
+  SP_RETURN_IF_ERROR(CheckWriteVersion("write", m.version, m.flags));
   return m;
 }
 
@@ -370,7 +385,7 @@ void EncodePayload(const TrimRequest& m, std::vector<uint8_t>& out) {
   w.Put<uint32_t>(m.offset);
   w.Put<uint32_t>(m.length);
   w.Put<uint32_t>(m.client);
-  w.Put<uint32_t>(0);
+  w.Put<uint32_t>(m.flags);
 }
 
 Result<TrimRequest> DecodeTrimRequest(std::span<const uint8_t> payload) {
@@ -383,10 +398,10 @@ Result<TrimRequest> DecodeTrimRequest(std::span<const uint8_t> payload) {
   m.offset = r.Get<uint32_t>();
   m.length = r.Get<uint32_t>();
   m.client = r.Get<uint32_t>();
-  r.Get<uint32_t>();
+  m.flags = r.Get<uint32_t>();
   if (!r.done()) return Malformed("trim");
   SP_RETURN_IF_ERROR(CheckRange(m.offset, m.length));
-  if (m.version == 0) return Error(Code::kInvalidArgument, "trim version must be >= 1");
+  SP_RETURN_IF_ERROR(CheckWriteVersion("trim", m.version, m.flags));
   return m;
 }
 

@@ -62,7 +62,19 @@ Result<FrameHeader> DecodeHeader(const uint8_t* in /* kHeaderSize bytes */);
 // WRITE: apply data at [offset, offset+length) of one object of one layer, as version
 // `version`. crcs[i] = Crc32c of the i-th 4 KiB chunk of data (the last may be shorter).
 // offset and length are multiples of 512, length > 0, offset + length <= kObjectSize.
+// WRITE and TRIM flags. kWriteFlagSkip: the write follows version - kVersionSkip instead of
+// version - 1 — a client's first write of an object after it learnt the object's version from
+// the replicas it could reach, so that a copy holding writes nobody acknowledged (issued
+// before, applied on a replica then out of reach) can never pass for the same version
+// (docs/decisions/0014).
 inline constexpr uint32_t kWriteFlagFua = 1;
+inline constexpr uint32_t kWriteFlagSkip = 2;
+inline constexpr uint32_t kWriteFlagsKnown = kWriteFlagFua | kWriteFlagSkip;
+inline constexpr uint64_t kVersionSkip = uint64_t{1} << 20;
+// The version a WRITE or TRIM with `flags` follows.
+inline uint64_t BaseVersion(uint64_t version, uint32_t flags) {
+  return (flags & kWriteFlagSkip) != 0 ? version - kVersionSkip : version - 1;
+}
 struct WriteRequest {
   DiskId disk;
   LayerId layer;
@@ -124,6 +136,7 @@ struct TrimRequest {
   uint32_t offset = 0;
   uint32_t length = 0;
   uint32_t client = 0;  // as in WriteRequest
+  uint32_t flags = 0;   // kWriteFlagSkip or 0
 };
 // Response: WriteResponse.
 

@@ -59,6 +59,23 @@ TEST(Wire, WriteRoundTrip) {
   EXPECT_FALSE(DecodeWriteRequest(payload).ok());
   payload.resize(payload.size() - 10);  // truncated
   EXPECT_FALSE(DecodeWriteRequest(payload).ok());
+
+  // A skipping write follows version - kVersionSkip; a version too small for that or an
+  // unknown flag is refused.
+  w.flags = kWriteFlagSkip;
+  w.version = kVersionSkip + 9;
+  EncodePayload(w, payload);
+  d = DecodeWriteRequest(payload);
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  EXPECT_EQ(BaseVersion(d->version, d->flags), 9u);
+  EXPECT_EQ(BaseVersion(9, kWriteFlagFua), 8u);
+  w.version = kVersionSkip - 1;
+  EncodePayload(w, payload);
+  EXPECT_EQ(DecodeWriteRequest(payload).status().code(), Code::kInvalidArgument);
+  w.version = 9;
+  w.flags = 8;
+  EncodePayload(w, payload);
+  EXPECT_EQ(DecodeWriteRequest(payload).status().code(), Code::kInvalidArgument);
 }
 
 TEST(Wire, WriteRangeRules) {
@@ -142,6 +159,15 @@ TEST(Wire, TrimAndBlockStatusRoundTrip) {
   EXPECT_EQ(t->length, 8192u);
   EncodePayload(TrimRequest{DiskId(3), LayerId(8), ObjectIndex(1), 5, 100, 8192}, payload);
   EXPECT_FALSE(DecodeTrimRequest(payload).ok());
+  EncodePayload(TrimRequest{DiskId(3), LayerId(8), ObjectIndex(1), kVersionSkip + 4, 512, 8192, 9,
+                            kWriteFlagSkip},
+                payload);
+  t = DecodeTrimRequest(payload);
+  ASSERT_TRUE(t.ok());
+  EXPECT_EQ(t->flags, kWriteFlagSkip);
+  EXPECT_EQ(BaseVersion(t->version, t->flags), 4u);
+  EncodePayload(TrimRequest{DiskId(3), LayerId(8), ObjectIndex(1), 5, 512, 8192, 9, 4}, payload);
+  EXPECT_EQ(DecodeTrimRequest(payload).status().code(), Code::kInvalidArgument);  // unknown flag
 
   EncodePayload(BlockStatusRequest{DiskId(3), ObjectIndex(0), 4096, 65536, {LayerId(2)}}, payload);
   auto b = DecodeBlockStatusRequest(payload);

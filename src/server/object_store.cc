@@ -20,9 +20,10 @@ struct WriteJob {
   std::span<const uint8_t> data;
   uint32_t trim_length;  // data empty: trim
   std::span<const uint32_t> crcs;
+  uint64_t base;
   Result<uint64_t> operator()() const {
-    if (data.empty()) return store->Trim(layer, object, version, offset, trim_length);
-    return store->Write(layer, object, version, offset, data, crcs);
+    if (data.empty()) return store->Trim(layer, object, version, offset, trim_length, base);
+    return store->Write(layer, object, version, offset, data, crcs, base);
   }
 };
 
@@ -90,16 +91,17 @@ ObjectStore::ObjectStore(asio::io_context& io, asio::thread_pool& pool,
 asio::awaitable<Result<uint64_t>> ObjectStore::Write(LayerId layer, ObjectIndex object,
                                                      uint64_t version, uint32_t offset,
                                                      std::span<const uint8_t> data,
-                                                     std::span<const uint32_t> crcs) {
+                                                     std::span<const uint32_t> crcs,
+                                                     uint64_t base) {
   if (data.empty()) co_return Error(Code::kInvalidArgument, "empty write");
-  co_return co_await Ordered(layer, object, version, Mutation{offset, data, 0, crcs});
+  co_return co_await Ordered(layer, object, version, Mutation{offset, data, 0, crcs, base});
 }
 
 asio::awaitable<Result<uint64_t>> ObjectStore::Trim(LayerId layer, ObjectIndex object,
                                                     uint64_t version, uint32_t offset,
-                                                    uint32_t length) {
+                                                    uint32_t length, uint64_t base) {
   if (length == 0) co_return Error(Code::kInvalidArgument, "empty trim");
-  co_return co_await Ordered(layer, object, version, Mutation{offset, {}, length});
+  co_return co_await Ordered(layer, object, version, Mutation{offset, {}, length, {}, base});
 }
 
 asio::awaitable<Result<std::vector<bool>>> ObjectStore::BlockStatus(std::vector<LayerId> chain,
@@ -114,6 +116,10 @@ asio::awaitable<Result<std::vector<bool>>> ObjectStore::BlockStatus(std::vector<
 asio::awaitable<Result<uint64_t>> ObjectStore::Ordered(LayerId layer, ObjectIndex object,
                                                        uint64_t version, Mutation m) {
   if (version == 0) co_return Error(Code::kInvalidArgument, "version 0 is never written");
+  if (m.base == jdisk::kPreviousVersion) m.base = version - 1;
+  if (m.base >= version) {
+    co_return Error(Code::kInvalidArgument, "version {} cannot follow version {}", version, m.base);
+  }
   const Key key{layer.value(), object.value()};
   IdleDropper dropper{this, key};  // forgets the queue entry on every way out
   auto deadline = std::chrono::steady_clock::now() + version_wait_;
@@ -124,7 +130,10 @@ asio::awaitable<Result<uint64_t>> ObjectStore::Ordered(LayerId layer, ObjectInde
     const uint64_t current = info.version;
     if (!outdated && version <= current) co_return current;
     Queue& q = queues_[key];
-    const bool gap = outdated || version > current + 1;
+    // Not at the base: either writes are missing here (current < base) or this copy holds
+    // versions the writer's line skipped (base < current): waiting may close the first, only a
+    // pull closes the second. The gap handler does both.
+    const bool gap = outdated || current != m.base;
     if (!gap && !q.busy) {
       q.busy = true;
       auto result = co_await ApplyOnPool(layer, object, version, m);
@@ -136,8 +145,9 @@ asio::awaitable<Result<uint64_t>> ObjectStore::Ordered(LayerId layer, ObjectInde
     // next one (a write that arrives between that wake-up and its resumption must not start
     // the handler, whose grace period it would then sit out).
     const bool next_waits =
-        !outdated && std::any_of(q.waiters.begin(), q.waiters.end(),
-                                 [&](const Queue::Waiter& w) { return w.version == current + 1; });
+        !outdated && std::any_of(q.waiters.begin(), q.waiters.end(), [&](const Queue::Waiter& w) {
+          return w.version != 0 && w.base == current;
+        });
     if (gap && !q.busy && !q.gap_running && gap_handler_ && !q.gap_handled && !next_waits) {
       // The grace runs from when this write first found the gap; a write that closes it wakes
       // this one (WakeWaiters) long before.
@@ -157,22 +167,23 @@ asio::awaitable<Result<uint64_t>> ObjectStore::Ordered(LayerId layer, ObjectInde
       if (!q.busy && !q.gap_running) {
         co_return Error(Code::kUnavailable,
                         "layer {} object {}: waited {} ms for version {} (have {})", layer.value(),
-                        object.value(), version_wait_.count(), version - 1, current);
+                        object.value(), version_wait_.count(), m.base, current);
       }
       deadline = std::chrono::steady_clock::now() + version_wait_;
     }
     if (q.waiters.size() >= kMaxWaitingWritesPerObject) {
       co_return TooManyWaiting(q.waiters.size(), layer, object);
     }
-    co_await WaitOnQueue(key, grace_end ? std::min(deadline, *grace_end) : deadline, version);
+    co_await WaitOnQueue(key, grace_end ? std::min(deadline, *grace_end) : deadline, version,
+                         m.base);
   }
 }
 
 asio::awaitable<void> ObjectStore::WaitOnQueue(const Key& key,
                                                std::chrono::steady_clock::time_point deadline,
-                                               uint64_t version) {
+                                               uint64_t version, uint64_t base) {
   asio::steady_timer timer(io_, deadline);
-  queues_[key].waiters.push_back(Queue::Waiter{&timer, version});
+  queues_[key].waiters.push_back(Queue::Waiter{&timer, version, base});
   asio::error_code ec;
   co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
   // queues_ may have changed while suspended: look the entry up again.
@@ -209,7 +220,7 @@ asio::awaitable<Status> ObjectStore::TakeTurn(LayerId layer, ObjectIndex object)
       co_return TooManyWaiting(q.waiters.size(), layer, object);
     }
     // The holder's work on the pool is bounded; the timer only bounds one wait.
-    co_await WaitOnQueue(key, std::chrono::steady_clock::now() + version_wait_, 0);
+    co_await WaitOnQueue(key, std::chrono::steady_clock::now() + version_wait_, 0, 0);
   }
 }
 
@@ -254,7 +265,7 @@ asio::awaitable<Status> ObjectStore::Install(LayerId layer, ObjectIndex object,
 asio::awaitable<Result<uint64_t>> ObjectStore::ApplyOnPool(LayerId layer, ObjectIndex object,
                                                            uint64_t version, Mutation m) {
   co_return co_await Offload(pool_, WriteJob{store_.get(), layer, object, version, m.offset, m.data,
-                                             m.trim_length, m.crcs});
+                                             m.trim_length, m.crcs, m.base});
 }
 
 void ObjectStore::WakeWaiters(const Key& key) {

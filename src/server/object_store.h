@@ -58,13 +58,18 @@ class ObjectStore {
   // crc32c of each 4 KiB piece of data, already checked against it (the wire's), or empty.
   // Returns the object's version after the write. Errors as DiskStore::Write, plus kUnavailable
   // (waited too long for an earlier version) and kResourceExhausted (too many writes waiting).
+  // `base`: the version the write follows (jdisk::kPreviousVersion: version - 1). A copy at
+  // another version below `version` either missed writes (waits, then pulls) or holds writes
+  // the line skipped (pulls): docs/decisions/0014.
   asio::awaitable<Result<uint64_t>> Write(LayerId layer, ObjectIndex object, uint64_t version,
                                           uint32_t offset, std::span<const uint8_t> data,
-                                          std::span<const uint32_t> crcs = {});
+                                          std::span<const uint32_t> crcs = {},
+                                          uint64_t base = jdisk::kPreviousVersion);
   // Versioned and ordered exactly like Write (one queue per object for both); see
   // JStore::Trim for what it does to the blocks.
   asio::awaitable<Result<uint64_t>> Trim(LayerId layer, ObjectIndex object, uint64_t version,
-                                         uint32_t offset, uint32_t length);
+                                         uint32_t offset, uint32_t length,
+                                         uint64_t base = jdisk::kPreviousVersion);
   // DiskStore::BlockStatus on the pool (it only reads memory, but takes slot locks that a
   // write holds during its I/O).
   asio::awaitable<Result<std::vector<bool>>> BlockStatus(std::vector<LayerId> chain,
@@ -124,6 +129,7 @@ class ObjectStore {
     struct Waiter {
       asio::steady_timer* timer;
       uint64_t version;  // of the waiting write; 0: an export or install
+      uint64_t base;     // the version the waiting write follows
     };
     std::vector<Waiter> waiters;  // writes waiting for their turn
   };
@@ -133,6 +139,7 @@ class ObjectStore {
     std::span<const uint8_t> data;  // empty: a trim of trim_length bytes
     uint32_t trim_length = 0;
     std::span<const uint32_t> crcs;  // of data's 4 KiB pieces, checked; may be empty
+    uint64_t base = 0;               // the version it follows (resolved: never kPreviousVersion)
   };
   asio::awaitable<Result<uint64_t>> Ordered(LayerId layer, ObjectIndex object, uint64_t version,
                                             Mutation m);
@@ -144,7 +151,7 @@ class ObjectStore {
   // One wait on `key` until woken or `deadline` by a write of `version` (0: not a write).
   // REQUIRES: fewer than the maximum wait.
   asio::awaitable<void> WaitOnQueue(const Key& key, std::chrono::steady_clock::time_point deadline,
-                                    uint64_t version);
+                                    uint64_t version, uint64_t base);
   asio::awaitable<void> RunGapHandler(LayerId layer, ObjectIndex object, uint64_t version);
   void WakeWaiters(const Key& key);
   void DropIfIdle(const Key& key);

@@ -57,6 +57,7 @@ class ObjectStoreTest : public ::testing::Test {
   asio::awaitable<void> GapHandlerBody();
   asio::awaitable<void> StaleInstallBody();
   asio::awaitable<void> NextWaitingBody();
+  asio::awaitable<void> SkippedCopyBody();
   // The gap handler of GapHandlerBody: pulls the object from peer_ as recovery would.
   asio::awaitable<Status> Recover(LayerId layer, ObjectIndex object, uint64_t wanted) {
     ++gap_calls_;
@@ -342,6 +343,56 @@ TEST_F(ObjectStoreTest, StaleInstallKeepsNewerWrites) {
   Make(5s);
   peer_ = std::make_unique<ObjectStore>(io_, pool_, dir_.NewDisk(2), 5s);
   RunCoroutine(io_, StaleInstallBody());
+}
+
+}  // namespace
+}  // namespace spindle::server
+
+namespace spindle::server {
+namespace {
+
+asio::awaitable<void> ObjectStoreTest::SkippedCopyBody() {
+  const LayerId l(1);
+  const ObjectIndex o(0);
+  constexpr uint64_t kSkip = uint64_t{1} << 20;
+  // Both copies at version 1; this one also holds a version 2 the writer never acknowledged.
+  for (ObjectStore* s : {store_.get(), peer_.get()}) {
+    EXPECT_TRUE((co_await s->Write(l, o, 1, 0, Pattern(4096, 1))).ok());
+  }
+  EXPECT_TRUE((co_await store_->Write(l, o, 2, 4096, Pattern(4096, 99))).ok());
+  // The writer learnt version 1 from the peer alone and skips ahead: the peer applies it.
+  auto skip_data = Pattern(4096, 7);
+  auto on_peer = co_await peer_->Write(l, o, 1 + kSkip, 8192, skip_data, {}, 1);
+  EXPECT_TRUE(on_peer.ok() && *on_peer == 1 + kSkip);
+  // Here version 2 is neither the base nor the write's version: the copy is pulled, never
+  // written on top of.
+  auto here = co_await store_->Write(l, o, 1 + kSkip, 8192, skip_data, {}, 1);
+  EXPECT_TRUE(here.ok() && *here == 1 + kSkip) << (here.ok() ? "" : here.status().ToString());
+  EXPECT_EQ(gap_calls_, 1);
+  auto mine = co_await store_->Export(l, o);
+  auto theirs = co_await peer_->Export(l, o);
+  EXPECT_TRUE(mine.ok() && theirs.ok());
+  if (!mine.ok() || !theirs.ok()) co_return;
+  EXPECT_EQ(mine->version, theirs->version);
+  EXPECT_EQ(mine->present, theirs->present);
+  EXPECT_EQ(mine->data, theirs->data);
+  // A write that follows the skipped version applies as usual; a base above the copy's version
+  // or at the write's own version is refused.
+  EXPECT_TRUE((co_await store_->Write(l, o, 2 + kSkip, 0, Pattern(4096, 8))).ok());
+  auto same = co_await store_->Write(l, o, 3 + kSkip, 0, Pattern(4096, 9), {}, 3 + kSkip);
+  EXPECT_EQ(same.status().code(), Code::kInvalidArgument);
+}
+
+// A copy holding versions its writer's line skipped (a write nobody acknowledged, left on this
+// replica only) is not at the skipping write's base: the gap handler pulls the line's copy,
+// and the skipping write is then already there.
+TEST_F(ObjectStoreTest, CopyWithSkippedVersionsIsPulled) {
+  Make(5s);
+  peer_ = std::make_unique<ObjectStore>(io_, pool_, dir_.NewDisk(2), 5s);
+  store_->SetGapHandler([this](LayerId layer, ObjectIndex object, uint64_t wanted) {
+    return Recover(layer, object, wanted);
+  });
+  RunCoroutine(io_, SkippedCopyBody());
 }
 
 }  // namespace

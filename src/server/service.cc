@@ -76,8 +76,9 @@ asio::awaitable<net::Reply> Service::Write(const net::Frame& request) {
   }
   Status fenced = co_await Fence(req->client, req->layer);
   if (!fenced.ok()) co_return net::Reply::Fail(fenced);
-  auto version = co_await (*store)->Write(req->layer, req->object, req->version, req->offset,
-                                          req->data, req->crcs);
+  auto version =
+      co_await (*store)->Write(req->layer, req->object, req->version, req->offset, req->data,
+                               req->crcs, proto::BaseVersion(req->version, req->flags));
   if (!version.ok()) co_return net::Reply::Fail(version.status());
   std::vector<uint8_t> out;
   proto::EncodePayload(proto::WriteResponse{*version}, out);
@@ -141,8 +142,8 @@ asio::awaitable<net::Reply> Service::Trim(const net::Frame& request) {
   if (!store.ok()) co_return net::Reply::Fail(store.status());
   Status fenced = co_await Fence(req->client, req->layer);
   if (!fenced.ok()) co_return net::Reply::Fail(fenced);
-  auto version =
-      co_await (*store)->Trim(req->layer, req->object, req->version, req->offset, req->length);
+  auto version = co_await (*store)->Trim(req->layer, req->object, req->version, req->offset,
+                                         req->length, proto::BaseVersion(req->version, req->flags));
   if (!version.ok()) co_return net::Reply::Fail(version.status());
   std::vector<uint8_t> out;
   proto::EncodePayload(proto::WriteResponse{*version}, out);

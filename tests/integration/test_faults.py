@@ -17,6 +17,8 @@ the servers stopped). Cases:
       acknowledged; every earlier acknowledged write is there
   11  flipped bytes in the replica reads come from, its scrubber off: the client's own check
       finds them, the server's check then fails that copy and has it repaired
+  12  a write nobody acknowledged on one replica only, its server killed, the volume attached
+      again and written, the server back: the replica ends with the acknowledged data
 Per case it prints the stall time (longest gap between acknowledgements after the fault),
 the recovery time (restart → volume up with full redundancy, nothing syncing) and what was
 recovered (TasksList / syncingDataBytes; n/a when neither shows anything).
@@ -35,6 +37,7 @@ import traceback
 
 import struct
 
+from cluster import wait_until
 from faults import CLIENT, MiB, FaultCluster
 from test_corruption import Wire, chunk_crcs
 from nbd_verify import Verifier
@@ -507,6 +510,78 @@ def case_8(run, cluster):
     compare(run, cluster)
 
 
+def case_12(run, cluster):
+    """A write nobody acknowledged sits on one replica only (its client went away with it in
+    flight); that replica's server dies; the volume is attached again and written without
+    it; the server comes back and takes writes before its recovery pass looks. The replica
+    must end with the acknowledged data: its own write at the same version would otherwise
+    pass for the acknowledged one (docs/decisions/0014)."""
+    import nbd
+    layer, sets = cluster.layout(VOLUME)
+    victim = sets[0][-1]
+    sid = next(s for s in cluster.servers() if victim in cluster.server_disks(s))
+    acked = {b: bytes([0x40 + b]) * 4096 for b in range(4)}
+
+    def write_blocks(blocks):
+        h = nbd.NBD()
+        h.connect_uri(cluster.nbd_uri(VOLUME))
+        try:
+            for b, data in blocks.items():
+                h.pwrite(data, b * 4096)
+        finally:
+            h.shutdown()
+
+    write_blocks(acked)
+    cluster.post("VolumesReassign", [{"volume": VOLUME, "detach": [CLIENT], "force": False}])
+
+    def export_gone():
+        h = nbd.NBD()
+        try:
+            h.connect_uri(cluster.nbd_uri(VOLUME))
+        except nbd.Error:
+            return True
+        h.shutdown()
+        return False
+    wait_until("the client to drop the export", export_gone, timeout_s=30)
+    w = Wire(cluster.server_port(sid))
+    try:
+        status, info = w.call(4, struct.pack("<IIQ", victim, 0, layer))
+        run.check(status == 0, f"object 0 on disk {victim}: OBJECT_INFO status {status}")
+        version = struct.unpack_from("<Q", info)[0]
+        stray = b"\x5a" * 4096
+        payload = struct.pack("<IIQQIIII", victim, 0, layer, version + 1, 4096, 4096, 0, 0)
+        payload += struct.pack("<I", chunk_crcs(stray)[0]) + stray
+        status, _ = w.call(2, payload)
+        run.check(status == 0, f"unacknowledged write (version {version + 1}) on disk {victim} "
+                  f"only: status {status}")
+    finally:
+        w.close()
+    cluster.kill9(f"server{sid}")
+    try:
+        took = cluster.wait_disks(server_disks(cluster, sid), up=False, timeout_s=HEARTBEAT_S + 15)
+        run.check(True, f"disks of server{sid} marked down after {took:.1f}s")
+    except TimeoutError as e:
+        run.check(False, str(e))
+    cluster.attach(VOLUME)
+    acked[1] = b"\x61" * 4096  # where the stray write went
+    write_blocks({1: acked[1]})
+    t_restart = time.monotonic()
+    run.say(f"restart took {cluster.restart():.1f}s")
+    # Writes right away: the returning replica takes them on top of its copy.
+    for i in range(40):
+        acked[2 + i % 2] = bytes([0x70 + i]) * 4096
+        write_blocks({2 + i % 2: acked[2 + i % 2]})
+    wait_recovered(run, cluster, t_restart)
+    h = nbd.NBD()
+    h.connect_uri(cluster.nbd_uri(VOLUME))
+    try:
+        bad = [b for b, data in acked.items() if h.pread(4096, b * 4096) != data]
+    finally:
+        h.shutdown()
+    run.check(not bad, f"acknowledged blocks read back ({len(bad)} wrong: {bad})")
+    compare(run, cluster)
+
+
 # Case 5's network: server 3 alone in a namespace the test creates, joined to the rest of the
 # cluster (which listens on the root side's address) by a veth pair.
 NS = f"spf{os.getpid()}"
@@ -573,7 +648,8 @@ CASES = {1: ("kill -9 one server", case_1),
          8: ("one server's disks full", case_8),
          9: ("kill -9 mgmt during I/O", case_9),
          10: ("force-detach while the client writes", case_10),
-         11: ("flipped bytes in the replica reads come from", case_11)}
+         11: ("flipped bytes in the replica reads come from", case_11),
+         12: ("a replica's own write at the acknowledged version", case_12)}
 
 
 def run_case(num, load_s=16.0, size=128 * MiB, seed=None, keep=False):

@@ -147,6 +147,9 @@ struct ScrubStats {
   std::vector<BadBlock> bad_blocks;
 };
 
+// A write's `base` when it follows the version before its own.
+inline constexpr uint64_t kPreviousVersion = ~uint64_t{0};
+
 class JStore {
  public:
   // Writes a superblock and an empty checkpoint. Refuses (kAlreadyExists) a device that has a
@@ -159,19 +162,22 @@ class JStore {
                                               StoreOptions options = {});
   ~JStore();
 
-  // Sector-aligned non-empty range within the object, version order
-  // (<= current: no change, returns current; > current + 1: kFailedPrecondition).
+  // Sector-aligned non-empty range within the object, version order: the write applies on top
+  // of `base` (kPreviousVersion: version - 1; a client's first write after it learnt the
+  // object's version skips ahead: docs/decisions/0014). version <= current: no change, returns
+  // current; otherwise current != base: kFailedPrecondition.
   // kResourceExhausted "no space" when the data area is full (nothing changed).
   // kFailedPrecondition "object outdated" while the object is kOutdated.
   // `crcs`, if not empty: the crc32c of each 4 KiB piece of data (the last may be shorter),
   // which the caller has checked against it; whole blocks then take these instead of being
   // summed again.
   Result<uint64_t> Write(LayerId layer, ObjectIndex object, uint64_t version, uint32_t offset,
-                         std::span<const uint8_t> data, std::span<const uint32_t> crcs = {});
+                         std::span<const uint8_t> data, std::span<const uint32_t> crcs = {},
+                         uint64_t base = kPreviousVersion);
   // Trim: whole blocks become zeroed (holes that stop chain fall-through) and
   // their chunks are freed when empty; partial blocks this layer stores are zero-filled.
   Result<uint64_t> Trim(LayerId layer, ObjectIndex object, uint64_t version, uint32_t offset,
-                        uint32_t length);
+                        uint32_t length, uint64_t base = kPreviousVersion);
   // Chain read, top layer first; zeros where no layer has data; every block's crc32c checked.
   // kUnavailable "object outdated on this disk" when any layer's object is kOutdated (also
   // BlockStatus): a server never serves data it knows is stale.
@@ -331,7 +337,8 @@ class JStore {
                     uint32_t count, Source* out) const;
 
   // Write path.
-  Status VersionGate(LayerId layer, ObjectIndex object, uint64_t version, uint64_t* current);
+  Status VersionGate(LayerId layer, ObjectIndex object, uint64_t version, uint64_t base,
+                     uint64_t* current);
   // Fills the record; *data_writes: the redirected chunks' writes, from `data` itself where it
   // is aligned for the device, else from *copy.
   Status BuildWrite(Record& rec, uint32_t offset, std::span<const uint8_t> data,

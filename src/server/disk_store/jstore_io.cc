@@ -61,7 +61,8 @@ uint8_t* ScratchBuffer(size_t bytes, env::AlignedBuffer& own) {
 
 }  // namespace
 
-Status JStore::VersionGate(LayerId layer, ObjectIndex object, uint64_t version, uint64_t* current) {
+Status JStore::VersionGate(LayerId layer, ObjectIndex object, uint64_t version, uint64_t base,
+                           uint64_t* current) {
   if (version == 0) return Error(Code::kInvalidArgument, "version 0 is never written");
   if (options_.read_only) return Error(Code::kFailedPrecondition, "{} is open read-only", path());
   std::lock_guard lock(mu_);
@@ -72,18 +73,23 @@ Status JStore::VersionGate(LayerId layer, ObjectIndex object, uint64_t version, 
                  layer.value(), object.value());
   }
   *current = obj ? obj->version : 0;
-  if (version > *current + 1) {
+  if (base == kPreviousVersion) base = version - 1;
+  if (base >= version) {
+    return Error(Code::kInvalidArgument, "version {} cannot follow version {}", version, base);
+  }
+  if (version > *current && *current != base) {
     return Error(Code::kFailedPrecondition, "layer {} object {} is at version {}, not {}",
-                 layer.value(), object.value(), *current, version - 1);
+                 layer.value(), object.value(), *current, base);
   }
   return Status::Ok();
 }
 
 Result<uint64_t> JStore::Write(LayerId layer, ObjectIndex object, uint64_t version, uint32_t offset,
-                               std::span<const uint8_t> data, std::span<const uint32_t> crcs) {
+                               std::span<const uint8_t> data, std::span<const uint32_t> crcs,
+                               uint64_t base) {
   SP_RETURN_IF_ERROR(CheckRange(offset, data.size(), kSectorSize));
   uint64_t current = 0;
-  SP_RETURN_IF_ERROR(VersionGate(layer, object, version, &current));
+  SP_RETURN_IF_ERROR(VersionGate(layer, object, version, base, &current));
   if (version <= current) return current;
   Record rec;
   rec.type = RecordType::kWrite;
@@ -102,10 +108,10 @@ Result<uint64_t> JStore::Write(LayerId layer, ObjectIndex object, uint64_t versi
 }
 
 Result<uint64_t> JStore::Trim(LayerId layer, ObjectIndex object, uint64_t version, uint32_t offset,
-                              uint32_t length) {
+                              uint32_t length, uint64_t base) {
   SP_RETURN_IF_ERROR(CheckRange(offset, length, kSectorSize));
   uint64_t current = 0;
-  SP_RETURN_IF_ERROR(VersionGate(layer, object, version, &current));
+  SP_RETURN_IF_ERROR(VersionGate(layer, object, version, base, &current));
   if (version <= current) return current;
   Record rec;
   rec.type = RecordType::kTrim;

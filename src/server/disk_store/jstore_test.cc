@@ -88,6 +88,17 @@ TEST_F(JStoreTest, VersionOrder) {
   EXPECT_EQ(ReadAll({LayerId(1)}, 2, 0, 4096), d);
   EXPECT_EQ(Put(1, 2, 0, 0, d).status().code(), Code::kInvalidArgument);
   EXPECT_EQ(Put(1, 2, 2, 100, d).status().code(), Code::kInvalidArgument);
+  // A write may follow an earlier version than its own minus one (a writer skipping ahead),
+  // only from exactly that version.
+  EXPECT_EQ(store_->Write(LayerId(1), ObjectIndex(2), 1000, 0, d, {}, 5).status().code(),
+            Code::kFailedPrecondition);
+  EXPECT_EQ(*store_->Write(LayerId(1), ObjectIndex(2), 1000, 0, d, {}, 1), 1000u);
+  EXPECT_EQ(*store_->Write(LayerId(1), ObjectIndex(2), 999, 0, d, {}, 1), 1000u);  // no change
+  EXPECT_EQ(store_->Trim(LayerId(1), ObjectIndex(2), 2000, 0, 4096, 1).status().code(),
+            Code::kFailedPrecondition);
+  EXPECT_EQ(*store_->Trim(LayerId(1), ObjectIndex(2), 2000, 0, 4096, 1000), 2000u);
+  EXPECT_EQ(store_->Write(LayerId(1), ObjectIndex(2), 3000, 0, d, {}, 3000).status().code(),
+            Code::kInvalidArgument);
 }
 
 // Reads fall through a chain of layers; trim makes holes that stop the fall-through; partial
