@@ -169,8 +169,8 @@ asio::awaitable<Status> Volume::LoadVersion(std::shared_ptr<ObjectVersions> vers
   co_return Status::Ok();
 }
 
-asio::awaitable<Result<Volume::Versioned>> Volume::NextVersion(uint32_t object, DiskSet disks) {
-  auto versions = versions_;  // keeps the table alive if this Volume is replaced meanwhile
+asio::awaitable<Result<Volume::Versioned>> Volume::NextVersion(
+    std::shared_ptr<ObjectVersions> versions, uint32_t object, DiskSet disks) {
   Status s = co_await LoadVersion(versions, object, disks);
   if (!s.ok()) co_return s;
   // Nothing suspends between the load and here: the version is still known.
@@ -211,8 +211,8 @@ asio::awaitable<Status> Volume::WriteObject(Extent e, std::span<const uint8_t> d
   if (disks.empty()) {
     co_return Error(Code::kUnavailable, "{}: no usable disk for object {}", spec_.name, e.object);
   }
-  auto versions = versions_;
-  auto version = co_await NextVersion(e.object, disks);
+  auto versions = versions_;  // kept alive if this Volume is replaced meanwhile
+  auto version = co_await NextVersion(versions, e.object, disks);
   if (!version.ok()) co_return version.status();
   // From here to the spawns nothing suspends, so requests for one object leave in version
   // order (servers also wait for a missing predecessor).
@@ -309,8 +309,8 @@ asio::awaitable<Status> Volume::TrimObject(Extent e) {
   if (disks.empty()) {
     co_return Error(Code::kUnavailable, "{}: no usable disk for object {}", spec_.name, e.object);
   }
-  auto versions = versions_;
-  auto version = co_await NextVersion(e.object, disks);
+  auto versions = versions_;  // kept alive if this Volume is replaced meanwhile
+  auto version = co_await NextVersion(versions, e.object, disks);
   if (!version.ok()) co_return version.status();
   // As in WriteObject: nothing suspends until the requests are spawned, in version order.
   std::vector<asio::awaitable<Status>> tasks;

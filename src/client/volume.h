@@ -146,12 +146,13 @@ class Volume {
   uint64_t BeginWrite();
   void EndWrite(uint64_t seq);
   // The version (and proto::kWriteFlag* flags) of the next write or trim of `object`, counted
-  // in flight until Finished.
+  // in flight in `versions` (the caller's hold on versions_) until Finished.
   struct Versioned {
     uint64_t version = 0;
     uint32_t flags = 0;
   };
-  asio::awaitable<Result<Versioned>> NextVersion(uint32_t object, DiskSet disks);
+  asio::awaitable<Result<Versioned>> NextVersion(std::shared_ptr<ObjectVersions> versions,
+                                                 uint32_t object, DiskSet disks);
   static void Finished(ObjectVersions& versions, uint32_t object);
   asio::awaitable<Result<uint64_t>> QueryVersion(uint32_t object, const DiskSet& disks);
   asio::awaitable<Status> WriteReplica(DiskId disk,

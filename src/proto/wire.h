@@ -59,9 +59,6 @@ void EncodeHeader(const FrameHeader& h, uint8_t* out /* kHeaderSize bytes */);
 // Checks magic, version, header checksum, known type, payload_len <= kMaxPayloadBytes.
 Result<FrameHeader> DecodeHeader(const uint8_t* in /* kHeaderSize bytes */);
 
-// WRITE: apply data at [offset, offset+length) of one object of one layer, as version
-// `version`. crcs[i] = Crc32c of the i-th 4 KiB chunk of data (the last may be shorter).
-// offset and length are multiples of 512, length > 0, offset + length <= kObjectSize.
 // WRITE and TRIM flags. kWriteFlagSkip: the write follows version - kVersionSkip instead of
 // version - 1 — a client's first write of an object after it learnt the object's version from
 // the replicas it could reach, so that a copy holding writes nobody acknowledged (issued
@@ -75,6 +72,10 @@ inline constexpr uint64_t kVersionSkip = uint64_t{1} << 20;
 inline uint64_t BaseVersion(uint64_t version, uint32_t flags) {
   return (flags & kWriteFlagSkip) != 0 ? version - kVersionSkip : version - 1;
 }
+
+// WRITE: apply data at [offset, offset+length) of one object of one layer, as version
+// `version`. crcs[i] = Crc32c of the i-th 4 KiB chunk of data (the last may be shorter).
+// offset and length are multiples of 512, length > 0, offset + length <= kObjectSize.
 struct WriteRequest {
   DiskId disk;
   LayerId layer;
