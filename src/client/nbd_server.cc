@@ -23,10 +23,21 @@ Status NbdServer::Listen(Acceptor& acc, const asio::generic::stream_protocol::en
 
 Status NbdServer::Start() {
   if (!options_.unix_path.empty()) {
-    ::unlink(options_.unix_path.c_str());  // a stale socket of a previous run
     asio::local::stream_protocol::endpoint ep(options_.unix_path);
+    // A socket file someone still accepts on belongs to a running service (another
+    // spindle-block on the same config): replacing it would cut that one off its clients.
+    // One nobody accepts on is a stale file of a previous run.
+    asio::local::stream_protocol::socket probe(io_);
+    asio::error_code ec;
+    probe.connect(ep, ec);
+    if (!ec) {
+      return Error(Code::kAlreadyExists, "{}: another process serves NBD there",
+                   options_.unix_path);
+    }
+    ::unlink(options_.unix_path.c_str());
     Status s = Listen(unix_acceptor_, asio::generic::stream_protocol::endpoint(ep));
     if (!s.ok()) return Error(Code::kUnavailable, "{}: {}", options_.unix_path, s.message());
+    unix_bound_ = true;
     asio::co_spawn(io_, AcceptLoop(unix_acceptor_, false), LogExceptions{});
     SP_LOG_INFO("NBD listening on unix:{}", options_.unix_path);
   }
@@ -83,7 +94,8 @@ void NbdServer::Stop() {
   asio::error_code ignored;
   unix_acceptor_.close(ignored);
   tcp_acceptor_.close(ignored);
-  if (!options_.unix_path.empty()) ::unlink(options_.unix_path.c_str());
+  if (unix_bound_) ::unlink(options_.unix_path.c_str());
+  unix_bound_ = false;
   for (NbdSession* s : std::vector<NbdSession*>(sessions_.begin(), sessions_.end())) s->Close();
 }
 

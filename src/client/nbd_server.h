@@ -163,6 +163,7 @@ class NbdServer {
   Acceptor unix_acceptor_;
   Acceptor tcp_acceptor_;
   uint16_t tcp_port_ = 0;
+  bool unix_bound_ = false;  // the socket file at options_.unix_path is ours (Stop removes it)
   std::unordered_set<NbdSession*> sessions_;
   std::map<std::string, int> in_use_;
   std::function<void(std::vector<std::string>)> on_in_use_;

@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
+#include "client/nbd_server.h"
 #include "client/volume_table.h"
 #include "common/units.h"
 
@@ -74,6 +77,45 @@ TEST(ReadOrder, SpreadsOverTheReadTierOnly) {
 // A new layer with the same globalId, name, size and rights is a switch of the same Volume
 // object (its connections stay); SwitchLayer takes the new chain and fresh versions; a size
 // change replaces the Volume instead.
+// A second NBD server on the same Unix socket path (another spindle-block on the same
+// config) is refused and leaves the first one's socket in place; a stale socket file (nobody
+// accepts on it) is replaced.
+TEST(NbdServer, LiveUnixSocketIsNotTakenOver) {
+  asio::io_context io;
+  ServerPool pool(io.get_executor(), ClientId(4));
+  VolumeTable table(io.get_executor(), pool);
+  const std::string path = "/tmp/spindle-nbd-test-" + std::to_string(::getpid()) + ".sock";
+  NbdServerOptions o;
+  o.unix_path = path;
+  o.tcp = false;
+  {
+    NbdServer first(io, table, o);
+    ASSERT_TRUE(first.Start().ok());
+    {
+      NbdServer second(io, table, o);
+      Status s = second.Start();
+      EXPECT_EQ(s.code(), Code::kAlreadyExists) << s.ToString();
+      second.Stop();
+    }
+    asio::local::stream_protocol::socket c(io);
+    asio::error_code ec;
+    c.connect(asio::local::stream_protocol::endpoint(path), ec);
+    EXPECT_FALSE(ec) << "the first server's socket is gone: " << ec.message();
+    c.close();
+    first.Stop();
+  }
+  // What a killed process leaves behind: the socket file, nobody accepting on it.
+  {
+    asio::local::stream_protocol::acceptor stale(io, asio::local::stream_protocol::endpoint(path));
+    stale.close();
+  }
+  NbdServer third(io, table, o);
+  EXPECT_TRUE(third.Start().ok());
+  third.Stop();
+  EXPECT_NE(::access(path.c_str(), F_OK), 0);  // Stop removed its own socket file
+  ::unlink(path.c_str());
+}
+
 TEST(VolumeTable, LayerChangeIsASwitch) {
   asio::io_context io;
   ServerPool pool(io.get_executor(), ClientId(4));

@@ -67,12 +67,19 @@ def main():
             return True
 
         wait_until("both exports", exports_ready, timeout_s=30)
+        # `spindle-local status` lists both exports with their rights and URIs.
+        status = cluster.local("status").stdout
+        listed = all(f"{n} ({r}): nbd+unix:///{n}?socket=" in status
+                     for n, r in (("nbd-rw", "rw"), ("nbd-ro", "ro")))
+        print(f"{'ok' if listed else 'FAIL'} spindle-local status lists the exports")
+        if not listed:
+            print(status)
         script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "test_nbd_bad_input.py")
         rc = subprocess.run(["/usr/bin/python3", script, "--socket", cluster.nbd_socket,
                              "--export", "nbd-rw", "--ro-export", "nbd-ro"],
                             timeout=300).returncode
-        failed = check_detach_in_use(cluster)
-        print(f"{3 - failed} passed, {failed} failed")
+        failed = check_detach_in_use(cluster) + (not listed)
+        print(f"{4 - failed} passed, {failed} failed")
         if rc == 0 and failed:
             rc = 1
         if rc != 0:
