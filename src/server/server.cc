@@ -1,5 +1,6 @@
 #include "server/server.h"
 
+#include <algorithm>
 #include <csignal>
 #include <set>
 #include <sstream>
@@ -57,6 +58,13 @@ Result<ServerOptions> ServerOptions::FromConfig(const Config& config) {
   o.scrub_bandwidth_bytes = static_cast<uint64_t>(scrub_mb) * kMiB;
   SP_ASSIGN_OR_RETURN(o.poll_window,
                       net::PollWindowFromConfig(config, "SP_SERVER_POLL_US", o.poll_window));
+  SP_ASSIGN_OR_RETURN(int64_t threads, config.GetInt("SP_SERVER_DISK_THREADS",
+                                                     static_cast<int64_t>(o.disk_threads)));
+  if (threads < 0 || threads > kMaxDiskThreads) {
+    return Error(Code::kInvalidArgument, "SP_SERVER_DISK_THREADS must be 0..{}, got {}",
+                 kMaxDiskThreads, threads);
+  }
+  o.disk_threads = static_cast<size_t>(threads);
   return o;
 }
 
@@ -64,7 +72,7 @@ Server::Server(env::Env& env, ServerOptions options) : env_(env), options_(std::
 
 Server::~Server() {
   Shutdown();
-  pool_.join();
+  if (pool_) pool_->join();
 }
 
 Result<std::unique_ptr<Server>> Server::Create(env::Env& env, ServerOptions options) {
@@ -100,6 +108,7 @@ Result<std::unique_ptr<Server>> Server::Create(env::Env& env, ServerOptions opti
 
 Status Server::OpenDisks() {
   std::set<DiskId> seen;
+  std::vector<std::unique_ptr<jdisk::JStore>> opened;
   for (const std::string& path : options_.disk_paths) {
     SP_ASSIGN_OR_RETURN(auto store, jdisk::JStore::Open(env_, path, options_.cluster_id));
     DiskId id = store->superblock().disk;
@@ -110,7 +119,18 @@ Status Server::OpenDisks() {
     jdisk::StoreStats st = store->Stats();
     SP_LOG_INFO("disk {} at {}: {} objects, {} bytes stored, {} of {} bytes allocated", id.value(),
                 path, st.objects, st.bytes_stored, st.on_disk_bytes, st.data_bytes);
-    stores_.push_back(std::make_unique<ObjectStore>(io_, pool_, std::move(store)));
+    opened.push_back(std::move(store));
+  }
+  size_t threads = options_.disk_threads;
+  if (threads == 0) {
+    const bool memory =
+        std::all_of(opened.begin(), opened.end(), [](const auto& st) { return st->in_memory(); });
+    threads = memory ? kDiskThreads : kDeviceDiskThreads;
+  }
+  pool_.emplace(threads);
+  SP_LOG_INFO("disk pool: {} threads", threads);
+  for (auto& store : opened) {
+    stores_.push_back(std::make_unique<ObjectStore>(io_, *pool_, std::move(store)));
   }
   return Status::Ok();
 }
@@ -130,7 +150,7 @@ Status Server::Run() {
   net::RunPolling(io_, options_.poll_window);  // returns when the listener, connections and
                                                // in-flight requests are all done
   registrar_->Stop();
-  pool_.join();
+  pool_->join();
   SP_LOG_INFO("server {} stopped", options_.id.value());
   return Status::Ok();
 }
@@ -139,7 +159,7 @@ void Server::StartScrubbers() {
   for (auto& st : stores_) {
     ScrubOptions o;
     o.bandwidth_bytes_per_s = options_.scrub_bandwidth_bytes;
-    auto scrubber = std::make_unique<Scrubber>(env_, pool_, st->mutable_store(), o);
+    auto scrubber = std::make_unique<Scrubber>(env_, *pool_, st->mutable_store(), o);
     if (recovery_) {  // a bad block is replaced by a peer's copy (same or newer version)
       Recovery* r = recovery_.get();
       scrubber->set_on_bad([r](DiskId d, LayerId l, ObjectIndex i) { r->Repair(d, l, i); });

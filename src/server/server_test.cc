@@ -1,0 +1,33 @@
+#include "server/server.h"
+
+#include <gtest/gtest.h>
+
+namespace spindle::server {
+namespace {
+
+// SP_SERVER_DISK_THREADS: 0 (auto: sized for the disks) by default, 0..kMaxDiskThreads, the rest
+// refused naming the key.
+TEST(ServerOptions, DiskThreads) {
+  Config c;
+  c.Set("SP_OURID", "1");
+  c.Set("SP_SERVER_DISKS", "/tmp/a.img");
+  c.Set("SP_CLUSTER_ID", "a.b");
+  auto o = ServerOptions::FromConfig(c);
+  ASSERT_TRUE(o.ok()) << o.status().ToString();
+  EXPECT_EQ(o->disk_threads, 0u);
+  c.Set("SP_SERVER_DISK_THREADS", "16");
+  o = ServerOptions::FromConfig(c);
+  ASSERT_TRUE(o.ok()) << o.status().ToString();
+  EXPECT_EQ(o->disk_threads, 16u);
+  for (const char* bad : {"-1", "65", "many"}) {
+    c.Set("SP_SERVER_DISK_THREADS", bad);
+    o = ServerOptions::FromConfig(c);
+    EXPECT_FALSE(o.ok()) << bad;
+    if (!o.ok()) {
+      EXPECT_NE(o.status().message().find("SP_SERVER_DISK_THREADS"), std::string::npos);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace spindle::server
