@@ -20,6 +20,14 @@ class ObjectStoreTest : public ::testing::Test {
   void Make(std::chrono::milliseconds wait) {
     store_ = std::make_unique<ObjectStore>(io_, pool_, dir_.NewDisk(1), wait);
   }
+  // store_ and a second replica peer_, store_'s gap handler pulling from peer_ (Recover).
+  void MakeWithPeer() {
+    Make(5s);
+    peer_ = std::make_unique<ObjectStore>(io_, pool_, dir_.NewDisk(2), 5s);
+    store_->SetGapHandler([this](LayerId layer, ObjectIndex object, uint64_t wanted) {
+      return Recover(layer, object, wanted);
+    });
+  }
   void TearDown() override {
     testing::Drain(io_);
     pool_.join();
@@ -256,11 +264,7 @@ asio::awaitable<void> ObjectStoreTest::GapHandlerBody() {
 // object's turn (the handler's Install would deadlock otherwise); after it installs the peer's
 // copy, the waiting writes apply in order and the replicas are byte-equal.
 TEST_F(ObjectStoreTest, GapHandlerRecoversOncePerEpisode) {
-  Make(5s);
-  peer_ = std::make_unique<ObjectStore>(io_, pool_, dir_.NewDisk(2), 5s);
-  store_->SetGapHandler([this](LayerId layer, ObjectIndex object, uint64_t wanted) {
-    return Recover(layer, object, wanted);
-  });
+  MakeWithPeer();
   RunCoroutine(io_, GapHandlerBody());
   for (uint64_t v = 5; v <= 7; ++v) EXPECT_EQ(r_[v]->value(), v);
   EXPECT_EQ(r_[10]->value(), 10u);
@@ -387,11 +391,7 @@ asio::awaitable<void> ObjectStoreTest::SkippedCopyBody() {
 // replica only) is not at the skipping write's base: the gap handler pulls the line's copy,
 // and the skipping write is then already there.
 TEST_F(ObjectStoreTest, CopyWithSkippedVersionsIsPulled) {
-  Make(5s);
-  peer_ = std::make_unique<ObjectStore>(io_, pool_, dir_.NewDisk(2), 5s);
-  store_->SetGapHandler([this](LayerId layer, ObjectIndex object, uint64_t wanted) {
-    return Recover(layer, object, wanted);
-  });
+  MakeWithPeer();
   RunCoroutine(io_, SkippedCopyBody());
 }
 
