@@ -25,6 +25,25 @@ DiskSet Volume::ReadableDisks(DiskSet set) const {
   return set;
 }
 
+Status Volume::CheckWritable(const DiskSet& disks, uint32_t object) const {
+  if (disks.empty()) {
+    return Error(Code::kUnavailable, "{}: no usable disk for object {}", spec_.name, object);
+  }
+  // A recovering replica may lack acknowledged writes; only one that is caught up holds them
+  // all (mgmt clears first the replica that left last). Versions learnt from recovering copies
+  // alone could start the object again below a write acknowledged by the one still away, and
+  // its recovery would then take our copy over that write.
+  const bool caught_up = std::any_of(disks.begin(), disks.end(), [this](DiskId d) {
+    const DiskEndpoint* info = pool_.FindDisk(d);
+    return info != nullptr && !info->recovering;
+  });
+  if (!caught_up) {
+    return Error(Code::kUnavailable, "{}: object {}: every reachable replica is still recovering",
+                 spec_.name, object);
+  }
+  return Status::Ok();
+}
+
 bool Volume::VersionKnown(uint32_t object) const {
   auto it = versions_->entries.find(object);
   return it != versions_->entries.end() && it->second.known;
@@ -208,9 +227,7 @@ asio::awaitable<Status> Volume::WriteReplica(DiskId disk,
 
 asio::awaitable<Status> Volume::WriteObject(Extent e, std::span<const uint8_t> data) {
   const DiskSet disks = UsableDisks(DiskSetFor(spec_, e.object));
-  if (disks.empty()) {
-    co_return Error(Code::kUnavailable, "{}: no usable disk for object {}", spec_.name, e.object);
-  }
+  if (Status s = CheckWritable(disks, e.object); !s.ok()) co_return s;
   auto versions = versions_;  // kept alive if this Volume is replaced meanwhile
   auto version = co_await NextVersion(versions, e.object, disks);
   if (!version.ok()) co_return version.status();
@@ -306,9 +323,7 @@ asio::awaitable<Status> Volume::TrimReplica(DiskId disk,
 
 asio::awaitable<Status> Volume::TrimObject(Extent e) {
   const DiskSet disks = UsableDisks(DiskSetFor(spec_, e.object));
-  if (disks.empty()) {
-    co_return Error(Code::kUnavailable, "{}: no usable disk for object {}", spec_.name, e.object);
-  }
+  if (Status s = CheckWritable(disks, e.object); !s.ok()) co_return s;
   auto versions = versions_;  // kept alive if this Volume is replaced meanwhile
   auto version = co_await NextVersion(versions, e.object, disks);
   if (!version.ok()) co_return version.status();

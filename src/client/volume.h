@@ -165,6 +165,9 @@ class Volume {
                                       bool* bad_crcs);
   // Disks of `set` that take writes (up, recovering included) / serve reads (up, caught up).
   DiskSet UsableDisks(const DiskSet& set) const;
+  // A write or trim may go to `disks` (UsableDisks of the object's set): at least one of them
+  // is caught up (not recovering). Else kUnavailable.
+  Status CheckWritable(const DiskSet& disks, uint32_t object) const;
   DiskSet ReadableDisks(DiskSet set) const;
   // The replicas' versions of `object` are known (EnsureEqual has nothing to do).
   bool VersionKnown(uint32_t object) const;

@@ -114,6 +114,19 @@ class FaultCluster(Cluster):
     def resume(self, name):
         self.signal(name, signal.SIGCONT)
 
+    def start_server(self, sid):
+        """Starts one server as spindle-local would (its log, its pid file), without waiting
+        for the others: for cases that bring servers back one by one."""
+        name = f"server{sid}"
+        if self.running(name):
+            return
+        with open(os.path.join(self.dir, "log", f"{name}.log"), "a") as log:
+            p = subprocess.Popen([os.path.join(BIN, "spindle-server"), "--config",
+                                  os.path.join(self.dir, "storpool.conf"), "--node", name],
+                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        with open(os.path.join(self.dir, "pids", f"{name}.pid"), "w") as f:
+            f.write(f"{p.pid}\n")
+
     def restart(self):
         """Starts every launcher process that is not running (spindle-local up) and waits
         until mgmt lists all servers and the client as running. Returns the seconds taken."""

@@ -19,6 +19,8 @@ the servers stopped). Cases:
       finds them, the server's check then fails that copy and has it repaired
   12  a write nobody acknowledged on one replica only, its server killed, the volume attached
       again and written, the server back: the replica ends with the acknowledged data
+  13  two servers killed, writes go on with the third, it is killed too; the two come back
+      first while the load writes: nothing is acknowledged until the third is back, nothing lost
 Per case it prints the stall time (longest gap between acknowledgements after the fault),
 the recovery time (restart → volume up with full redundancy, nothing syncing) and what was
 recovered (TasksList / syncingDataBytes; n/a when neither shows anything).
@@ -582,6 +584,41 @@ def case_12(run, cluster):
     compare(run, cluster)
 
 
+def case_13(run, cluster):
+    """The replica that left last holds acknowledged writes the others lack: kill -9 two
+    servers (writes go on with the third), then the third; bring the first two back alone
+    while the load keeps writing, and only then the third. The two are recovering and no
+    caught-up replica is reachable: they must take no write meanwhile, or the last one's
+    recovery would take their copies over its acknowledged writes."""
+    v = start_load(run, cluster, reconnect_s=90)
+    run.sleep(run.load_s * 0.1)
+    v.mark("kill -9 server1 and server2")
+    cluster.kill9("server1", "server2")
+    run.check(v.wait_acks(20, STALL_LIMIT_S * 2) is not None, "I/O continues on server3 alone")
+    run.sleep(2)
+    t_kill = v.mark("kill -9 server3")
+    cluster.kill9("server3")
+    run.sleep(1)
+    for sid in (1, 2):
+        cluster.start_server(sid)
+    try:
+        took = cluster.wait_disks(server_disks(cluster, 1, 2), up=True, timeout_s=30)
+        run.check(True, f"server1 and server2 back (recovering) after {took:.1f}s")
+    except TimeoutError as e:
+        run.check(False, str(e))
+    run.sleep(5)  # the load keeps trying meanwhile
+    late = v.acks_after(t_kill + 1.0)
+    run.check(late == 0, f"no write acknowledged without a caught-up replica ({late})")
+    t_back = v.mark("server3 back")
+    run.say(f"restart took {cluster.restart():.1f}s")
+    run.check(v.wait_acks(20, 60) is not None, "I/O resumes once server3 is back")
+    run.sleep(run.load_s * 0.2)
+    stop_load(run, v, expect_errors=True)
+    wait_recovered(run, cluster, t_back)
+    verify_data(run, cluster, v, "after all came back")
+    compare(run, cluster)
+
+
 # Case 5's network: server 3 alone in a namespace the test creates, joined to the rest of the
 # cluster (which listens on the root side's address) by a veth pair.
 NS = f"spf{os.getpid()}"
@@ -649,7 +686,8 @@ CASES = {1: ("kill -9 one server", case_1),
          9: ("kill -9 mgmt during I/O", case_9),
          10: ("force-detach while the client writes", case_10),
          11: ("flipped bytes in the replica reads come from", case_11),
-         12: ("a replica's own write at the acknowledged version", case_12)}
+         12: ("a replica's own write at the acknowledged version", case_12),
+         13: ("the replica that left last returns last", case_13)}
 
 
 def run_case(num, load_s=16.0, size=128 * MiB, seed=None, keep=False):
