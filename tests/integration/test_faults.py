@@ -81,12 +81,13 @@ class Run:
 
     def line(self):
         fmt = lambda x: "n/a" if x is None else f"{x:.1f}s"  # noqa: E731
-        load = self.load or {}
+        load = self.load
+        what = ("no load" if load is None else
+                f"acked {load['acked']} writes, {load['ackedMiB']} MiB, failed {load['failed']}, "
+                f"unknown {load['unknown']}")
         return (f"CASE {self.num:>2} {'PASS' if not self.problems else 'FAIL'}  "
                 f"stall {fmt(self.stall)}  recovery {fmt(self.recovery)}  "
-                f"recovered {self.recovered}  | {self.title}  (acked {load.get('acked')} "
-                f"writes, {load.get('ackedMiB')} MiB, failed {load.get('failed')}, "
-                f"unknown {load.get('unknown')})")
+                f"recovered {self.recovered}  | {self.title}  ({what})")
 
 
 def start_load(run, cluster, **kw):
