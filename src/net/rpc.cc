@@ -404,11 +404,33 @@ asio::awaitable<void> RpcServer::ServeConnection(std::shared_ptr<Conn> conn) {
 // ---------------------------------------------------------------------------------------------
 // Client
 
+// The waiting caller of one call, resumed by Complete: from the reader and the sweep it runs at
+// once, on their stack (the caller goes on to answer its own client without a pass through the
+// executor's queue and the reactor poll that sits in it); from Close it is posted, because the
+// caller may drop the last reference to this client.
 struct RpcClient::Pending {
-  explicit Pending(asio::any_io_executor ex) : timer(ex) {
-    timer.expires_at(Clock::time_point::max());
+  struct Waiter {
+    virtual ~Waiter() = default;
+    virtual void Resume() = 0;
+  };
+  template <typename Handler>
+  struct WaiterFor : Waiter {
+    explicit WaiterFor(Handler h) : handler(std::move(h)) {}
+    void Resume() override { std::move(handler)(); }
+    Handler handler;
+  };
+
+  // Resumes the caller now (it must be waiting: Call suspends before anything can complete).
+  void Complete() {
+    std::unique_ptr<Waiter> w = std::move(waiter);
+    if (w) w->Resume();
   }
-  asio::steady_timer timer;  // cancelled when `result` is set
+  void CompleteLater(const asio::any_io_executor& ex) {
+    std::unique_ptr<Waiter> w = std::move(waiter);
+    if (w) asio::post(ex, [w = std::move(w)] { w->Resume(); });
+  }
+
+  std::unique_ptr<Waiter> waiter;
   Clock::time_point deadline;
   std::chrono::milliseconds timeout;
   std::optional<Result<Frame>> result;
@@ -475,7 +497,7 @@ void RpcClient::FailAll(const Status& s) {
   pending_.clear();
   for (auto& [id, p] : pending) {
     p->result = s;
-    p->timer.cancel();
+    p->CompleteLater(socket_.get_executor());
   }
 }
 
@@ -488,13 +510,19 @@ asio::awaitable<Result<Frame>> RpcClient::Call(proto::MsgType type, std::vector<
   }
   auto self = shared_from_this();  // keeps the client alive while this call waits
   uint64_t id = next_id_++;
-  auto p = std::make_shared<Pending>(socket_.get_executor());
+  auto p = std::make_shared<Pending>();
   p->deadline = Clock::now() + timeout;
   p->timeout = timeout;
   p->sink = sink;
   pending_.emplace(id, p);
   out_->Push(static_cast<uint16_t>(type), id, 0, std::move(payload), std::move(tail));
-  co_await WaitOn(p->timer);
+  if (!p->result) {  // a failed send may have closed the client and set it already
+    co_await asio::async_initiate<const asio::use_awaitable_t<>, void()>(
+        [&p](auto handler) {
+          p->waiter = std::make_unique<Pending::WaiterFor<decltype(handler)>>(std::move(handler));
+        },
+        asio::use_awaitable);
+  }
   if (!p->result) {
     // Only Close() (which sets every result) or the sweep end the wait; be safe anyway.
     pending_.erase(id);
@@ -523,8 +551,10 @@ asio::awaitable<void> RpcClient::SweepLoop() {
         continue;
       }
       p.result = Error(Code::kUnavailable, "request timed out after {} ms", p.timeout.count());
-      p.timer.cancel();
+      std::shared_ptr<Pending> done = std::move(it->second);
       it = pending_.erase(it);
+      // Resumed later: the caller may start calls of its own, changing pending_ under this loop.
+      done->CompleteLater(socket_.get_executor());
     }
   }
 }
@@ -563,7 +593,7 @@ asio::awaitable<void> RpcClient::ReadLoop() {
     } else {
       p->result = std::move(*frame);
     }
-    p->timer.cancel();
+    p->Complete();
   }
 }
 

@@ -10,8 +10,10 @@
 //
 // RpcClient: one connection to a server; Call() sends a request and waits for the response with
 // the same request id, or the timeout (checked every kTimeoutSweep, so it may fire that much
-// late). Many calls may be in flight at once. When the connection breaks, every pending call
-// completes with kUnavailable and the client is closed for good (make a new one to reconnect).
+// late). The reader resumes the waiting caller at once, on its own stack (no pass through the
+// executor's queue, docs/decisions/0015). Many calls may be in flight at once. When the connection
+// breaks, every pending call completes with kUnavailable and the client is closed for good (make a
+// new one to reconnect).
 //
 // Both ends read through a buffer (one recv can bring many frames) and write every queued frame
 // with one gathering send: under load the syscalls per request fall with the queue depth.

@@ -136,7 +136,7 @@ asio::awaitable<Result<uint64_t>> ObjectStore::Ordered(LayerId layer, ObjectInde
     const bool gap = outdated || current != m.base;
     if (!gap && !q.busy) {
       q.busy = true;
-      auto result = co_await ApplyOnPool(layer, object, version, m);
+      auto result = co_await Apply(layer, object, version, m);
       EndTurn(key);
       co_return result;
     }
@@ -262,10 +262,14 @@ asio::awaitable<Status> ObjectStore::Install(LayerId layer, ObjectIndex object,
   co_return result;
 }
 
-asio::awaitable<Result<uint64_t>> ObjectStore::ApplyOnPool(LayerId layer, ObjectIndex object,
-                                                           uint64_t version, Mutation m) {
-  co_return co_await Offload(pool_, WriteJob{store_.get(), layer, object, version, m.offset, m.data,
-                                             m.trim_length, m.crcs, m.base});
+asio::awaitable<Result<uint64_t>> ObjectStore::Apply(LayerId layer, ObjectIndex object,
+                                                     uint64_t version, Mutation m) {
+  const WriteJob job{store_.get(), layer,         object, version, m.offset,
+                     m.data,       m.trim_length, m.crcs, m.base};
+  // A store in memory never waits for a device: its write (the journal round included) is a
+  // few copies, cheaper here than the two thread hand-offs of the pool (each a wake-up).
+  if (store_->in_memory()) co_return job();
+  co_return co_await Offload(pool_, job);
 }
 
 void ObjectStore::WakeWaiters(const Key& key) {

@@ -143,8 +143,8 @@ class ObjectStore {
   };
   asio::awaitable<Result<uint64_t>> Ordered(LayerId layer, ObjectIndex object, uint64_t version,
                                             Mutation m);
-  asio::awaitable<Result<uint64_t>> ApplyOnPool(LayerId layer, ObjectIndex object, uint64_t version,
-                                                Mutation m);
+  asio::awaitable<Result<uint64_t>> Apply(LayerId layer, ObjectIndex object, uint64_t version,
+                                          Mutation m);
   // Waits until the object's queue is not busy, then marks it busy (the caller's turn).
   asio::awaitable<Status> TakeTurn(LayerId layer, ObjectIndex object);
   void EndTurn(const Key& key);

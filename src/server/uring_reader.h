@@ -1,7 +1,8 @@
 // UringReader: device reads through io_uring on the server's event loop. A disk read that goes
 // to the pool costs two thread hand-offs (each a wake-up, a context switch), and the pool's
 // threads bound how many reads wait on the device at once; here the network thread submits the
-// reads itself and the ring's completions wake it through an eventfd.
+// reads itself and the ring's completions wake it through an eventfd. The reads a burst of
+// requests asks for are submitted together, once the handlers that are ready have run.
 //
 // Threads: everything on the io_context's thread (Read, Stop, the completion loop). The
 // destructor waits for reads still in flight, so that the kernel never writes into a freed
@@ -12,6 +13,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <span>
 
 #include <asio.hpp>
@@ -47,6 +49,8 @@ class UringReader {
  private:
   struct Waiter;
   asio::awaitable<void> CompletionLoop();
+  // Submits every prepared entry, then reaps.
+  void Submit();
   // Takes every completion the ring holds.
   void Reap();
   // Blocks until no read is in flight (bounded); for the destructor.
@@ -60,6 +64,9 @@ class UringReader {
   size_t in_flight_ = 0;
   uint64_t submitted_ = 0;
   bool stopping_ = false;
+  bool flush_posted_ = false;
+  // Lets a posted flush see that this reader is gone.
+  std::shared_ptr<char> alive_ = std::make_shared<char>(0);
 };
 
 }  // namespace spindle::server
