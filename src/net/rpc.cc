@@ -404,10 +404,10 @@ asio::awaitable<void> RpcServer::ServeConnection(std::shared_ptr<Conn> conn) {
 // ---------------------------------------------------------------------------------------------
 // Client
 
-// The waiting caller of one call, resumed by Complete: from the reader and the sweep it runs at
-// once, on their stack (the caller goes on to answer its own client without a pass through the
-// executor's queue and the reactor poll that sits in it); from Close it is posted, because the
-// caller may drop the last reference to this client.
+// The waiting caller of one call. The reader resumes it at once, on its own stack (the caller
+// goes on to answer its own client without a pass through the executor's queue and the reactor
+// poll that sits in it). The sweep and Close post the resumption: a resumed caller may start
+// calls of its own (changing pending_ under the sweep) or drop the last reference to the client.
 struct RpcClient::Pending {
   struct Waiter {
     virtual ~Waiter() = default;
