@@ -516,13 +516,14 @@ asio::awaitable<Result<Frame>> RpcClient::Call(proto::MsgType type, std::vector<
   p->sink = sink;
   pending_.emplace(id, p);
   out_->Push(static_cast<uint16_t>(type), id, 0, std::move(payload), std::move(tail));
-  if (!p->result) {  // a failed send may have closed the client and set it already
-    co_await asio::async_initiate<const asio::use_awaitable_t<>, void()>(
-        [&p](auto handler) {
-          p->waiter = std::make_unique<Pending::WaiterFor<decltype(handler)>>(std::move(handler));
-        },
-        asio::use_awaitable);
-  }
+  // Push never completes the call itself (a failed send is the writer's, later): the result
+  // can only come after the waiter below is in place.
+  SP_ASSERT(!p->result);
+  co_await asio::async_initiate<const asio::use_awaitable_t<>, void()>(
+      [&p](auto handler) {
+        p->waiter = std::make_unique<Pending::WaiterFor<decltype(handler)>>(std::move(handler));
+      },
+      asio::use_awaitable);
   if (!p->result) {
     // Only Close() (which sets every result) or the sweep end the wait; be safe anyway.
     pending_.erase(id);
