@@ -25,7 +25,44 @@ struct WriteJob {
     if (data.empty()) return store->Trim(layer, object, version, offset, trim_length, base);
     return store->Write(layer, object, version, offset, data, crcs, base);
   }
+  jdisk::JStore::AsyncStart Start(jdisk::JStore::WriteDone done) const {
+    if (data.empty()) {
+      return store->TrimAsync(layer, object, version, offset, trim_length, base, std::move(done));
+    }
+    return store->WriteAsync(layer, object, version, offset, data, crcs, base, std::move(done));
+  }
 };
+
+// A write or trim to a device: built on this thread and made durable by the store's committer
+// (JStore::WriteAsync: no thread hand-off on the way in, one batched hand-back per round), or,
+// when it needs the device or a checkpoint first, run on the pool. The io_context is kept
+// alive until the result has been delivered.
+asio::awaitable<Result<uint64_t>> DeviceWrite(asio::thread_pool& pool, WriteJob job) {
+  auto initiate = [&pool](auto handler, WriteJob work) {
+    auto guard = asio::make_work_guard(asio::get_associated_executor(handler));
+    using State = std::pair<decltype(handler), decltype(guard)>;
+    auto state = std::make_shared<State>(std::move(handler), std::move(guard));
+    auto deliver = [state](Result<uint64_t> result) {
+      auto ex = state->second.get_executor();
+      asio::post(ex, [state, result = std::move(result)]() mutable {
+        std::move(state->first)(std::move(result));
+      });
+    };
+    jdisk::JStore::AsyncStart start = work.Start(deliver);
+    switch (start.kind) {
+      case jdisk::JStore::AsyncStart::kQueued:
+        return;
+      case jdisk::JStore::AsyncStart::kDone:
+        deliver(std::move(start.result));
+        return;
+      case jdisk::JStore::AsyncStart::kBlocking:
+        asio::post(pool, [work, deliver] { deliver(work()); });
+        return;
+    }
+  };
+  co_return co_await asio::async_initiate<decltype(asio::use_awaitable), void(Result<uint64_t>)>(
+      std::move(initiate), asio::use_awaitable, std::move(job));
+}
 
 struct BlockStatusJob {
   jdisk::JStore* store;
@@ -269,7 +306,7 @@ asio::awaitable<Result<uint64_t>> ObjectStore::Apply(LayerId layer, ObjectIndex 
   // A store in memory never waits for a device: its write (the journal round included) is a
   // few copies, cheaper here than the two thread hand-offs of the pool (each a wake-up).
   if (store_->in_memory()) co_return job();
-  co_return co_await Offload(pool_, job);
+  co_return co_await DeviceWrite(pool_, job);
 }
 
 void ObjectStore::WakeWaiters(const Key& key) {

@@ -163,6 +163,8 @@ JStore::~JStore() {
   }
   flush_cv_.notify_all();
   space_cv_.notify_all();
+  commit_cv_.notify_all();
+  if (committer_.joinable()) committer_.join();
   if (flusher_.joinable()) flusher_.join();
 }
 
@@ -174,6 +176,7 @@ void JStore::Start() {
     }
   }
   flusher_ = std::thread([this] { FlushLoop(); });
+  committer_ = std::thread([this] { CommitLoop(); });
 }
 
 Result<CheckpointHeader> JStore::ReadCheckpointCopy(int copy, std::vector<uint8_t>* body) {

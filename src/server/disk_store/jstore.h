@@ -2,9 +2,10 @@
 //
 // Write path: a write below `large_write_bytes` becomes one journal record holding its 4 KiB
 // block images. A write of at least `large_write_bytes` sends its fully covered 64 KiB chunks
-// to freshly allocated chunks and journals only their location and crcs. A writer that finds no
-// round in progress commits one (the others wait for it, or lead the next): it takes every
-// pending record and issues, in one File::Batch, the records' redirected data and
+// to freshly allocated chunks and journals only their location and crcs. A blocked writer
+// that finds no round in progress commits one (the others wait for it, or lead the next); the
+// committer thread leads the rounds of queued asynchronous writes (WriteAsync). A round takes
+// the pending records and issues, in one File::Batch, the records' redirected data and
 // the records (one sequential write; these writes concurrently), then one fdatasync (group
 // commit: one durable round); then it applies them to the in-memory index and acknowledges
 // them. Journaled blocks stay in memory ("dirty") until the flusher writes them in place.
@@ -29,6 +30,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -178,6 +180,23 @@ class JStore {
   // their chunks are freed when empty; partial blocks this layer stores are zero-filled.
   Result<uint64_t> Trim(LayerId layer, ObjectIndex object, uint64_t version, uint32_t offset,
                         uint32_t length, uint64_t base = kPreviousVersion);
+  // Write and Trim for a caller on an event loop, which must not block on the device: the
+  // record is built on the calling thread and its durable round run by the store's committer
+  // thread, which calls `done` (on that thread, or on another writer's that led the round) with
+  // what Write/Trim would have returned. kBlocking: this one needs the blocking call on a pool
+  // thread (a range of partial blocks, a write of large_write_bytes or more, or chunks that only
+  // a checkpoint frees); nothing happened. kDone: `result` is final at once (a version already
+  // applied, or an error) and `done` is not called. kQueued: `done` will be called.
+  using WriteDone = std::function<void(Result<uint64_t>)>;
+  struct AsyncStart {
+    enum Kind { kBlocking, kDone, kQueued } kind = kBlocking;
+    Result<uint64_t> result{uint64_t{0}};
+  };
+  AsyncStart WriteAsync(LayerId layer, ObjectIndex object, uint64_t version, uint32_t offset,
+                        std::span<const uint8_t> data, std::span<const uint32_t> crcs,
+                        uint64_t base, WriteDone done);
+  AsyncStart TrimAsync(LayerId layer, ObjectIndex object, uint64_t version, uint32_t offset,
+                       uint32_t length, uint64_t base, WriteDone done);
   // Chain read, top layer first; zeros where no layer has data; every block's crc32c checked.
   // kUnavailable "object outdated on this disk" when any layer's object is kOutdated (also
   // BlockStatus): a server never serves data it knows is stale.
@@ -281,8 +300,14 @@ class JStore {
   struct Pending {
     Record* rec;
     std::span<const env::IoOp> data;  // writes of its redirected data (made durable with it)
-    Status status;
+    Status status = Status::Ok();
     bool done = false;
+    std::condition_variable cv;  // commit_mu_: its round is done, or it leads the next
+    // An asynchronous write (WriteAsync) owns its record and hears through `on_done`; the queue
+    // owns its entry.
+    std::unique_ptr<Record> owned;
+    uint64_t version = 0;
+    WriteDone on_done;
   };
   // Where one block of a read comes from.
   struct Source {
@@ -341,12 +366,15 @@ class JStore {
                      uint64_t* current);
   // Fills the record; *data_writes: the redirected chunks' writes, from `data` itself where it
   // is aligned for the device, else from *copy.
+  // *needs_checkpoint (when given): set instead of checkpointing when only a checkpoint would
+  // free the chunks it needs (the error is then kUnavailable; nothing changed).
   Status BuildWrite(Record& rec, uint32_t offset, std::span<const uint8_t> data,
                     std::span<const uint32_t> crcs, env::AlignedBuffer* copy,
-                    std::vector<env::IoOp>* data_writes);
+                    std::vector<env::IoOp>* data_writes, bool* needs_checkpoint = nullptr);
   Status BuildTrim(Record& rec, uint32_t offset, uint32_t length);
   Result<BlockImage> OldImage(LayerId layer, ObjectIndex object, uint32_t block);
-  Status AllocateChunks(Record& rec, uint32_t count, std::vector<uint32_t>* out);
+  Status AllocateChunks(Record& rec, uint32_t count, std::vector<uint32_t>* out,
+                        bool* needs_checkpoint = nullptr);
   void ReturnChunks(const Record& rec);
   // Writes of the redirected chunks of `rec` whose data lies side by side in `data` (in entry
   // order), one per run of consecutive disk chunks.
@@ -354,6 +382,14 @@ class JStore {
   // Queues the record (and the writes of its redirected data) for group commit; returns once
   // it is durable and applied, or failed.
   Status Commit(Record& rec, std::span<const env::IoOp> data = {});
+  // Queues an asynchronous write's record (built, version-gated) for the committer.
+  AsyncStart Enqueue(std::unique_ptr<Pending> p);
+  // REQUIRES: commit_mu_ held by `lock`, no round in progress. Takes a batch, runs its durable
+  // round with the lock released, completes its writers and wakes the next round's leader.
+  void RunRound(std::unique_lock<std::mutex>& lock, const Pending* self);
+  // REQUIRES: commit_mu_ held. Wakes whoever leads the next round: the queue's first writer if
+  // it is blocked in Commit, else the committer thread.
+  void WakeNextLeader();
   Status ReadOnce(std::span<const LayerId> chain, ObjectIndex object, uint32_t offset,
                   std::span<uint8_t> out, std::vector<uint32_t>* block_crcs);
   // The crc32c of each block slot of `base` (filled from `src`): the checked device crcs, a
@@ -389,6 +425,8 @@ class JStore {
   std::vector<Pending*> TakeBatch();
   Status CommitBatch(std::vector<Pending*>& batch);
   void FlushLoop();
+  // The committer thread: leads the rounds of asynchronous writes that no blocked writer leads.
+  void CommitLoop();
   // Writes the dirty blocks in place, fdatasync, the checkpoint into the inactive copy,
   // fdatasync: one Batch.
   Status FlushAndWriteCheckpoint(std::vector<FlushItem>& items, CheckpointHeader& h,
@@ -416,7 +454,8 @@ class JStore {
   std::atomic<uint64_t> journal_used_{0};  // for Stats
 
   std::mutex commit_mu_;  // queue_, stop_, checkpoint_requested_
-  std::condition_variable done_cv_, flush_cv_;
+  std::condition_variable flush_cv_;
+  std::condition_variable commit_cv_;  // the committer: a round to lead, or stop
   std::deque<Pending*> queue_;
   bool stop_ = false;
   bool committing_ = false;  // a writer is committing a round (JStore::Commit)
@@ -435,6 +474,7 @@ class JStore {
   std::optional<ScrubStats> scrub_;
 
   std::thread flusher_;
+  std::thread committer_;
 };
 
 }  // namespace spindle::server::jdisk

@@ -85,6 +85,20 @@ Status JStore::CommitBatch(std::vector<Pending*>& batch) {
   return Status::Ok();
 }
 
+void JStore::CommitLoop() {
+  std::unique_lock lock(commit_mu_);
+  for (;;) {
+    // A blocked writer at the head leads its own round; the committer leads the others. At stop
+    // it runs the rounds still queued, so that every queued writer hears.
+    commit_cv_.wait(lock, [&] {
+      return (stop_ && queue_.empty()) ||
+             (!committing_ && !queue_.empty() && queue_.front()->on_done);
+    });
+    if (queue_.empty()) return;
+    RunRound(lock, nullptr);
+  }
+}
+
 void JStore::FlushLoop() {
   for (;;) {
     {

@@ -130,36 +130,145 @@ Status JStore::DeleteLayer(LayerId layer) {
   return Commit(rec);
 }
 
+JStore::AsyncStart JStore::WriteAsync(LayerId layer, ObjectIndex object, uint64_t version,
+                                      uint32_t offset, std::span<const uint8_t> data,
+                                      std::span<const uint32_t> crcs, uint64_t base,
+                                      WriteDone done) {
+  if (Status s = CheckRange(offset, data.size(), kSectorSize); !s.ok()) {
+    return {AsyncStart::kDone, s};
+  }
+  // Only whole blocks below the redirect size: no device read (old images), no data writes.
+  if (offset % kBlockSize != 0 || data.size() % kBlockSize != 0 ||
+      data.size() >= options_.large_write_bytes || options_.read_only) {
+    return {};
+  }
+  uint64_t current = 0;
+  if (Status s = VersionGate(layer, object, version, base, &current); !s.ok()) {
+    return {AsyncStart::kDone, s};
+  }
+  if (version <= current) return {AsyncStart::kDone, current};
+  auto p = std::make_unique<Pending>();
+  p->owned = std::make_unique<Record>();
+  Record& rec = *p->owned;
+  rec.type = RecordType::kWrite;
+  rec.layer = layer;
+  rec.object = object;
+  rec.version = version;
+  env::AlignedBuffer copy;
+  std::vector<env::IoOp> data_writes;
+  bool needs_checkpoint = false;
+  Status s = BuildWrite(rec, offset, data, crcs, &copy, &data_writes, &needs_checkpoint);
+  if (!s.ok()) {
+    ReturnChunks(rec);
+    if (needs_checkpoint) return {};
+    return {AsyncStart::kDone, s};
+  }
+  SP_ASSERT(data_writes.empty());
+  p->version = version;
+  p->on_done = std::move(done);
+  return Enqueue(std::move(p));
+}
+
+JStore::AsyncStart JStore::TrimAsync(LayerId layer, ObjectIndex object, uint64_t version,
+                                     uint32_t offset, uint32_t length, uint64_t base,
+                                     WriteDone done) {
+  if (Status s = CheckRange(offset, length, kSectorSize); !s.ok()) return {AsyncStart::kDone, s};
+  if (offset % kBlockSize != 0 || length % kBlockSize != 0 || options_.read_only) return {};
+  uint64_t current = 0;
+  if (Status s = VersionGate(layer, object, version, base, &current); !s.ok()) {
+    return {AsyncStart::kDone, s};
+  }
+  if (version <= current) return {AsyncStart::kDone, current};
+  auto p = std::make_unique<Pending>();
+  p->owned = std::make_unique<Record>();
+  Record& rec = *p->owned;
+  rec.type = RecordType::kTrim;
+  rec.layer = layer;
+  rec.object = object;
+  rec.version = version;
+  if (Status s = BuildTrim(rec, offset, length); !s.ok()) return {AsyncStart::kDone, s};
+  p->version = version;
+  p->on_done = std::move(done);
+  return Enqueue(std::move(p));
+}
+
+JStore::AsyncStart JStore::Enqueue(std::unique_ptr<Pending> p) {
+  p->rec = p->owned.get();
+  {
+    std::lock_guard lock(commit_mu_);
+    if (!stop_) {
+      queue_.push_back(p.release());
+      if (!committing_) commit_cv_.notify_one();
+      return {AsyncStart::kQueued, uint64_t{0}};
+    }
+  }
+  ReturnChunks(*p->rec);
+  return {AsyncStart::kDone, Error(Code::kUnavailable, "{}: the store is closing", path())};
+}
+
 Status JStore::Commit(Record& rec, std::span<const env::IoOp> data) {
-  Pending p{&rec, data, Status::Ok(), false};
+  Pending p;
+  p.rec = &rec;
+  p.data = data;
   std::unique_lock lock(commit_mu_);
   if (options_.read_only) return Error(Code::kFailedPrecondition, "{} is open read-only", path());
   if (stop_) return Error(Code::kUnavailable, "{}: the store is closing", path());
   queue_.push_back(&p);
   // Group commit without a hand-over to another thread (each costs a wake-up): a writer that
-  // finds no round in progress commits one itself, its own record and whatever has queued up;
-  // the others wait for the round that holds their record, or to lead the next one.
+  // finds no round in progress commits one itself, its own record and whatever has queued up.
+  // The others sleep on their own condition until the round that holds their record is done,
+  // or until they are first in the queue when a round ends and lead the next one: one wake-up
+  // per writer, not one per writer per round.
   while (!p.done) {
     if (committing_) {
-      done_cv_.wait(lock);
+      p.cv.wait(lock);
       continue;
     }
-    committing_ = true;
-    std::vector<Pending*> batch = TakeBatch();
-    lock.unlock();
-    Status s = CommitBatch(batch);
-    lock.lock();
-    for (Pending* q : batch) {
-      q->status = s;
-      q->done = true;
-    }
-    committing_ = false;
-    done_cv_.notify_all();
+    RunRound(lock, &p);
   }
   return p.status;
 }
 
-Status JStore::AllocateChunks(Record& rec, uint32_t count, std::vector<uint32_t>* out) {
+void JStore::RunRound(std::unique_lock<std::mutex>& lock, const Pending* self) {
+  committing_ = true;
+  std::vector<Pending*> batch = TakeBatch();
+  lock.unlock();
+  const Status s = CommitBatch(batch);
+  // Asynchronous writers hear first, outside the lock; their entries are the queue's.
+  std::vector<Pending*> blocked;
+  for (Pending* q : batch) {
+    if (!q->on_done) {
+      blocked.push_back(q);
+      continue;
+    }
+    std::unique_ptr<Pending> owned(q);
+    if (s.ok()) {
+      owned->on_done(owned->version);
+    } else {
+      owned->on_done(s);
+    }
+  }
+  lock.lock();
+  for (Pending* q : blocked) {
+    q->status = s;
+    q->done = true;
+    if (q != self) q->cv.notify_one();  // under the lock: q stays alive until it has it
+  }
+  committing_ = false;
+  WakeNextLeader();
+}
+
+void JStore::WakeNextLeader() {
+  if (queue_.empty()) return;
+  if (queue_.front()->on_done) {
+    commit_cv_.notify_one();
+  } else {
+    queue_.front()->cv.notify_one();
+  }
+}
+
+Status JStore::AllocateChunks(Record& rec, uint32_t count, std::vector<uint32_t>* out,
+                              bool* needs_checkpoint) {
   for (int attempt = 0; attempt < 2; ++attempt) {
     uint32_t pending = 0;
     {
@@ -180,6 +289,10 @@ Status JStore::AllocateChunks(Record& rec, uint32_t count, std::vector<uint32_t>
       pending = alloc_.pending();
     }
     if (pending == 0) break;
+    if (needs_checkpoint != nullptr) {
+      *needs_checkpoint = true;
+      return Error(Code::kUnavailable, "disk {}: chunks wait for a checkpoint", sb_.disk.value());
+    }
     SP_RETURN_IF_ERROR(Checkpoint());  // releases chunks freed by applied records
   }
   std::lock_guard lock(mu_);
@@ -212,7 +325,7 @@ Result<BlockImage> JStore::OldImage(LayerId layer, ObjectIndex object, uint32_t 
 
 Status JStore::BuildWrite(Record& rec, uint32_t offset, std::span<const uint8_t> data,
                           std::span<const uint32_t> crcs, env::AlignedBuffer* copy,
-                          std::vector<env::IoOp>* data_writes) {
+                          std::vector<env::IoOp>* data_writes, bool* needs_checkpoint) {
   const uint64_t end = offset + data.size();
   // The caller's crc of block b when data covers it whole and its pieces are the blocks.
   const bool given =
@@ -244,7 +357,8 @@ Status JStore::BuildWrite(Record& rec, uint32_t offset, std::span<const uint8_t>
     }
   }
   std::vector<uint32_t> disks;
-  SP_RETURN_IF_ERROR(AllocateChunks(rec, static_cast<uint32_t>(entries.size()), &disks));
+  SP_RETURN_IF_ERROR(
+      AllocateChunks(rec, static_cast<uint32_t>(entries.size()), &disks, needs_checkpoint));
   for (size_t i = 0; i < entries.size(); ++i) {
     entries[i].disk = disks[i];
     rec.chunks.push_back(entries[i]);

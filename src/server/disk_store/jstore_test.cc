@@ -4,7 +4,9 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <condition_variable>
 #include <cstring>
+#include <mutex>
 #include <random>
 #include <thread>
 
@@ -253,6 +255,7 @@ TEST_F(JStoreTest, CorruptionIsDetected) {
 // Concurrent small writes share journal syncs (group commit) and all read back.
 TEST_F(JStoreTest, GroupCommit) {
   MakeDisk(48 * kMiB);
+  disk_->SetSyncDelay(std::chrono::microseconds(500));  // a round lasts long enough to overlap
   const uint64_t syncs_before = disk_->syncs();
   constexpr int kThreads = 8, kWrites = 40;
   std::vector<std::thread> threads;
@@ -272,6 +275,114 @@ TEST_F(JStoreTest, GroupCommit) {
   for (int t = 0; t < kThreads; ++t) {
     EXPECT_EQ(ReadAll({LayerId(1)}, t, 7 * 4096, 4096), Pattern(4096, t * 1000 + 7));
   }
+}
+
+// Asynchronous writes and trims (an event loop's path): queued ones are called back once
+// durable, share rounds with blocked writers, and survive a restart; ranges that need the device
+// or a redirect are declined; duplicates and gaps are answered at once; closing the store calls
+// back every write still queued.
+TEST_F(JStoreTest, AsyncWritesAndTrims) {
+  MakeDisk(48 * kMiB);
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<Result<uint64_t>> results;
+  auto done = [&](Result<uint64_t> r) {
+    std::lock_guard lock(mu);
+    results.push_back(std::move(r));
+    cv.notify_all();
+  };
+  auto wait_for = [&](size_t n) {
+    std::unique_lock lock(mu);
+    return cv.wait_for(lock, std::chrono::seconds(10), [&] { return results.size() >= n; });
+  };
+  using Kind = JStore::AsyncStart::Kind;
+  constexpr uint32_t kObjects = 6, kVersions = 20;
+  std::thread blocked([&] {  // blocked writers on other objects meanwhile
+    for (uint32_t v = 1; v <= kVersions; ++v) {
+      EXPECT_TRUE(Put(2, 0, v, v * kBlockSize, Pattern(kBlockSize, 500 + v)).ok());
+    }
+  });
+  size_t queued = 0;
+  for (uint32_t v = 1; v <= kVersions; ++v) {
+    for (uint32_t o = 0; o < kObjects; ++o) {
+      const auto d = Pattern(2 * kBlockSize, o * 100 + v);
+      auto start = store_->WriteAsync(LayerId(1), ObjectIndex(o), v, (v % 8) * kBlockSize, d, {},
+                                      v - 1, done);
+      ASSERT_EQ(start.kind, Kind::kQueued);
+      ++queued;
+    }
+    // A version may only follow the one applied before it: wait for this round of versions.
+    ASSERT_TRUE(wait_for(queued));
+  }
+  blocked.join();
+  for (const auto& r : results) EXPECT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(results.size(), size_t{kObjects * kVersions});
+  EXPECT_EQ(store_->Info(LayerId(1), ObjectIndex(3)).version, kVersions);
+
+  // Answered at once, or declined for the pool.
+  const auto block = Pattern(kBlockSize, 7);
+  auto dup = store_->WriteAsync(LayerId(1), ObjectIndex(0), 3, 0, block, {}, 2, done);
+  EXPECT_EQ(dup.kind, Kind::kDone);
+  EXPECT_EQ(*dup.result, kVersions);
+  auto gap = store_->WriteAsync(LayerId(1), ObjectIndex(0), kVersions + 2, 0, block, {},
+                                kPreviousVersion, done);
+  EXPECT_EQ(gap.kind, Kind::kDone);
+  EXPECT_EQ(gap.result.status().code(), Code::kFailedPrecondition);
+  const auto half = Pattern(512, 8);
+  EXPECT_EQ(store_
+                ->WriteAsync(LayerId(1), ObjectIndex(0), kVersions + 1, 512, half, {},
+                             kPreviousVersion, done)
+                .kind,
+            Kind::kBlocking);
+  const auto big = Pattern(256 * kKiB, 9);
+  EXPECT_EQ(store_
+                ->WriteAsync(LayerId(1), ObjectIndex(0), kVersions + 1, 0, big, {},
+                             kPreviousVersion, done)
+                .kind,
+            Kind::kBlocking);
+  EXPECT_EQ(
+      store_
+          ->TrimAsync(LayerId(1), ObjectIndex(0), kVersions + 1, 512, 4096, kPreviousVersion, done)
+          .kind,
+      Kind::kBlocking);
+  EXPECT_EQ(store_
+                ->WriteAsync(LayerId(1), ObjectIndex(0), kVersions + 1, kObjectSize, block, {},
+                             kPreviousVersion, done)
+                .result.status()
+                .code(),
+            Code::kInvalidArgument);
+
+  // A trim of whole blocks.
+  ASSERT_EQ(store_
+                ->TrimAsync(LayerId(1), ObjectIndex(1), kVersions + 1, 0, 16 * kBlockSize,
+                            kPreviousVersion, done)
+                .kind,
+            Kind::kQueued);
+  ASSERT_TRUE(wait_for(++queued));
+  EXPECT_TRUE(results.back().ok());
+  EXPECT_EQ(ReadAll({LayerId(1)}, 1, 0, 16 * kBlockSize), std::vector<uint8_t>(16 * kBlockSize));
+
+  // Queued writes still hear when the store closes at once; all of them survive a restart.
+  for (uint32_t o = 2; o < kObjects; ++o) {
+    ASSERT_EQ(store_
+                  ->WriteAsync(LayerId(1), ObjectIndex(o), kVersions + 1, 0, block, {},
+                               kPreviousVersion, done)
+                  .kind,
+              Kind::kQueued);
+    ++queued;
+  }
+  store_.reset();
+  ASSERT_EQ(results.size(), queued);
+  for (const auto& r : results) EXPECT_TRUE(r.ok()) << r.status().ToString();
+  Reopen();
+  for (uint32_t o = 2; o < kObjects; ++o) {
+    EXPECT_EQ(store_->Info(LayerId(1), ObjectIndex(o)).version, kVersions + 1);
+    EXPECT_EQ(ReadAll({LayerId(1)}, o, 0, kBlockSize), block);
+    const uint32_t v = kVersions;  // the last 2-block write of the object, at (v % 8) blocks
+    EXPECT_EQ(ReadAll({LayerId(1)}, o, (v % 8) * kBlockSize, 2 * kBlockSize),
+              Pattern(2 * kBlockSize, o * 100 + v));
+  }
+  EXPECT_EQ(ReadAll({LayerId(2)}, 0, 5 * kBlockSize, kBlockSize), Pattern(kBlockSize, 505));
 }
 
 // The in-memory index (without checksums) of fully written objects stays below 0.05 % of the

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <thread>
 
 namespace spindle::server::jdisk {
 namespace {
@@ -85,6 +86,12 @@ Status SimDisk::Write(uint64_t offset, std::span<const uint8_t> data) {
 }
 
 Status SimDisk::Sync() {
+  std::chrono::microseconds delay{0};
+  {
+    std::lock_guard lock(mu_);
+    delay = sync_delay_;
+  }
+  if (delay.count() > 0) std::this_thread::sleep_for(delay);
   std::lock_guard lock(mu_);
   SP_RETURN_IF_ERROR(CountOpLocked());
   if (crash_at_sync_ > 0 && --crash_at_sync_ == 0) {
@@ -153,6 +160,11 @@ void SimDisk::Revive() {
 void SimDisk::FlipByte(uint64_t offset) {
   std::lock_guard lock(mu_);
   durable_[offset] ^= 0x5a;
+}
+
+void SimDisk::SetSyncDelay(std::chrono::microseconds delay) {
+  std::lock_guard lock(mu_);
+  sync_delay_ = delay;
 }
 
 uint64_t SimDisk::syncs() const {

@@ -4,6 +4,7 @@
 // Files are direct: offsets, lengths and buffers must be 4 KiB-aligned.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -45,6 +46,9 @@ class SimDisk {
   void FlipByte(uint64_t offset);
   uint64_t syncs() const;
   uint64_t writes() const;
+  // Each sync takes this long (outside the disk's lock), as a device's flush does: lets writers
+  // overlap a round in progress (group commit tests).
+  void SetSyncDelay(std::chrono::microseconds delay);
 
  private:
   struct Pending {
@@ -65,6 +69,7 @@ class SimDisk {
   bool crashed_ = false;
   uint64_t syncs_ = 0;
   uint64_t writes_ = 0;
+  std::chrono::microseconds sync_delay_{0};
 };
 
 class SimEnv final : public env::Env {
