@@ -131,6 +131,7 @@ asio::awaitable<Result<uint64_t>> ObjectStore::Write(LayerId layer, ObjectIndex 
                                                      std::span<const uint32_t> crcs,
                                                      uint64_t base) {
   if (data.empty()) co_return Error(Code::kInvalidArgument, "empty write");
+  store_->NoteClientIo();
   co_return co_await Ordered(layer, object, version, Mutation{offset, data, 0, crcs, base});
 }
 
@@ -138,6 +139,7 @@ asio::awaitable<Result<uint64_t>> ObjectStore::Trim(LayerId layer, ObjectIndex o
                                                     uint64_t version, uint32_t offset,
                                                     uint32_t length, uint64_t base) {
   if (length == 0) co_return Error(Code::kInvalidArgument, "empty trim");
+  store_->NoteClientIo();
   co_return co_await Ordered(layer, object, version, Mutation{offset, {}, length, {}, base});
 }
 
@@ -333,6 +335,7 @@ asio::awaitable<Result<ReadResult>> ObjectStore::Read(const std::vector<LayerId>
   if (length == 0 || length > kObjectSize) {
     co_return Error(Code::kInvalidArgument, "read length {} (1..{})", length, kObjectSize);
   }
+  store_->NoteClientIo();
   // A read of memory cannot block: done here, it saves two thread hand-offs (each a context
   // switch, the largest cost of a small read). A device read goes through the ring when there
   // is one, else to the pool.

@@ -48,7 +48,7 @@ void AddUsage(const jdisk::JStore& d, nlohmann::json& out, size_t& budget) {
 }
 
 // The disk's scrubber findings, when one runs: {"passes", "verifiedBlocks", "badBlocks":
-// [[layer, object, block], ...], "badBlocksCount", "lastPassEnd", "bandwidth"}.
+// [[layer, object, block], ...], "badBlocksCount", "lastPassEnd", "bandwidth", "throttled"}.
 void AddScrub(const jdisk::JStore& d, nlohmann::json& out) {
   std::optional<jdisk::ScrubStats> s = d.scrub_stats();
   if (!s) return;
@@ -62,7 +62,8 @@ void AddScrub(const jdisk::JStore& d, nlohmann::json& out) {
                   {"badBlocks", std::move(bad)},
                   {"badBlocksCount", s->bad_blocks.size()},
                   {"lastPassEnd", s->last_pass_end_unix_seconds},
-                  {"bandwidth", s->bandwidth_bytes_per_s}};
+                  {"bandwidth", s->bandwidth_bytes_per_s},
+                  {"throttled", s->throttled}};
 }
 
 }  // namespace

@@ -11,7 +11,7 @@ namespace spindle::server {
 Scrubber::Scrubber(env::Env& env, asio::thread_pool& pool, jdisk::JStore& store,
                    ScrubOptions options)
     : env_(env), pool_(pool), store_(store), options_(options), timer_(pool.get_executor()) {
-  SP_ASSERT(options_.step_blocks > 0);
+  SP_ASSERT(options_.step_blocks > 0 && options_.busy_divisor > 0);
   stats_.bandwidth_bytes_per_s = options_.bandwidth_bytes_per_s;
 }
 
@@ -48,10 +48,16 @@ void Scrubber::Step() {
   const auto start = std::chrono::steady_clock::now();
   uint64_t bytes = 0;
   const bool pass_done = RunStep(&bytes);
+  const uint64_t ios = store_.client_ios();
+  stats_.throttled = ios != client_ios_seen_;
+  client_ios_seen_ = ios;
   Publish();
   // Paced by what was read: the step's bytes take bytes / bandwidth seconds in all.
-  auto next =
-      start + std::chrono::nanoseconds(bytes * 1'000'000'000 / options_.bandwidth_bytes_per_s);
+  const uint64_t rate =
+      stats_.throttled
+          ? std::max<uint64_t>(1, options_.bandwidth_bytes_per_s / options_.busy_divisor)
+          : options_.bandwidth_bytes_per_s;
+  auto next = start + std::chrono::nanoseconds(bytes * 1'000'000'000 / rate);
   if (pass_done) {
     next = std::max(next, pass_start_ + options_.min_pass_interval);
     pass_start_ = next;

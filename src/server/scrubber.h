@@ -4,14 +4,15 @@
 //
 // Steps: one step verifies at most `step_blocks` blocks (of one or several objects) on the disk
 // pool; a timer on the pool then waits until bytes read / bandwidth has passed, and at least
-// `min_pass_interval` separates the starts of two passes. A step never takes an object's turn:
-// ScrubBlocks tolerates concurrent writes, flushes and installs.
-// Findings: a bad block is logged once ("scrub: disk D bad block layer L object O block B") and
-// stays known bad (in Stats()) until the object's version changes (rewritten, installed) or a
-// later pass verifies it good (repaired at the same version). on_bad(disk, layer, object) is
-// called once per pass for each object in which the pass found a bad block.
-// Statistics are published to the JStore (JStore::scrub_stats) after every step, for the
-// registrar's heartbeat.
+// `min_pass_interval` separates the starts of two passes. While clients do I/O on the disk
+// (JStore::client_ios moved since the previous step) the bandwidth is divided by `busy_divisor`:
+// scrubbing yields to clients but never stops (as md's sync_speed_min/max). A step never takes an
+// object's turn: ScrubBlocks tolerates concurrent writes, flushes and installs. Findings: a bad
+// block is logged once ("scrub: disk D bad block layer L object O block B") and stays known bad (in
+// Stats()) until the object's version changes (rewritten, installed) or a later pass verifies it
+// good (repaired at the same version). on_bad(disk, layer, object) is called once per pass for each
+// object in which the pass found a bad block. Statistics are published to the JStore
+// (JStore::scrub_stats) after every step, for the registrar's heartbeat.
 //
 // Threads: Start, Stop and Stats from any thread but the pool's; steps and on_bad run on the
 // pool, one at a time.
@@ -42,6 +43,7 @@ inline constexpr uint32_t kMaxScrubObjectsPerStep = 256;       // bounds a step 
 struct ScrubOptions {
   uint64_t bandwidth_bytes_per_s = kDefaultScrubBandwidth;  // 0: the scrubber does not run
   uint32_t step_blocks = 256;                               // 1 MiB per step
+  uint32_t busy_divisor = 16;                               // >= 1
   std::chrono::milliseconds min_pass_interval{60000};
 };
 
@@ -90,6 +92,7 @@ class Scrubber {
   bool io_error_logged_ = false;      // in this pass
   ScrubStats stats_;
   std::chrono::steady_clock::time_point pass_start_;
+  uint64_t client_ios_seen_ = 0;  // JStore::client_ios at the previous step
 
   std::mutex mu_;  // stop_, active_, timer_
   std::condition_variable cv_;

@@ -148,6 +148,42 @@ TEST_F(ScrubberTest, BandwidthIsBounded) {
   EXPECT_EQ(s.bandwidth_bytes_per_s, 0u);
 }
 
+// While clients do I/O on the disk the scrubber is paced at bandwidth / busy_divisor (reported
+// as throttled); once they stop, at the full bandwidth again. It never stops.
+TEST_F(ScrubberTest, YieldsToClientIo) {
+  for (uint32_t o = 0; o < 4; ++o) Put(2, o, 1, kMiB, o);
+  ASSERT_TRUE(store_->Checkpoint().ok());
+  StartScrubber(64 * kMiB, 10ms);
+  std::atomic<bool> clients{true};
+  std::thread io([&] {
+    while (clients) {
+      store_->NoteClientIo();
+      std::this_thread::sleep_for(1ms);
+    }
+  });
+  auto wait_throttled = [&](bool want) {
+    auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (scrubber_->Stats().throttled != want && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(2ms);
+    }
+    return scrubber_->Stats().throttled == want;
+  };
+  EXPECT_TRUE(wait_throttled(true));
+  const uint64_t before = scrubber_->Stats().verified_blocks;
+  auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (scrubber_->Stats().verified_blocks == before &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(5ms);
+  }
+  EXPECT_GT(scrubber_->Stats().verified_blocks, before);  // slowed, not stopped
+  EXPECT_TRUE(scrubber_->Stats().throttled);
+  clients = false;
+  io.join();
+  EXPECT_TRUE(wait_throttled(false));
+  const ScrubStats s = WaitPasses(scrubber_->Stats().passes + 2);  // full speed again
+  EXPECT_FALSE(s.throttled);
+}
+
 // A rewrite of the object (new version) drops its bad block at once, and the next passes find
 // the new data good; a repair that installs the same version is cleared by the next pass.
 TEST_F(ScrubberTest, RewrittenOrRepairedObjectIsCleared) {

@@ -142,6 +142,8 @@ struct BadBlock {
 // What the disk's background scrubber (server/scrubber.h) found so far.
 struct ScrubStats {
   uint64_t bandwidth_bytes_per_s = 0;
+  // The last step was paced at the busy rate: clients did I/O on the disk since the step before.
+  bool throttled = false;
   uint64_t passes = 0;                     // completed passes over every object
   uint64_t verified_blocks = 0;            // over all passes
   int64_t last_pass_end_unix_seconds = 0;  // 0: no pass completed yet
@@ -283,6 +285,10 @@ class JStore {
   // bad blocks of objects rewritten or installed since they were found (version changed).
   void PublishScrubStats(ScrubStats stats);
   std::optional<ScrubStats> scrub_stats() const;
+  // Client I/O on the disk: the data path (ObjectStore) notes each read, write and trim, and the
+  // scrubber slows down while the count moves.
+  void NoteClientIo() { client_ios_.fetch_add(1, std::memory_order_relaxed); }
+  uint64_t client_ios() const { return client_ios_.load(std::memory_order_relaxed); }
   static constexpr size_t kMaxScrubBadBlocks = 1024;
 
   const Superblock& superblock() const { return sb_; }
@@ -472,6 +478,7 @@ class JStore {
 
   mutable std::mutex scrub_mu_;  // scrub_
   std::optional<ScrubStats> scrub_;
+  std::atomic<uint64_t> client_ios_{0};
 
   std::thread flusher_;
   std::thread committer_;
