@@ -388,6 +388,10 @@ class JStore {
   // Queues the record (and the writes of its redirected data) for group commit; returns once
   // it is durable and applied, or failed.
   Status Commit(Record& rec, std::span<const env::IoOp> data = {});
+  // Version gate and a fresh record (type, layer, object, version) for WriteAsync/TrimAsync;
+  // nullptr, with *answer set, when the call is answered at once.
+  std::unique_ptr<Pending> StartAsync(RecordType type, LayerId layer, ObjectIndex object,
+                                      uint64_t version, uint64_t base, AsyncStart* answer);
   // Queues an asynchronous write's record (built, version-gated) for the committer.
   AsyncStart Enqueue(std::unique_ptr<Pending> p);
   // REQUIRES: commit_mu_ held by `lock`, no round in progress. Takes a batch, runs its durable

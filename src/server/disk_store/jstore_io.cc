@@ -130,6 +130,29 @@ Status JStore::DeleteLayer(LayerId layer) {
   return Commit(rec);
 }
 
+std::unique_ptr<JStore::Pending> JStore::StartAsync(RecordType type, LayerId layer,
+                                                    ObjectIndex object, uint64_t version,
+                                                    uint64_t base, AsyncStart* answer) {
+  uint64_t current = 0;
+  if (Status s = VersionGate(layer, object, version, base, &current); !s.ok()) {
+    *answer = {AsyncStart::kDone, s};
+    return nullptr;
+  }
+  if (version <= current) {
+    *answer = {AsyncStart::kDone, current};
+    return nullptr;
+  }
+  auto p = std::make_unique<Pending>();
+  p->owned = std::make_unique<Record>();
+  p->rec = p->owned.get();
+  p->rec->type = type;
+  p->rec->layer = layer;
+  p->rec->object = object;
+  p->rec->version = version;
+  p->version = version;
+  return p;
+}
+
 JStore::AsyncStart JStore::WriteAsync(LayerId layer, ObjectIndex object, uint64_t version,
                                       uint32_t offset, std::span<const uint8_t> data,
                                       std::span<const uint32_t> crcs, uint64_t base,
@@ -142,29 +165,20 @@ JStore::AsyncStart JStore::WriteAsync(LayerId layer, ObjectIndex object, uint64_
       data.size() >= options_.large_write_bytes || options_.read_only) {
     return {};
   }
-  uint64_t current = 0;
-  if (Status s = VersionGate(layer, object, version, base, &current); !s.ok()) {
-    return {AsyncStart::kDone, s};
-  }
-  if (version <= current) return {AsyncStart::kDone, current};
-  auto p = std::make_unique<Pending>();
-  p->owned = std::make_unique<Record>();
-  Record& rec = *p->owned;
-  rec.type = RecordType::kWrite;
-  rec.layer = layer;
-  rec.object = object;
-  rec.version = version;
+  AsyncStart answer;
+  std::unique_ptr<Pending> p =
+      StartAsync(RecordType::kWrite, layer, object, version, base, &answer);
+  if (p == nullptr) return answer;
   env::AlignedBuffer copy;
   std::vector<env::IoOp> data_writes;
   bool needs_checkpoint = false;
-  Status s = BuildWrite(rec, offset, data, crcs, &copy, &data_writes, &needs_checkpoint);
+  Status s = BuildWrite(*p->rec, offset, data, crcs, &copy, &data_writes, &needs_checkpoint);
   if (!s.ok()) {
-    ReturnChunks(rec);
+    ReturnChunks(*p->rec);
     if (needs_checkpoint) return {};
     return {AsyncStart::kDone, s};
   }
   SP_ASSERT(data_writes.empty());
-  p->version = version;
   p->on_done = std::move(done);
   return Enqueue(std::move(p));
 }
@@ -174,26 +188,15 @@ JStore::AsyncStart JStore::TrimAsync(LayerId layer, ObjectIndex object, uint64_t
                                      WriteDone done) {
   if (Status s = CheckRange(offset, length, kSectorSize); !s.ok()) return {AsyncStart::kDone, s};
   if (offset % kBlockSize != 0 || length % kBlockSize != 0 || options_.read_only) return {};
-  uint64_t current = 0;
-  if (Status s = VersionGate(layer, object, version, base, &current); !s.ok()) {
-    return {AsyncStart::kDone, s};
-  }
-  if (version <= current) return {AsyncStart::kDone, current};
-  auto p = std::make_unique<Pending>();
-  p->owned = std::make_unique<Record>();
-  Record& rec = *p->owned;
-  rec.type = RecordType::kTrim;
-  rec.layer = layer;
-  rec.object = object;
-  rec.version = version;
-  if (Status s = BuildTrim(rec, offset, length); !s.ok()) return {AsyncStart::kDone, s};
-  p->version = version;
+  AsyncStart answer;
+  std::unique_ptr<Pending> p = StartAsync(RecordType::kTrim, layer, object, version, base, &answer);
+  if (p == nullptr) return answer;
+  if (Status s = BuildTrim(*p->rec, offset, length); !s.ok()) return {AsyncStart::kDone, s};
   p->on_done = std::move(done);
   return Enqueue(std::move(p));
 }
 
 JStore::AsyncStart JStore::Enqueue(std::unique_ptr<Pending> p) {
-  p->rec = p->owned.get();
   {
     std::lock_guard lock(commit_mu_);
     if (!stop_) {
