@@ -312,7 +312,6 @@ class JStore {
     // An asynchronous write (WriteAsync) owns its record and hears through `on_done`; the queue
     // owns its entry.
     std::unique_ptr<Record> owned;
-    uint64_t version = 0;
     WriteDone on_done;
   };
   // Where one block of a read comes from.

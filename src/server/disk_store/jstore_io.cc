@@ -149,7 +149,6 @@ std::unique_ptr<JStore::Pending> JStore::StartAsync(RecordType type, LayerId lay
   p->rec->layer = layer;
   p->rec->object = object;
   p->rec->version = version;
-  p->version = version;
   return p;
 }
 
@@ -246,7 +245,7 @@ void JStore::RunRound(std::unique_lock<std::mutex>& lock, const Pending* self) {
     }
     std::unique_ptr<Pending> owned(q);
     if (s.ok()) {
-      owned->on_done(owned->version);
+      owned->on_done(owned->rec->version);
     } else {
       owned->on_done(s);
     }
