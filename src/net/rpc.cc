@@ -1,5 +1,9 @@
 #include "net/rpc.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
 #include <array>
 #include <cstring>
 #include <deque>
@@ -13,6 +17,24 @@ namespace {
 
 using asio::ip::tcp;
 using Clock = std::chrono::steady_clock;
+using Generic = asio::generic::stream_protocol;
+using NoDelay = asio::detail::socket_option::boolean<IPPROTO_TCP, TCP_NODELAY>;
+
+// A Unix stream's send buffer is all a sender may have in flight: the default (wmem_default,
+// about 200 KiB) splits a 1 MiB answer into several wake-ups of the reader, where TCP over
+// loopback grows its buffers by itself. 1 to 4 MiB measured alike (docs/decisions/0018); the
+// kernel caps it at net.core.wmem_max.
+constexpr int kLocalSendBuffer = 2 << 20;
+
+// The TCP port of a bound generic endpoint (IPv4 or IPv6).
+uint16_t PortOf(const Generic::endpoint& ep) {
+  const auto* sa = reinterpret_cast<const sockaddr*>(ep.data());
+  if (sa->sa_family == AF_INET) return ntohs(reinterpret_cast<const sockaddr_in*>(sa)->sin_port);
+  if (sa->sa_family == AF_INET6) {
+    return ntohs(reinterpret_cast<const sockaddr_in6*>(sa)->sin6_port);
+  }
+  return 0;
+}
 
 // Makes asio report errors through an error_code instead of throwing.
 inline auto Ec(asio::error_code& ec) {
@@ -139,7 +161,7 @@ class OutQueue {
  public:
   // The socket is put in non-blocking mode (for the direct sends; async operations are not
   // affected).
-  explicit OutQueue(tcp::socket& socket) : socket_(socket), wake_(socket.get_executor()) {
+  explicit OutQueue(RpcSocket& socket) : socket_(socket), wake_(socket.get_executor()) {
     wake_.expires_at(Clock::time_point::max());
     asio::error_code ignored;
     socket_.non_blocking(true, ignored);
@@ -263,7 +285,7 @@ class OutQueue {
     if (!out_.empty()) wake_.cancel();
   }
 
-  tcp::socket& socket_;
+  RpcSocket& socket_;
   asio::steady_timer wake_;
   std::deque<OutMsg> out_;
   bool sending_ = false;
@@ -278,23 +300,30 @@ Reply Reply::Fail(const Status& s) {
   return Reply{code, std::vector<uint8_t>(msg.begin(), msg.end())};
 }
 
+std::string LocalSocketName(const std::string& host, uint16_t port) {
+  asio::error_code ec;
+  const auto addr = asio::ip::make_address(host, ec);
+  if (ec) return {};
+  return std::string(1, '\0') + fmt::format("spindle-rpc/{}:{}", addr.to_string(), port);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Server
 
 struct RpcServer::Conn {
-  explicit Conn(tcp::socket s) : socket(std::move(s)), out(socket), slot(socket.get_executor()) {
+  explicit Conn(RpcSocket s) : socket(std::move(s)), out(socket), slot(socket.get_executor()) {
     slot.expires_at(Clock::time_point::max());
   }
   void Close() {
     if (closed) return;
     closed = true;
     asio::error_code ec;
-    socket.shutdown(tcp::socket::shutdown_both, ec);
+    socket.shutdown(RpcSocket::shutdown_both, ec);
     socket.close(ec);
     out.Wake();
     slot.cancel();
   }
-  tcp::socket socket;
+  RpcSocket socket;
   OutQueue out;
   asio::steady_timer slot;  // notifies the reader that an in-flight slot freed up
   size_t in_flight = 0;
@@ -302,7 +331,7 @@ struct RpcServer::Conn {
 };
 
 RpcServer::RpcServer(asio::io_context& io, RpcHandler handler)
-    : io_(io), handler_(std::move(handler)), acceptor_(io) {}
+    : io_(io), handler_(std::move(handler)), acceptor_(io), local_acceptor_(io) {}
 
 RpcServer::~RpcServer() {
   Stop();
@@ -312,14 +341,36 @@ Status RpcServer::Listen(const std::string& host, uint16_t port) {
   asio::error_code ec;
   auto addr = asio::ip::make_address(host, ec);
   if (ec) return Error(Code::kInvalidArgument, "bad listen address {}: {}", host, ec.message());
-  tcp::endpoint ep(addr, port);
+  const Generic::endpoint ep{tcp::endpoint(addr, port)};
   acceptor_.open(ep.protocol(), ec);
-  if (!ec) acceptor_.set_option(tcp::acceptor::reuse_address(true), ec);
+  if (!ec) acceptor_.set_option(Acceptor::reuse_address(true), ec);
   if (!ec) acceptor_.bind(ep, ec);
   if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
   if (ec) return Error(Code::kUnavailable, "listen on {}:{}: {}", host, port, ec.message());
-  port_ = acceptor_.local_endpoint().port();
-  asio::co_spawn(io_, AcceptLoop(), asio::detached);
+  port_ = PortOf(acceptor_.local_endpoint(ec));
+  host_ = host;
+  asio::co_spawn(io_, AcceptLoop(acceptor_), asio::detached);
+  return Status::Ok();
+}
+
+Status RpcServer::ListenLocal() {
+  if (!acceptor_.is_open() || stopped_) {
+    return Error(Code::kFailedPrecondition, "ListenLocal before Listen");
+  }
+  const std::string name = LocalSocketName(host_, port_);
+  SP_ASSERT(!name.empty());  // host_ parsed in Listen
+  asio::error_code ec;
+  const Generic::endpoint ep{asio::local::stream_protocol::endpoint(name)};
+  local_acceptor_.open(ep.protocol(), ec);
+  if (!ec) local_acceptor_.bind(ep, ec);
+  if (!ec) local_acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    asio::error_code ignored;
+    local_acceptor_.close(ignored);
+    return Error(Code::kUnavailable, "listen on local socket @{}: {}", name.substr(1),
+                 ec.message());
+  }
+  asio::co_spawn(io_, AcceptLoop(local_acceptor_), asio::detached);
   return Status::Ok();
 }
 
@@ -328,16 +379,17 @@ void RpcServer::Stop() {
   stopped_ = true;
   asio::error_code ec;
   acceptor_.close(ec);
+  local_acceptor_.close(ec);
   for (auto& w : conns_) {
     if (auto c = w.lock()) c->Close();
   }
   conns_.clear();
 }
 
-asio::awaitable<void> RpcServer::AcceptLoop() {
+asio::awaitable<void> RpcServer::AcceptLoop(Acceptor& acceptor) {
   while (!stopped_) {
     asio::error_code ec;
-    tcp::socket s = co_await acceptor_.async_accept(Ec(ec));
+    RpcSocket s = co_await acceptor.async_accept(Ec(ec));
     if (ec) {
       // operation_aborted: Stop() closed the acceptor, maybe in the destructor; `this` may be
       // gone, so return before touching members.
@@ -351,7 +403,11 @@ asio::awaitable<void> RpcServer::AcceptLoop() {
       s.close(ec);
       continue;
     }
-    s.set_option(tcp::no_delay(true), ec);
+    if (s.local_endpoint(ec).protocol().family() != AF_UNIX) {
+      s.set_option(NoDelay(true), ec);
+    } else {
+      s.set_option(asio::socket_base::send_buffer_size(kLocalSendBuffer), ec);
+    }
     auto conn = std::make_shared<Conn>(std::move(s));
     conns_.push_back(conn);
     asio::co_spawn(io_, ServeConnection(conn), asio::detached);
@@ -441,8 +497,9 @@ struct RpcClient::Pending {
   bool receiving = false;
 };
 
-RpcClient::RpcClient(tcp::socket socket)
+RpcClient::RpcClient(RpcSocket socket, bool local)
     : socket_(std::move(socket)),
+      local_(local),
       out_(std::make_unique<OutQueue>(socket_)),
       sweep_(socket_.get_executor()) {}
 
@@ -450,42 +507,76 @@ RpcClient::~RpcClient() {
   Close();
 }
 
-asio::awaitable<Result<std::shared_ptr<RpcClient>>> RpcClient::Connect(
-    asio::any_io_executor ex, std::string host, uint16_t port, std::chrono::milliseconds timeout) {
-  asio::error_code ec;
-  auto addr = asio::ip::make_address(host, ec);
-  if (ec) co_return Error(Code::kInvalidArgument, "bad server address {}", host);
-  tcp::socket socket(ex);
+namespace {
+
+// Connects `socket` to `ep`, closing it if that takes longer than `timeout` (then sets
+// timed_out).
+asio::awaitable<asio::error_code> ConnectWithin(RpcSocket& socket, const Generic::endpoint& ep,
+                                                std::chrono::milliseconds timeout,
+                                                bool& timed_out) {
+  auto ex = socket.get_executor();
   asio::steady_timer timer(ex);
   timer.expires_after(timeout);
-  bool timed_out = false;
   timer.async_wait([&socket, &timed_out](asio::error_code e) {
     if (e) return;  // cancelled: the connect finished first
     timed_out = true;
     asio::error_code ignored;
     socket.close(ignored);
   });
-  co_await socket.async_connect(tcp::endpoint(addr, port), Ec(ec));
+  asio::error_code ec;
+  co_await socket.async_connect(ep, Ec(ec));
   timer.cancel();
   // Let the timer's handler run (it refers to locals) before they go out of scope.
   co_await asio::post(ex, asio::use_awaitable);
+  co_return ec;
+}
+
+}  // namespace
+
+asio::awaitable<Result<std::shared_ptr<RpcClient>>> RpcClient::Connect(
+    asio::any_io_executor ex, std::string host, uint16_t port, std::chrono::milliseconds timeout) {
+  asio::error_code ec;
+  auto addr = asio::ip::make_address(host, ec);
+  if (ec) co_return Error(Code::kInvalidArgument, "bad server address {}", host);
+  // A server on this host (and in this network namespace) answers on its local name; no such
+  // name, or a refusal, falls through to TCP.
+  bool timed_out = false;
+  {
+    RpcSocket local(ex);
+    const Generic::endpoint ep(asio::local::stream_protocol::endpoint(LocalSocketName(host, port)));
+    ec = co_await ConnectWithin(local, ep, timeout, timed_out);
+    if (!ec) {
+      local.set_option(asio::socket_base::send_buffer_size(kLocalSendBuffer), ec);
+      auto client = std::make_shared<RpcClient>(std::move(local), true);
+      client->Start(ex);
+      co_return client;
+    }
+    if (timed_out) co_return Error(Code::kUnavailable, "connect {}:{}: timed out", host, port);
+  }
+  RpcSocket socket(ex);
+  ec = co_await ConnectWithin(socket, Generic::endpoint(tcp::endpoint(addr, port)), timeout,
+                              timed_out);
   if (ec || timed_out) {
     co_return Error(Code::kUnavailable, "connect {}:{}: {}", host, port,
                     timed_out ? "timed out" : ec.message());
   }
-  socket.set_option(tcp::no_delay(true), ec);
-  auto client = std::make_shared<RpcClient>(std::move(socket));
-  asio::co_spawn(ex, client->ReadLoop(), asio::detached);
-  asio::co_spawn(ex, client->WriteLoop(), asio::detached);
-  asio::co_spawn(ex, client->SweepLoop(), asio::detached);
+  socket.set_option(NoDelay(true), ec);
+  auto client = std::make_shared<RpcClient>(std::move(socket), false);
+  client->Start(ex);
   co_return client;
+}
+
+void RpcClient::Start(asio::any_io_executor ex) {
+  asio::co_spawn(ex, ReadLoop(), asio::detached);
+  asio::co_spawn(ex, WriteLoop(), asio::detached);
+  asio::co_spawn(ex, SweepLoop(), asio::detached);
 }
 
 void RpcClient::Close() {
   if (!open_) return;
   open_ = false;
   asio::error_code ec;
-  socket_.shutdown(tcp::socket::shutdown_both, ec);
+  socket_.shutdown(RpcSocket::shutdown_both, ec);
   socket_.close(ec);
   out_->Wake();
   sweep_.cancel();

@@ -229,5 +229,64 @@ TEST(Rpc, BulkDataIntoTheCallersSink) {
   EXPECT_EQ(good, 24);
 }
 
+// A server that also listens locally is reached through its Unix socket, and everything works
+// there as over TCP (out-of-order answers, errors, bulk data into a sink); one that does not
+// is reached over TCP. When the server goes, the local name goes with it.
+TEST(Rpc, LocalSocketOnTheSameHost) {
+  asio::io_context io;
+  RpcServer local_server(io, HandleBulk);
+  ASSERT_TRUE(local_server.Listen("127.0.0.1", 0).ok());
+  ASSERT_TRUE(local_server.ListenLocal().ok());
+  RpcServer tcp_server(io, Handle);
+  ASSERT_TRUE(tcp_server.Listen("127.0.0.1", 0).ok());
+  const uint16_t local_port = local_server.port();
+  EXPECT_EQ(LocalSocketName("0:0:0:0:0:0:0:1", 47001), LocalSocketName("::1", 47001));
+  EXPECT_NE(LocalSocketName("127.0.0.1", 47001), LocalSocketName("127.0.0.1", 47002));
+  EXPECT_EQ(LocalSocketName("not-an-address", 47001), "");
+  int good = 0;
+  RunFor(io, [&]() -> asio::awaitable<void> {
+    auto ex = co_await asio::this_coro::executor;
+    std::shared_ptr<RpcClient> tcp_client = co_await ConnectTo(tcp_server);
+    std::shared_ptr<RpcClient> client = co_await ConnectTo(local_server);
+    if (!client || !tcp_client) co_return;
+    EXPECT_FALSE(tcp_client->is_local());
+    EXPECT_TRUE(client->is_local());
+    std::vector<uint8_t> hello;
+    proto::EncodePayload(proto::HelloRequest{proto::PeerKind::kTool, 3}, hello);
+    EXPECT_TRUE((co_await tcp_client->Call(proto::MsgType::kHello, std::move(hello), 2s)).ok());
+
+    int finished = 0;
+    asio::steady_timer all_done(ex, std::chrono::steady_clock::time_point::max());
+    constexpr int kCalls = 16;
+    for (uint32_t i = 0; i < kCalls; ++i) {
+      asio::co_spawn(
+          ex,
+          [&, i]() -> asio::awaitable<void> {
+            const uint32_t n = i % 2 ? 300 * 1024 : 2048;
+            std::vector<uint8_t> p(8), sink(n);
+            std::memcpy(p.data(), &n, 4);
+            std::memcpy(p.data() + 4, &i, 4);  // seed 0: an error
+            auto r = co_await client->Call(proto::MsgType::kRead, std::move(p), {}, 5s, sink);
+            if (i == 0) {
+              if (r.status().code() == Code::kNotFound) ++good;
+            } else if (r.ok()) {
+              std::span<const uint8_t> got =
+                  r->sunk ? std::span<const uint8_t>(sink) : std::span(r->payload).subspan(8);
+              if (got.size() == n && PatternOk(got, i)) ++good;
+            }
+            if (++finished == kCalls) all_done.cancel();
+          },
+          asio::detached);
+    }
+    asio::error_code ec;
+    co_await all_done.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+
+    local_server.Stop();
+    auto again = co_await RpcClient::Connect(ex, "127.0.0.1", local_port, 1s);
+    EXPECT_EQ(again.status().code(), Code::kUnavailable);
+  });
+  EXPECT_EQ(good, 16);
+}
+
 }  // namespace
 }  // namespace spindle::net

@@ -65,6 +65,11 @@ Result<ServerOptions> ServerOptions::FromConfig(const Config& config) {
                  kMaxDiskThreads, threads);
   }
   o.disk_threads = static_cast<size_t>(threads);
+  SP_ASSIGN_OR_RETURN(int64_t local, config.GetInt("SP_SERVER_LOCAL_SOCKET", 1));
+  if (local != 0 && local != 1) {
+    return Error(Code::kInvalidArgument, "SP_SERVER_LOCAL_SOCKET must be 0 or 1, got {}", local);
+  }
+  o.local_socket = local == 1;
   return o;
 }
 
@@ -95,6 +100,10 @@ Result<std::unique_ptr<Server>> Server::Create(env::Env& env, ServerOptions opti
   }
   s->rpc_ = std::make_unique<net::RpcServer>(s->io_, s->service_->Handler());
   SP_RETURN_IF_ERROR(s->rpc_->Listen(s->options_.host, s->options_.port));
+  if (s->options_.local_socket) {
+    // Without it clients of this host still reach the server over TCP.
+    if (Status ls = s->rpc_->ListenLocal(); !ls.ok()) SP_LOG_WARN("{}", ls.ToString());
+  }
   RegistrationInfo info{s->options_.id, s->options_.node, s->options_.host, s->rpc_->port(),
                         env.clock().UnixSeconds()};
   s->registrar_ = std::make_unique<Registrar>(s->options_.api, info, std::move(disks));

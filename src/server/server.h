@@ -55,10 +55,13 @@ struct ServerOptions {
   // Threads of the disk pool (writes, reads without the ring, scrubbing); 0: kDiskThreads when
   // every disk is in memory, else kDeviceDiskThreads.
   size_t disk_threads = 0;
+  // Also accept clients of this host on a Unix socket (net::RpcServer::ListenLocal).
+  bool local_socket = true;
 
   // Reads SP_OURID, SP_SERVER_DISKS, SP_SERVER_HOST, SP_SERVER_PORT (default 47000 + SP_OURID),
   // SP_CLUSTER_ID, SP_SCRUB_BANDWIDTH_MB (MiB/s per disk, 0: off), SP_SERVER_POLL_US,
-  // SP_SERVER_DISK_THREADS (0..64, 0: auto) and the API endpoint keys.
+  // SP_SERVER_DISK_THREADS (0..64, 0: auto), SP_SERVER_LOCAL_SOCKET (0/1) and the API
+  // endpoint keys.
   // Errors name the bad key.
   static Result<ServerOptions> FromConfig(const Config& config);
 };
