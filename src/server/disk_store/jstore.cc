@@ -423,7 +423,10 @@ void JStore::Apply(Record& rec) {
     dirty_[BlockKey{rec.layer.value(), rec.object.value(), b.block}] = b.data;
   }
   if (rec.zero_count > 0) ApplyZero(obj, rec.zero_first, rec.zero_count);
-  EraseEmptyChunks(obj);
+  // Only chunk entries and zeroing leave a chunk without data; block entries (most records:
+  // small writes into chunks the object has) only add to theirs, so skip the scan of the
+  // object's chunks for those.
+  if (rec.zero_count > 0 || !rec.chunks.empty()) EraseEmptyChunks(obj);
 }
 
 void JStore::DropLayer(LayerId layer) {
