@@ -53,34 +53,43 @@ void RunFor(asio::io_context& io, F&& body) {
   ASSERT_TRUE(done) << "test body did not finish in time";
 }
 
+// Runs call(i) for i in [0, count) all at once; returns when every one has finished.
+template <typename F>
+asio::awaitable<void> AllAtOnce(uint32_t count, F call) {
+  auto ex = co_await asio::this_coro::executor;
+  uint32_t finished = 0;
+  asio::steady_timer all_done(ex, std::chrono::steady_clock::time_point::max());
+  for (uint32_t i = 0; i < count; ++i) {
+    asio::co_spawn(
+        ex,
+        [&, i]() -> asio::awaitable<void> {
+          co_await call(i);
+          if (++finished == count) all_done.cancel();
+        },
+        asio::detached);
+  }
+  asio::error_code ec;
+  co_await all_done.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+}
+
 TEST(Rpc, ConcurrentCallsAndErrors) {
   asio::io_context io;
   RpcServer server(io, Handle);
   ASSERT_TRUE(server.Listen("127.0.0.1", 0).ok());
   int matched = 0;
   RunFor(io, [&]() -> asio::awaitable<void> {
-    auto ex = co_await asio::this_coro::executor;
     std::shared_ptr<RpcClient> client = co_await ConnectTo(server);
     if (!client) co_return;
-    int finished = 0;
-    asio::steady_timer all_done(ex, std::chrono::steady_clock::time_point::max());
-    for (uint32_t i = 1; i <= 50; ++i) {
-      asio::co_spawn(
-          ex,
-          [&, i]() -> asio::awaitable<void> {
-            std::vector<uint8_t> p;
-            proto::EncodePayload(proto::HelloRequest{proto::PeerKind::kTool, i}, p);
-            auto r = co_await client->Call(proto::MsgType::kHello, std::move(p), 2s);
-            if (r.ok()) {
-              auto h = proto::DecodeHelloResponse(r->payload);
-              if (h.ok() && h->server.value() == i) ++matched;
-            }
-            if (++finished == 50) all_done.cancel();
-          },
-          asio::detached);
-    }
-    asio::error_code ec;
-    co_await all_done.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    co_await AllAtOnce(50, [&](uint32_t i) -> asio::awaitable<void> {
+      const uint32_t peer = i + 1;
+      std::vector<uint8_t> p;
+      proto::EncodePayload(proto::HelloRequest{proto::PeerKind::kTool, peer}, p);
+      auto r = co_await client->Call(proto::MsgType::kHello, std::move(p), 2s);
+      if (r.ok()) {
+        auto h = proto::DecodeHelloResponse(r->payload);
+        if (h.ok() && h->server.value() == peer) ++matched;
+      }
+    });
     auto err = co_await client->Call(proto::MsgType::kObjectInfo, {}, 1s);
     EXPECT_EQ(err.status().code(), Code::kNotFound);
     EXPECT_EQ(err.status().message(), "no such object");
@@ -157,6 +166,24 @@ bool PatternOk(std::span<const uint8_t> got, uint32_t seed) {
   return true;
 }
 
+std::vector<uint8_t> BulkRequest(uint32_t n, uint32_t seed) {
+  std::vector<uint8_t> p(8);
+  std::memcpy(p.data(), &n, 4);
+  std::memcpy(p.data() + 4, &seed, 4);
+  return p;
+}
+
+// Asks for n bytes of seed's pattern with a sink of n bytes: whether they came back, in the
+// sink or in the frame.
+asio::awaitable<bool> BulkReadOk(RpcClient& client, uint32_t n, uint32_t seed) {
+  std::vector<uint8_t> sink(n);
+  auto r = co_await client.Call(proto::MsgType::kRead, BulkRequest(n, seed), {}, 5s, sink);
+  if (!r.ok()) co_return false;
+  std::span<const uint8_t> got =
+      r->sunk ? std::span<const uint8_t>(sink) : std::span(r->payload).subspan(8);
+  co_return got.size() == n&& PatternOk(got, seed);
+}
+
 // A call with a sink gets a large answer's data straight in it (only the head in the frame);
 // an answer too short for the sink, or too small to be worth it, arrives whole in the frame;
 // an error leaves the sink alone. Many such calls in flight together, mixed with small ones,
@@ -167,15 +194,8 @@ TEST(Rpc, BulkDataIntoTheCallersSink) {
   ASSERT_TRUE(server.Listen("127.0.0.1", 0).ok());
   int good = 0;
   RunFor(io, [&]() -> asio::awaitable<void> {
-    auto ex = co_await asio::this_coro::executor;
     std::shared_ptr<RpcClient> client = co_await ConnectTo(server);
     if (!client) co_return;
-    auto request = [](uint32_t n, uint32_t seed) {
-      std::vector<uint8_t> p(8);
-      std::memcpy(p.data(), &n, 4);
-      std::memcpy(p.data() + 4, &seed, 4);
-      return p;
-    };
     struct Case {
       uint32_t n, sink, seed;
       bool sunk;
@@ -186,7 +206,7 @@ TEST(Rpc, BulkDataIntoTheCallersSink) {
                           {40 * 1024, 40 * 1024, 0, false}};  // an error
     for (const Case& k : cases) {
       std::vector<uint8_t> sink(k.sink, 0xee);
-      auto r = co_await client->Call(proto::MsgType::kRead, request(k.n, k.seed), {}, 2s, sink);
+      auto r = co_await client->Call(proto::MsgType::kRead, BulkRequest(k.n, k.seed), {}, 2s, sink);
       if (k.seed == 0) {
         EXPECT_EQ(r.status().code(), Code::kNotFound);
         EXPECT_TRUE(std::all_of(sink.begin(), sink.end(), [](uint8_t b) { return b == 0xee; }));
@@ -204,27 +224,11 @@ TEST(Rpc, BulkDataIntoTheCallersSink) {
         EXPECT_TRUE(PatternOk(std::span(r->payload).subspan(8), k.seed));
       }
     }
-    int finished = 0;
-    asio::steady_timer all_done(ex, std::chrono::steady_clock::time_point::max());
-    constexpr int kCalls = 24;
-    for (uint32_t i = 1; i <= kCalls; ++i) {
-      asio::co_spawn(
-          ex,
-          [&, i]() -> asio::awaitable<void> {
-            const uint32_t n = i % 3 == 0 ? 512 : 100 * 1024 + i * 4096;
-            std::vector<uint8_t> sink(n);
-            auto r = co_await client->Call(proto::MsgType::kRead, request(n, i), {}, 5s, sink);
-            if (r.ok()) {
-              std::span<const uint8_t> got =
-                  r->sunk ? std::span<const uint8_t>(sink) : std::span(r->payload).subspan(8);
-              if (got.size() == n && PatternOk(got, i)) ++good;
-            }
-            if (++finished == kCalls) all_done.cancel();
-          },
-          asio::detached);
-    }
-    asio::error_code ec;
-    co_await all_done.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    co_await AllAtOnce(24, [&](uint32_t i) -> asio::awaitable<void> {
+      const uint32_t seed = i + 1;
+      const uint32_t n = seed % 3 == 0 ? 512 : 100 * 1024 + seed * 4096;
+      if (co_await BulkReadOk(*client, n, seed)) ++good;
+    });
   });
   EXPECT_EQ(good, 24);
 }
@@ -255,31 +259,14 @@ TEST(Rpc, LocalSocketOnTheSameHost) {
     proto::EncodePayload(proto::HelloRequest{proto::PeerKind::kTool, 3}, hello);
     EXPECT_TRUE((co_await tcp_client->Call(proto::MsgType::kHello, std::move(hello), 2s)).ok());
 
-    int finished = 0;
-    asio::steady_timer all_done(ex, std::chrono::steady_clock::time_point::max());
-    constexpr int kCalls = 16;
-    for (uint32_t i = 0; i < kCalls; ++i) {
-      asio::co_spawn(
-          ex,
-          [&, i]() -> asio::awaitable<void> {
-            const uint32_t n = i % 2 ? 300 * 1024 : 2048;
-            std::vector<uint8_t> p(8), sink(n);
-            std::memcpy(p.data(), &n, 4);
-            std::memcpy(p.data() + 4, &i, 4);  // seed 0: an error
-            auto r = co_await client->Call(proto::MsgType::kRead, std::move(p), {}, 5s, sink);
-            if (i == 0) {
-              if (r.status().code() == Code::kNotFound) ++good;
-            } else if (r.ok()) {
-              std::span<const uint8_t> got =
-                  r->sunk ? std::span<const uint8_t>(sink) : std::span(r->payload).subspan(8);
-              if (got.size() == n && PatternOk(got, i)) ++good;
-            }
-            if (++finished == kCalls) all_done.cancel();
-          },
-          asio::detached);
-    }
-    asio::error_code ec;
-    co_await all_done.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    co_await AllAtOnce(16, [&](uint32_t i) -> asio::awaitable<void> {
+      if (i == 0) {  // seed 0: an error
+        auto r = co_await client->Call(proto::MsgType::kRead, BulkRequest(2048, 0), 5s);
+        if (r.status().code() == Code::kNotFound) ++good;
+      } else if (co_await BulkReadOk(*client, i % 2 ? 300 * 1024 : 2048, i)) {
+        ++good;
+      }
+    });
 
     local_server.Stop();
     auto again = co_await RpcClient::Connect(ex, "127.0.0.1", local_port, 1s);
