@@ -1,9 +1,5 @@
 #include "net/rpc.h"
 
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <sys/socket.h>
-
 #include <array>
 #include <cstring>
 #include <deque>
@@ -17,8 +13,7 @@ namespace {
 
 using asio::ip::tcp;
 using Clock = std::chrono::steady_clock;
-using Generic = asio::generic::stream_protocol;
-using NoDelay = asio::detail::socket_option::boolean<IPPROTO_TCP, TCP_NODELAY>;
+using Local = asio::local::stream_protocol;
 
 // A Unix stream's send buffer is all a sender may have in flight: the default (wmem_default,
 // about 200 KiB) splits a 1 MiB answer into several wake-ups of the reader, where TCP over
@@ -26,14 +21,14 @@ using NoDelay = asio::detail::socket_option::boolean<IPPROTO_TCP, TCP_NODELAY>;
 // kernel caps it at net.core.wmem_max.
 constexpr int kLocalSendBuffer = 2 << 20;
 
-// The TCP port of a bound generic endpoint (IPv4 or IPv6).
-uint16_t PortOf(const Generic::endpoint& ep) {
-  const auto* sa = reinterpret_cast<const sockaddr*>(ep.data());
-  if (sa->sa_family == AF_INET) return ntohs(reinterpret_cast<const sockaddr_in*>(sa)->sin_port);
-  if (sa->sa_family == AF_INET6) {
-    return ntohs(reinterpret_cast<const sockaddr_in6*>(sa)->sin6_port);
-  }
-  return 0;
+// Socket options per kind of connection, set on both ends.
+void Tune(tcp::socket& s) {
+  asio::error_code ignored;
+  s.set_option(tcp::no_delay(true), ignored);
+}
+void Tune(Local::socket& s) {
+  asio::error_code ignored;
+  s.set_option(asio::socket_base::send_buffer_size(kLocalSendBuffer), ignored);
 }
 
 // Makes asio report errors through an error_code instead of throwing.
@@ -341,14 +336,13 @@ Status RpcServer::Listen(const std::string& host, uint16_t port) {
   asio::error_code ec;
   auto addr = asio::ip::make_address(host, ec);
   if (ec) return Error(Code::kInvalidArgument, "bad listen address {}: {}", host, ec.message());
-  const Generic::endpoint ep{tcp::endpoint(addr, port)};
+  const tcp::endpoint ep(addr, port);
   acceptor_.open(ep.protocol(), ec);
-  if (!ec) acceptor_.set_option(Acceptor::reuse_address(true), ec);
+  if (!ec) acceptor_.set_option(tcp::acceptor::reuse_address(true), ec);
   if (!ec) acceptor_.bind(ep, ec);
   if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
   if (ec) return Error(Code::kUnavailable, "listen on {}:{}: {}", host, port, ec.message());
-  port_ = PortOf(acceptor_.local_endpoint(ec));
-  host_ = host;
+  port_ = acceptor_.local_endpoint(ec).port();
   asio::co_spawn(io_, AcceptLoop(acceptor_), asio::detached);
   return Status::Ok();
 }
@@ -357,10 +351,11 @@ Status RpcServer::ListenLocal() {
   if (!acceptor_.is_open() || stopped_) {
     return Error(Code::kFailedPrecondition, "ListenLocal before Listen");
   }
-  const std::string name = LocalSocketName(host_, port_);
-  SP_ASSERT(!name.empty());  // host_ parsed in Listen
   asio::error_code ec;
-  const Generic::endpoint ep{asio::local::stream_protocol::endpoint(name)};
+  const std::string name =
+      LocalSocketName(acceptor_.local_endpoint(ec).address().to_string(), port_);
+  if (ec) return Error(Code::kUnavailable, "listen on local socket: {}", ec.message());
+  const Local::endpoint ep(name);
   local_acceptor_.open(ep.protocol(), ec);
   if (!ec) local_acceptor_.bind(ep, ec);
   if (!ec) local_acceptor_.listen(asio::socket_base::max_listen_connections, ec);
@@ -386,10 +381,11 @@ void RpcServer::Stop() {
   conns_.clear();
 }
 
+template <typename Acceptor>
 asio::awaitable<void> RpcServer::AcceptLoop(Acceptor& acceptor) {
   while (!stopped_) {
     asio::error_code ec;
-    RpcSocket s = co_await acceptor.async_accept(Ec(ec));
+    auto s = co_await acceptor.async_accept(Ec(ec));
     if (ec) {
       // operation_aborted: Stop() closed the acceptor, maybe in the destructor; `this` may be
       // gone, so return before touching members.
@@ -403,12 +399,8 @@ asio::awaitable<void> RpcServer::AcceptLoop(Acceptor& acceptor) {
       s.close(ec);
       continue;
     }
-    if (s.local_endpoint(ec).protocol().family() != AF_UNIX) {
-      s.set_option(NoDelay(true), ec);
-    } else {
-      s.set_option(asio::socket_base::send_buffer_size(kLocalSendBuffer), ec);
-    }
-    auto conn = std::make_shared<Conn>(std::move(s));
+    Tune(s);
+    auto conn = std::make_shared<Conn>(RpcSocket(std::move(s)));
     conns_.push_back(conn);
     asio::co_spawn(io_, ServeConnection(conn), asio::detached);
   }
@@ -511,7 +503,9 @@ namespace {
 
 // Connects `socket` to `ep`, closing it if that takes longer than `timeout` (then sets
 // timed_out).
-asio::awaitable<asio::error_code> ConnectWithin(RpcSocket& socket, const Generic::endpoint& ep,
+template <typename Socket>
+asio::awaitable<asio::error_code> ConnectWithin(Socket& socket,
+                                                const typename Socket::endpoint_type& ep,
                                                 std::chrono::milliseconds timeout,
                                                 bool& timed_out) {
   auto ex = socket.get_executor();
@@ -542,26 +536,25 @@ asio::awaitable<Result<std::shared_ptr<RpcClient>>> RpcClient::Connect(
   // name, or a refusal, falls through to TCP.
   bool timed_out = false;
   {
-    RpcSocket local(ex);
-    const Generic::endpoint ep(asio::local::stream_protocol::endpoint(LocalSocketName(host, port)));
-    ec = co_await ConnectWithin(local, ep, timeout, timed_out);
+    Local::socket local(ex);
+    ec = co_await ConnectWithin(local, Local::endpoint(LocalSocketName(host, port)), timeout,
+                                timed_out);
     if (!ec) {
-      local.set_option(asio::socket_base::send_buffer_size(kLocalSendBuffer), ec);
-      auto client = std::make_shared<RpcClient>(std::move(local), true);
+      Tune(local);
+      auto client = std::make_shared<RpcClient>(RpcSocket(std::move(local)), true);
       client->Start(ex);
       co_return client;
     }
     if (timed_out) co_return Error(Code::kUnavailable, "connect {}:{}: timed out", host, port);
   }
-  RpcSocket socket(ex);
-  ec = co_await ConnectWithin(socket, Generic::endpoint(tcp::endpoint(addr, port)), timeout,
-                              timed_out);
+  tcp::socket socket(ex);
+  ec = co_await ConnectWithin(socket, tcp::endpoint(addr, port), timeout, timed_out);
   if (ec || timed_out) {
     co_return Error(Code::kUnavailable, "connect {}:{}: {}", host, port,
                     timed_out ? "timed out" : ec.message());
   }
-  socket.set_option(NoDelay(true), ec);
-  auto client = std::make_shared<RpcClient>(std::move(socket), false);
+  Tune(socket);
+  auto client = std::make_shared<RpcClient>(RpcSocket(std::move(socket)), false);
   client->Start(ex);
   co_return client;
 }

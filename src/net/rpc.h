@@ -102,15 +102,14 @@ class RpcServer {
 
  private:
   struct Conn;
-  using Acceptor = asio::basic_socket_acceptor<asio::generic::stream_protocol>;
+  template <typename Acceptor>  // TCP or Unix
   asio::awaitable<void> AcceptLoop(Acceptor& acceptor);
   asio::awaitable<void> ServeConnection(std::shared_ptr<Conn> conn);
 
   asio::io_context& io_;
   RpcHandler handler_;
-  Acceptor acceptor_;
-  Acceptor local_acceptor_;
-  std::string host_;
+  asio::ip::tcp::acceptor acceptor_;
+  asio::local::stream_protocol::acceptor local_acceptor_;
   uint16_t port_ = 0;
   std::vector<std::weak_ptr<Conn>> conns_;
   bool stopped_ = false;

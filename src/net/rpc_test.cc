@@ -181,7 +181,8 @@ asio::awaitable<bool> BulkReadOk(RpcClient& client, uint32_t n, uint32_t seed) {
   if (!r.ok()) co_return false;
   std::span<const uint8_t> got =
       r->sunk ? std::span<const uint8_t>(sink) : std::span(r->payload).subspan(8);
-  co_return got.size() == n&& PatternOk(got, seed);
+  if (got.size() != n) co_return false;
+  co_return PatternOk(got, seed);
 }
 
 // A call with a sink gets a large answer's data straight in it (only the head in the frame);
