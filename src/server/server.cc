@@ -70,6 +70,12 @@ Result<ServerOptions> ServerOptions::FromConfig(const Config& config) {
     return Error(Code::kInvalidArgument, "SP_SERVER_LOCAL_SOCKET must be 0 or 1, got {}", local);
   }
   o.local_socket = local == 1;
+  SP_ASSIGN_OR_RETURN(int64_t cache_mb, config.GetInt("SP_CACHE_SIZE", kDefaultCacheMb));
+  if (cache_mb < 0 || cache_mb > kMaxCacheMb) {
+    return Error(Code::kInvalidArgument, "SP_CACHE_SIZE must be 0..{} (MiB), got {}", kMaxCacheMb,
+                 cache_mb);
+  }
+  o.cache_bytes = static_cast<uint64_t>(cache_mb) * kMiB;
   return o;
 }
 
@@ -118,8 +124,13 @@ Result<std::unique_ptr<Server>> Server::Create(env::Env& env, ServerOptions opti
 Status Server::OpenDisks() {
   std::set<DiskId> seen;
   std::vector<std::unique_ptr<jdisk::JStore>> opened;
+  jdisk::StoreOptions store_options;
+  if (!options_.disk_paths.empty()) {
+    store_options.cache_bytes = options_.cache_bytes / options_.disk_paths.size();
+  }
   for (const std::string& path : options_.disk_paths) {
-    SP_ASSIGN_OR_RETURN(auto store, jdisk::JStore::Open(env_, path, options_.cluster_id));
+    SP_ASSIGN_OR_RETURN(auto store,
+                        jdisk::JStore::Open(env_, path, options_.cluster_id, store_options));
     DiskId id = store->superblock().disk;
     if (!seen.insert(id).second) {
       return Error(Code::kFailedPrecondition, "{} is disk {}, which another path already is", path,

@@ -38,6 +38,11 @@ inline constexpr size_t kDiskThreads = 4;
 inline constexpr size_t kDeviceDiskThreads = 16;
 inline constexpr int64_t kMaxDiskThreads = 64;
 inline constexpr uint16_t kBasePort = 47000;
+// SP_CACHE_SIZE: MiB of clean blocks a server keeps for reads of its disks on devices, shared
+// out evenly between them (StorPool's key; it defaults to 4096 there). Memory is taken as the
+// cache fills.
+inline constexpr int64_t kDefaultCacheMb = 1024;
+inline constexpr int64_t kMaxCacheMb = 1 << 20;
 
 struct ServerOptions {
   ServerId id;
@@ -57,11 +62,12 @@ struct ServerOptions {
   size_t disk_threads = 0;
   // Also accept clients of this host on a Unix socket (net::RpcServer::ListenLocal).
   bool local_socket = true;
+  uint64_t cache_bytes = static_cast<uint64_t>(kDefaultCacheMb) * kMiB;  // 0: no read cache
 
   // Reads SP_OURID, SP_SERVER_DISKS, SP_SERVER_HOST, SP_SERVER_PORT (default 47000 + SP_OURID),
   // SP_CLUSTER_ID, SP_SCRUB_BANDWIDTH_MB (MiB/s per disk, 0: off), SP_SERVER_POLL_US,
-  // SP_SERVER_DISK_THREADS (0..64, 0: auto), SP_SERVER_LOCAL_SOCKET (0/1) and the API
-  // endpoint keys.
+  // SP_SERVER_DISK_THREADS (0..64, 0: auto), SP_SERVER_LOCAL_SOCKET (0/1), SP_CACHE_SIZE (MiB,
+  // 0: none) and the API endpoint keys.
   // Errors name the bad key.
   static Result<ServerOptions> FromConfig(const Config& config);
 };

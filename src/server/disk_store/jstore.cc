@@ -174,6 +174,8 @@ void JStore::Start() {
     if (auto size = file_->Size(); size.ok()) {
       if (auto map = file_->MapForRead(*size); map.ok()) map_ = std::move(*map);
     }
+  } else if (options_.cache_bytes >= BlockCache::kBlock && !options_.read_only) {
+    cache_ = std::make_unique<BlockCache>(options_.cache_bytes);
   }
   flusher_ = std::thread([this] { FlushLoop(); });
   committer_ = std::thread([this] { CommitLoop(); });
@@ -628,6 +630,12 @@ StoreStats JStore::Stats() const {
   s.journal_bytes = sb_.journal_bytes;
   s.journal_used = journal_used_.load();
   s.checkpoints = checkpoints_;
+  if (cache_ != nullptr) {
+    const BlockCache::Stats c = cache_->stats();
+    s.cache_bytes = c.blocks * kBlockSize;
+    s.cache_hits = c.hits;
+    s.cache_misses = c.misses;
+  }
   return s;
 }
 

@@ -44,6 +44,7 @@
 #include "common/status.h"
 #include "env/env.h"
 #include "server/disk_store/allocator.h"
+#include "server/disk_store/block_cache.h"
 #include "server/disk_store/jformat.h"
 #include "server/disk_store/journal.h"
 
@@ -59,6 +60,8 @@ struct InitOptions {
 struct StoreOptions {
   uint64_t large_write_bytes = 128 * kKiB;
   std::chrono::milliseconds flush_interval{200};
+  // Clean blocks kept in memory for reads (BlockCache); 0: none. Stores in memory keep none.
+  uint64_t cache_bytes = 0;
   // Inspection: load and replay in memory only; nothing is written, writes are refused.
   bool read_only = false;
 };
@@ -114,6 +117,9 @@ struct StoreStats {
   uint64_t journal_bytes = 0;
   uint64_t journal_used = 0;
   uint64_t checkpoints = 0;
+  uint64_t cache_bytes = 0;  // blocks in the read cache, in bytes
+  uint64_t cache_hits = 0;   // blocks read from the cache, since open
+  uint64_t cache_misses = 0;
 };
 
 struct LayerStats {
@@ -321,6 +327,7 @@ class JStore {
     uint64_t offset = 0;
     uint32_t crc = 0;
     uint64_t layer = 0;
+    bool cached = false;  // a kDisk block copied from the cache, not read
   };
 
  public:
@@ -333,6 +340,7 @@ class JStore {
     uint8_t* base = nullptr;       // block slot 0
     std::vector<env::IoOp> reads;  // the device reads still to run
     uint64_t disk_bytes = 0;
+    uint64_t cache_epoch = 0;  // BlockCache::Epoch() before resolving
   };
 
  private:
@@ -444,6 +452,7 @@ class JStore {
 
   std::unique_ptr<env::File> file_;
   std::shared_ptr<const env::Mapping> map_;  // the whole file, when it is in memory
+  std::unique_ptr<BlockCache> cache_;        // clean blocks read before (not in memory)
   const Superblock sb_;
   const StoreOptions options_;
   OpenReport report_;

@@ -62,6 +62,9 @@ Status JStore::CommitBatch(std::vector<Pending*>& batch) {
   // Replay drops a record of the last round whose data did not all reach the disk.
   std::vector<env::IoOp> ops;
   for (const Pending* p : batch) ops.insert(ops.end(), p->data.begin(), p->data.end());
+  if (cache_ != nullptr) {
+    for (const env::IoOp& op : ops) cache_->Invalidate(op.offset, op.length);
+  }
   std::vector<env::AlignedBuffer> bufs;
   auto end = journal_.Prepare(recs, &bufs, &ops);
   Status s = end.status();
@@ -206,8 +209,11 @@ Status JStore::Checkpoint() {
       const ObjectRec* obj = FindObject(LayerId(std::get<0>(bkey)), ObjectIndex(std::get<1>(bkey)));
       const uint32_t block = std::get<2>(bkey);
       const ChunkRec* c = FindChunk(*obj, static_cast<uint16_t>(block / kChunkBlocks));
-      items.push_back(
-          FlushItem{bkey, sb_.ChunkOffset(c->disk) + (block % kChunkBlocks) * kBlockSize, img});
+      const uint64_t at = sb_.ChunkOffset(c->disk) + (block % kChunkBlocks) * kBlockSize;
+      // While the block is dirty reads take its image, not the device: from here on the cache
+      // has the new image, and no read begun before puts the old one back.
+      if (cache_ != nullptr) cache_->Update(at, img->data());
+      items.push_back(FlushItem{bkey, at, img});
     }
     freed = alloc_.TakePending();
   }

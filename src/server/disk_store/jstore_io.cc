@@ -527,6 +527,9 @@ Status JStore::PrepareRead(std::span<const LayerId> chain, ObjectIndex object, u
   const uint32_t b0 = offset / kBlockSize;
   const uint32_t count = static_cast<uint32_t>((offset + out.size() - 1) / kBlockSize) - b0 + 1;
   plan->src.assign(count, Source{});
+  // Before resolving: a block rewritten after this point is not put back into the cache from
+  // what this read finds on the device.
+  if (cache_ != nullptr) plan->cache_epoch = cache_->Epoch();
   {
     std::lock_guard lock(mu_);
     SP_RETURN_IF_ERROR(CheckNotOutdated(chain, object));
@@ -548,6 +551,12 @@ Status JStore::PrepareRead(std::span<const LayerId> chain, ObjectIndex object, u
   }
   plan->reads.clear();
   plan->disk_bytes = 0;
+  if (cache_ != nullptr) {
+    for (size_t k = 0; k < plan->src.size(); ++k) {
+      Source& b = plan->src[k];
+      if (b.kind == Source::kDisk) b.cached = cache_->Lookup(b.offset, plan->base + k * kBlockSize);
+    }
+  }
   FillBlocks(plan->src, plan->base, &plan->reads, &plan->disk_bytes);
   return Status::Ok();
 }
@@ -555,6 +564,15 @@ Status JStore::PrepareRead(std::span<const LayerId> chain, ObjectIndex object, u
 Status JStore::FinishRead(const ReadPlan& plan, std::span<uint8_t> out,
                           std::vector<uint32_t>* block_crcs) const {
   SP_RETURN_IF_ERROR(CheckDiskCrcs(plan.src, plan.base, plan.object, plan.offset / kBlockSize, {}));
+  if (cache_ != nullptr && !plan.reads.empty()) {
+    std::vector<BlockCache::Block> read;
+    for (size_t k = 0; k < plan.src.size(); ++k) {
+      const Source& b = plan.src[k];
+      if (b.kind == Source::kDisk && !b.cached)
+        read.push_back({b.offset, plan.base + k * kBlockSize});
+    }
+    cache_->Insert(read, plan.cache_epoch);
+  }
   if (!plan.into_out) std::memcpy(out.data(), plan.base + plan.offset % kBlockSize, out.size());
   if (block_crcs != nullptr) {
     const bool whole = plan.offset % kBlockSize == 0 && out.size() % kBlockSize == 0;
@@ -597,6 +615,10 @@ void JStore::FillBlocks(const std::vector<Source>& src, uint8_t* base,
                         std::vector<env::IoOp>* reads, uint64_t* disk_bytes) {
   for (size_t i = 0; i < src.size();) {
     uint8_t* dst = base + i * kBlockSize;
+    if (src[i].cached) {  // already in place
+      ++i;
+      continue;
+    }
     if (src[i].kind != Source::kDisk) {
       if (src[i].kind == Source::kMemory) {
         std::memcpy(dst, src[i].image->data(), kBlockSize);
@@ -607,7 +629,7 @@ void JStore::FillBlocks(const std::vector<Source>& src, uint8_t* base,
       continue;
     }
     size_t j = i + 1;
-    while (j < src.size() && src[j].kind == Source::kDisk &&
+    while (j < src.size() && src[j].kind == Source::kDisk && !src[j].cached &&
            src[j].offset == src[j - 1].offset + kBlockSize) {
       ++j;
     }
@@ -624,6 +646,9 @@ Status JStore::CheckDiskCrcs(const std::vector<Source>& src, const uint8_t* base
     if (src[k].kind != Source::kDisk) continue;
     const uint32_t actual = Crc32c(base + k * kBlockSize, kBlockSize);
     if (actual != src[k].crc) {
+      // A cached copy that no longer matches is dropped: the caller's next attempt reads the
+      // device.
+      if (src[k].cached) cache_->Invalidate(src[k].offset, kBlockSize);
       return Error(Code::kCorruption,
                    "disk {} layer {} object {} block {}: crc32c {:08x} stored, {:08x} read",
                    sb_.disk.value(), src[k].layer, object.value(),
