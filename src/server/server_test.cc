@@ -5,13 +5,19 @@
 namespace spindle::server {
 namespace {
 
-// SP_SERVER_DISK_THREADS: 0 (auto: sized for the disks) by default, 0..kMaxDiskThreads, the rest
-// refused naming the key.
-TEST(ServerOptions, DiskThreads) {
+// The keys a server cannot start without.
+Config MinimalConfig() {
   Config c;
   c.Set("SP_OURID", "1");
   c.Set("SP_SERVER_DISKS", "/tmp/a.img");
   c.Set("SP_CLUSTER_ID", "a.b");
+  return c;
+}
+
+// SP_SERVER_DISK_THREADS: 0 (auto: sized for the disks) by default, 0..kMaxDiskThreads, the rest
+// refused naming the key.
+TEST(ServerOptions, DiskThreads) {
+  Config c = MinimalConfig();
   auto o = ServerOptions::FromConfig(c);
   ASSERT_TRUE(o.ok()) << o.status().ToString();
   EXPECT_EQ(o->disk_threads, 0u);
@@ -32,10 +38,7 @@ TEST(ServerOptions, DiskThreads) {
 // SP_CACHE_SIZE: MiB per server, kDefaultCacheMb unless set, 0 turns the cache off; out of range
 // or not a number is refused naming the key.
 TEST(ServerOptions, CacheSize) {
-  Config c;
-  c.Set("SP_OURID", "1");
-  c.Set("SP_SERVER_DISKS", "/tmp/a.img");
-  c.Set("SP_CLUSTER_ID", "a.b");
+  Config c = MinimalConfig();
   auto o = ServerOptions::FromConfig(c);
   ASSERT_TRUE(o.ok()) << o.status().ToString();
   EXPECT_EQ(o->cache_bytes, static_cast<uint64_t>(kDefaultCacheMb) * kMiB);
