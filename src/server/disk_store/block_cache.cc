@@ -17,11 +17,6 @@ BlockCache::BlockCache(uint64_t capacity_bytes)
   stats_.capacity = capacity_;
 }
 
-uint64_t BlockCache::Epoch() {
-  std::lock_guard lock(mu_);
-  return epoch_;
-}
-
 uint8_t* BlockCache::SlotBytes(uint32_t slot) {
   return segments_[slot / kSegmentBlocks].data() + (slot % kSegmentBlocks) * kBlock;
 }
@@ -83,14 +78,14 @@ void BlockCache::Insert(std::span<const Block> blocks, uint64_t epoch) {
     uint32_t slot;
     auto it = index_.find(b.offset);
     if (it != index_.end()) {
-      slot = it->second;
+      slot = it->second;  // keeps its reference bit
     } else {
       slot = TakeSlot();
       if (slot == kNoSlot) return;
       slot_offset_[slot] = b.offset;
+      referenced_[slot] = 0;  // a block earns its second chance by a hit
       index_.emplace(b.offset, slot);
     }
-    referenced_[slot] = 0;  // a block earns its second chance by a hit
     std::memcpy(SlotBytes(slot), b.bytes, kBlock);
     ++stats_.inserts;
   }

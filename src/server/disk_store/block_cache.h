@@ -14,6 +14,7 @@
 // Thread-safe (one mutex; every call is short).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <mutex>
 #include <span>
@@ -32,8 +33,9 @@ class BlockCache {
   BlockCache(const BlockCache&) = delete;
   BlockCache& operator=(const BlockCache&) = delete;
 
-  // The stamp a reader takes before it resolves which offsets to read.
-  uint64_t Epoch();
+  // The stamp a reader takes before it resolves which offsets to read (no lock: every read
+  // of a store on a device takes it).
+  uint64_t Epoch() const { return epoch_.load(std::memory_order_acquire); }
   // Copies the block at `offset` into dst (kBlock bytes) when cached.
   bool Lookup(uint64_t offset, uint8_t* dst);
   // Blocks just read from the device and checked; each is refused if its offset was written
@@ -66,7 +68,9 @@ class BlockCache {
 
   uint8_t* SlotBytes(uint32_t slot);
   size_t Bucket(uint64_t offset) const { return (offset / kBlock) & (kStampBuckets - 1); }
-  void Stamp(uint64_t offset) { stamps_[Bucket(offset)] = ++epoch_; }
+  void Stamp(uint64_t offset) {
+    stamps_[Bucket(offset)] = epoch_.fetch_add(1, std::memory_order_acq_rel) + 1;
+  }
   void Drop(uint32_t slot);
   uint32_t TakeSlot();  // kNoSlot when the capacity is 0
 
@@ -79,7 +83,7 @@ class BlockCache {
   std::unordered_map<uint64_t, uint32_t> index_;
   uint32_t hand_ = 0;
   std::vector<uint64_t> stamps_;
-  uint64_t epoch_ = 0;
+  std::atomic<uint64_t> epoch_{0};  // written under mu_
   Stats stats_;
 };
 
