@@ -5,9 +5,12 @@
 
 #include <algorithm>
 #include <atomic>
+#include <barrier>
 #include <iostream>
 #include <random>
 #include <thread>
+
+#include <unistd.h>
 
 #include <nlohmann/json.hpp>
 
@@ -134,6 +137,115 @@ int RunBench(const BenchOptions& o) {
                       {"p50_us", pct(0.5)},
                       {"p99_us", pct(0.99)},
                       {"io_engine", env::IoEngineName(env::CurrentIoEngine())}};
+  std::cout << j.dump() << "\n";
+  return 0;
+}
+
+}  // namespace spindle::server::jdisk
+
+namespace spindle::server::jdisk {
+namespace {
+
+constexpr uint32_t kMaxWriters = 16;
+constexpr size_t kMaxRounds = 1 << 20;
+
+// Writes the file whole (blocks allocated and written, as a device is) and syncs it.
+Status FillFile(env::File& f, uint64_t bytes) {
+  constexpr size_t kChunk = 1 << 20;
+  env::AlignedBuffer chunk(kChunk, env::AlignedBuffer::Fill::kZero);
+  for (uint64_t off = 0; off < bytes; off += kChunk) {
+    SP_RETURN_IF_ERROR(f.PWrite(off, std::span<const uint8_t>(chunk.data(), kChunk)));
+  }
+  return f.DataSync();
+}
+
+}  // namespace
+
+int RunSyncFloor(const SyncFloorOptions& o) {
+  if (o.writers == 0 || o.writers > kMaxWriters || o.block_bytes == 0 ||
+      o.block_bytes % 4096 != 0 || o.file_bytes < 16ull * o.block_bytes) {
+    std::cerr << "spindle-jdisk sync-floor: writers must be 1.." << kMaxWriters
+              << ", the block a multiple of 4096, the file at least 16 blocks\n";
+    return 2;
+  }
+  std::vector<std::unique_ptr<env::File>> files;
+  std::vector<std::string> paths;
+  auto cleanup = [&] {
+    files.clear();
+    for (auto& p : paths) ::unlink(p.c_str());
+  };
+  for (uint32_t i = 0; i < o.writers; ++i) {
+    paths.push_back(o.dir + "/sync-floor." + std::to_string(::getpid()) + "." + std::to_string(i));
+    auto f = env::Env::Default().OpenFile(paths.back(), {.create = env::Create::kYes});
+    Status s = f.ok() ? FillFile(**f, o.file_bytes) : f.status();
+    if (!s.ok()) {
+      std::cerr << "spindle-jdisk sync-floor: " << paths.back() << ": " << s.ToString() << "\n";
+      cleanup();
+      return 1;
+    }
+    files.push_back(std::move(*f));
+  }
+  // Round k: every writer waits at `start`, does its write and sync, then waits at `done`; the
+  // main thread times from `start` to `done`.
+  std::barrier start(o.writers + 1), done(o.writers + 1);
+  std::atomic<bool> stop{false};
+  std::vector<Status> errors(o.writers);
+  std::vector<std::thread> threads;
+  for (uint32_t i = 0; i < o.writers; ++i) {
+    threads.emplace_back([&, i] {
+      std::mt19937_64 rng(i + 1);
+      env::AlignedBuffer aligned(o.block_bytes, env::AlignedBuffer::Fill::kNone);
+      for (size_t b = 0; b < o.block_bytes; ++b) aligned.data()[b] = static_cast<uint8_t>(rng());
+      const uint64_t blocks = o.file_bytes / o.block_bytes;
+      for (;;) {
+        start.arrive_and_wait();
+        if (stop.load()) break;
+        const uint64_t off = rng() % blocks * o.block_bytes;
+        Status s = files[i]->PWrite(off, std::span<const uint8_t>(aligned.data(), o.block_bytes));
+        if (s.ok() && !o.one_sync) s = files[i]->DataSync();
+        if (!s.ok() && errors[i].ok()) errors[i] = s;
+        done.arrive_and_wait();
+      }
+    });
+  }
+  std::vector<uint32_t> lat;
+  const auto begin = std::chrono::steady_clock::now();
+  const auto end = begin + std::chrono::seconds(o.seconds);
+  while (std::chrono::steady_clock::now() < end && lat.size() < kMaxRounds) {
+    const auto t0 = std::chrono::steady_clock::now();
+    start.arrive_and_wait();
+    done.arrive_and_wait();
+    if (o.one_sync) {
+      // One flush of the device after every writer's write returned: covers all of them
+      // (the files are written whole, so no write changes file-system metadata).
+      if (Status s = files[0]->DataSync(); !s.ok() && errors[0].ok()) errors[0] = s;
+    }
+    lat.push_back(static_cast<uint32_t>(
+        std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0)
+            .count()));
+  }
+  const double secs =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
+  stop.store(true);
+  start.arrive_and_wait();
+  for (auto& t : threads) t.join();
+  const bool direct = files[0]->is_direct();
+  cleanup();
+  for (auto& e : errors) {
+    if (!e.ok()) {
+      std::cerr << "spindle-jdisk sync-floor: " << e.ToString() << "\n";
+      return 1;
+    }
+  }
+  std::sort(lat.begin(), lat.end());
+  auto pct = [&](double p) {
+    return lat.empty() ? 0u : lat[static_cast<size_t>(p * (lat.size() - 1))];
+  };
+  nlohmann::json j = {{"writers", o.writers},  {"bs", o.block_bytes},
+                      {"rounds", lat.size()},  {"rounds_per_s", lat.size() / secs},
+                      {"p50_us", pct(0.5)},    {"p90_us", pct(0.9)},
+                      {"p99_us", pct(0.99)},   {"direct", direct},
+                      {"one_sync", o.one_sync}};
   std::cout << j.dump() << "\n";
   return 0;
 }

@@ -5,6 +5,8 @@
 //                                        read-only; exit status 1 when anything is wrong
 //   spindle-jdisk bench --file PATH --mode M --bs N --qd N --seconds N --span BYTES
 //                                        the store's load generator (bench/disk_store)
+//   spindle-jdisk sync-floor --dir DIR [--writers N]   durable writes on N files in lockstep:
+//                                        the device's floor for a replicated durable write
 // Both inspection modes open the store read-only: the journal is replayed in memory only.
 #include <iostream>
 
@@ -132,8 +134,18 @@ int main(int argc, char** argv) {
   bench->add_option("--seconds", bo.seconds, "run time");
   bench->add_option("--span", bo.span_bytes, "bytes of layer 1 used");
   bench->add_option("--ops", bo.max_ops, "requests per caller (0: until --seconds)");
+  SyncFloorOptions so;
+  auto* floor = app.add_subcommand(
+      "sync-floor", "writers in lockstep, each a write and an fdatasync on its own file: JSON");
+  floor->add_option("--dir", so.dir, "directory for the files (removed at the end)")->required();
+  floor->add_option("--writers", so.writers, "files written at once (1..16)");
+  floor->add_option("--bs", so.block_bytes, "bytes per write");
+  floor->add_option("--seconds", so.seconds, "run time");
+  floor->add_option("--file-size", so.file_bytes, "bytes per file, written whole first");
+  floor->add_flag("--one-sync", so.one_sync, "the writers only write; one fdatasync follows");
   CLI11_PARSE(app, argc, argv);
   if (bench->parsed()) return RunBench(bo);
+  if (floor->parsed()) return RunSyncFloor(so);
   if (init->parsed()) return Init(file, disk_id, cluster, size, journal);
   if (info->parsed()) return Info(file);
   return Check(file);
