@@ -393,6 +393,10 @@ asio::awaitable<void> RpcServer::AcceptLoop(Acceptor& acceptor) {
       SP_LOG_WARN("rpc accept: {}", ec.message());
       continue;
     }
+    if (stopped_) {  // accepted just before Stop() closed the acceptor: Stop() cannot see it
+      s.close(ec);
+      co_return;
+    }
     std::erase_if(conns_, [](auto& w) { return w.expired(); });
     if (conns_.size() >= kMaxConnections) {
       SP_LOG_WARN("rpc: connection limit {} reached, refusing", kMaxConnections);

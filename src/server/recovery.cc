@@ -460,8 +460,20 @@ asio::awaitable<Result<net::Frame>> Recovery::CallPeer(const Peer& where, proto:
       (*conn)->Close();
       co_return h.status();
     }
-    c = *conn;
-    conns_[key] = c;
+    // While this one connected, Stop() may have run, or another caller may have connected to
+    // the same peer: a connection left out of conns_ is never closed, and its reader keeps the
+    // io_context (and so the server's shutdown) running until the peer hangs up.
+    if (stopped_) {
+      (*conn)->Close();
+      co_return Error(Code::kUnavailable, "stopping");
+    }
+    if (auto it = conns_.find(key); it != conns_.end() && it->second->is_open()) {
+      (*conn)->Close();
+      c = it->second;
+    } else {
+      c = *conn;
+      conns_[key] = c;
+    }
   }
   auto reply = co_await c->Call(type, std::move(payload), kPeerCallTimeout);
   if (!reply.ok() && !c->is_open()) conns_.erase(key);

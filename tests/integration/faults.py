@@ -34,6 +34,7 @@ def _alive(pid):
 
 class FaultCluster(Cluster):
     def up(self):
+        self.ignored_sigterm = []  # processes stop() had to SIGKILL: a shutdown that hangs
         super().up()
         self.sections = self._sections()
         return self
@@ -105,6 +106,7 @@ class FaultCluster(Cluster):
                 time.sleep(0.05)
             if _alive(pid):
                 print(f"faults: {n} ignored SIGTERM for {timeout_s}s, SIGKILL", flush=True)
+                self.ignored_sigterm.append(n)
                 os.kill(pid, signal.SIGKILL)
                 wait_until(f"{n} to die", lambda: not _alive(pid), timeout_s=10)
 

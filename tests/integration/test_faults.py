@@ -154,6 +154,9 @@ def compare(run, cluster):
         run.say(f"  {p}")
     run.check(not problems, f"replicas identical ({len(problems)} differences, "
               f"{time.monotonic() - t:.1f}s)")
+    # An operator's stop must end the server: one that had to be killed kept something open.
+    run.check(not cluster.ignored_sigterm,
+              f"every server ended on SIGTERM (killed instead: {cluster.ignored_sigterm})")
 
 
 def stall_check(run, v, since, until=None, what="after the fault"):
