@@ -154,7 +154,8 @@ Status FillFile(env::File& f, uint64_t bytes) {
   constexpr size_t kChunk = 1 << 20;
   env::AlignedBuffer chunk(kChunk, env::AlignedBuffer::Fill::kZero);
   for (uint64_t off = 0; off < bytes; off += kChunk) {
-    SP_RETURN_IF_ERROR(f.PWrite(off, std::span<const uint8_t>(chunk.data(), kChunk)));
+    const size_t n = static_cast<size_t>(std::min<uint64_t>(kChunk, bytes - off));
+    SP_RETURN_IF_ERROR(f.PWrite(off, std::span<const uint8_t>(chunk.data(), n)));
   }
   return f.DataSync();
 }
@@ -163,9 +164,10 @@ Status FillFile(env::File& f, uint64_t bytes) {
 
 int RunSyncFloor(const SyncFloorOptions& o) {
   if (o.writers == 0 || o.writers > kMaxWriters || o.block_bytes == 0 ||
-      o.block_bytes % 4096 != 0 || o.file_bytes < 16ull * o.block_bytes) {
+      o.block_bytes % 4096 != 0 || o.file_bytes % o.block_bytes != 0 ||
+      o.file_bytes < 16ull * o.block_bytes) {
     std::cerr << "spindle-jdisk sync-floor: writers must be 1.." << kMaxWriters
-              << ", the block a multiple of 4096, the file at least 16 blocks\n";
+              << ", the block a multiple of 4096, the file whole blocks and at least 16\n";
     return 2;
   }
   std::vector<std::unique_ptr<env::File>> files;
