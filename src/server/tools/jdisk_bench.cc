@@ -91,6 +91,11 @@ struct Worker {
   }
 };
 
+// The p-quantile of sorted latencies (0 when there are none).
+uint32_t Percentile(const std::vector<uint32_t>& sorted, double p) {
+  return sorted.empty() ? 0u : sorted[static_cast<size_t>(p * (sorted.size() - 1))];
+}
+
 }  // namespace
 
 int RunBench(const BenchOptions& o) {
@@ -125,25 +130,19 @@ int RunBench(const BenchOptions& o) {
     lat.insert(lat.end(), r.lat_us.begin(), r.lat_us.end());
   }
   std::sort(lat.begin(), lat.end());
-  auto pct = [&](double p) {
-    return lat.empty() ? 0u : lat[static_cast<size_t>(p * (lat.size() - 1))];
-  };
   nlohmann::json j = {{"mode", o.mode},
                       {"bs", o.block_bytes},
                       {"qd", o.qd},
                       {"ops", ops},
                       {"iops", ops / secs},
                       {"mbps", ops * o.block_bytes / secs / 1e6},
-                      {"p50_us", pct(0.5)},
-                      {"p99_us", pct(0.99)},
+                      {"p50_us", Percentile(lat, 0.5)},
+                      {"p99_us", Percentile(lat, 0.99)},
                       {"io_engine", env::IoEngineName(env::CurrentIoEngine())}};
   std::cout << j.dump() << "\n";
   return 0;
 }
 
-}  // namespace spindle::server::jdisk
-
-namespace spindle::server::jdisk {
 namespace {
 
 constexpr uint32_t kMaxWriters = 16;
@@ -240,13 +239,14 @@ int RunSyncFloor(const SyncFloorOptions& o) {
     }
   }
   std::sort(lat.begin(), lat.end());
-  auto pct = [&](double p) {
-    return lat.empty() ? 0u : lat[static_cast<size_t>(p * (lat.size() - 1))];
-  };
-  nlohmann::json j = {{"writers", o.writers},  {"bs", o.block_bytes},
-                      {"rounds", lat.size()},  {"rounds_per_s", lat.size() / secs},
-                      {"p50_us", pct(0.5)},    {"p90_us", pct(0.9)},
-                      {"p99_us", pct(0.99)},   {"direct", direct},
+  nlohmann::json j = {{"writers", o.writers},
+                      {"bs", o.block_bytes},
+                      {"rounds", lat.size()},
+                      {"rounds_per_s", lat.size() / secs},
+                      {"p50_us", Percentile(lat, 0.5)},
+                      {"p90_us", Percentile(lat, 0.9)},
+                      {"p99_us", Percentile(lat, 0.99)},
+                      {"direct", direct},
                       {"one_sync", o.one_sync}};
   std::cout << j.dump() << "\n";
   return 0;

@@ -18,10 +18,6 @@ struct BenchOptions {
 
 int RunBench(const BenchOptions& options);
 
-}  // namespace spindle::server::jdisk
-
-namespace spindle::server::jdisk {
-
 // `spindle-jdisk sync-floor`: the device's floor for a durable write made on several files at
 // once, as a replicated write's replicas make it when their disks share one device. Each round,
 // `writers` threads start together, each writes `block_bytes` at a random offset of its own file
